@@ -1,0 +1,19 @@
+"""Shared test set-up: Qt renders offscreen, and the evaluation data sets are found beside the project."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The evaluation data folder (../shared/data); tests that need it skip with the reason where it is absent."""
+    if not DATA_ROOT.is_dir():
+        pytest.skip(f"evaluation data not found at {DATA_ROOT}")
+    return DATA_ROOT
