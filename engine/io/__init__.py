@@ -1,0 +1,1 @@
+"""Reading images and other files from disk into engine data structures."""
