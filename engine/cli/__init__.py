@@ -1,0 +1,1 @@
+"""The ``wsv`` command line."""

@@ -1,0 +1,44 @@
+"""What every ``wsv`` command shares: errors that end the command cleanly, JSON output, a terminal progress bar."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+
+class CliError(Exception):
+    """Ends a command with this message on stderr and exit status 1."""
+
+
+def emit(result: Any, as_json: bool, human: str) -> None:
+    """Print the command's result: JSON on stdout with --json (nothing else on stdout), else ``human``."""
+    if as_json:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(human)
+
+
+class Progress:
+    """A one-line progress bar on stderr, drawn only on a terminal and at most ten times a second, so logs
+    and pipes stay clean."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int, extra: str = "") -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {extra}\x1b[K")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()

@@ -1,0 +1,33 @@
+"""Entry point of the ``wsv`` command: one sub-command per job, JSON on stdout with --json, non-zero exit and
+a one-line message on stderr for any bad input."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.cli import project_cmds, train_cmds
+from engine.cli.common import CliError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wsv", description="WSV Studio command line: weakly-supervised segmentation.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    project_cmds.add_parsers(sub)
+    train_cmds.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"wsv {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"wsv {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""``wsv import``, ``wsv export`` and ``wsv info``: moving data between dataset folders and projects."""
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from engine.cli.common import CliError, Progress, emit
+from engine.datasets.exporter import export_dataset
+from engine.datasets.folder import DatasetError
+from engine.datasets.importer import ScribbleSimulation, import_dataset
+from engine.annotations.store import StoreError
+from engine.project import Project
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="import a dataset folder into a (new) project",
+                       description="Import images, classes, masks (as ground truth), scribbles, boxes and tags "
+                                   "from a dataset folder into a project.")
+    p.add_argument("dataset", type=Path, help="dataset folder (classes.txt, images/, masks/, scribbles/, ...)")
+    p.add_argument("--project", type=Path, required=True, help="project folder to create or add to")
+    p.add_argument("--split", choices=["train", "test", "all"], default="all")
+    p.add_argument("--copy-images", action="store_true", help="copy images into the project instead of referencing them")
+    p.add_argument("--scribbles-dir", default="scribbles", help="sub-folder holding scribble PNGs (default: scribbles)")
+    p.add_argument("--simulate-scribbles", action="store_true",
+                   help="simulate scribbles from masks for images that have none")
+    p.add_argument("--sim-ratio", type=float, default=0.3, help="simulated stroke length / skeleton length (0..1]")
+    p.add_argument("--sim-radius", type=float, default=2.0, help="simulated brush radius in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="export a project to a dataset folder",
+                       description="Write classes.txt, images, masks and scribbles (VOC palette PNGs), boxes and tags.")
+    p.add_argument("project", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--no-images", action="store_true", help="write labels only")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("info", help="classes and counts of images and marks in a project")
+    p.add_argument("project", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    if not 0 < args.sim_ratio <= 1:
+        raise CliError(f"--sim-ratio must be in (0, 1], got {args.sim_ratio}")
+    simulate = ScribbleSimulation(args.sim_ratio, args.sim_radius, args.seed) if args.simulate_scribbles else None
+    try:
+        project, report = import_dataset(args.dataset, args.project, split=args.split, copy_images=args.copy_images,
+                                         scribbles_dir=args.scribbles_dir, simulate=simulate,
+                                         on_progress=Progress("importing"))
+    except (DatasetError, StoreError) as exc:
+        raise CliError(str(exc)) from None
+    project.close()
+    result = {"project": str(args.project.resolve()), **vars(report)}
+    human = (f"imported {report.images} images into {args.project}: {report.masks} masks, "
+             f"{report.strokes} strokes on {report.scribbled_images} images"
+             f"{f' ({report.simulated_images} simulated)' if report.simulated_images else ''}, "
+             f"{report.boxes} boxes, {report.tagged_images} tagged images")
+    for err in report.errors:
+        human += f"\nskipped: {err}"
+    emit(result, args.json, human)
+    return 1 if report.errors and report.images == 0 else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    project = _open(args.project)
+    try:
+        report = export_dataset(project, args.out, copy_images=not args.no_images, on_progress=Progress("exporting"))
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc}") from None
+    finally:
+        project.close()
+    human = (f"exported to {args.out}: {report.images} images, {report.masks} masks, {report.scribbles} scribble "
+             f"maps, {report.boxes} box files, {report.tags} tag files")
+    for err in report.errors:
+        human += f"\nproblem: {err}"
+    emit({"out": str(args.out.resolve()), **vars(report)}, args.json, human)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    project = _open(args.project)
+    store = project.store
+    with store.read() as c:
+        classes = store.classes()
+        images = store.images()
+        counts = store.mark_counts()
+        per_class = Counter(dict(c.execute("SELECT class_id, COUNT(*) FROM strokes GROUP BY class_id").fetchall()))
+        eraser = per_class.pop(None, 0)
+        boxes = Counter(dict(c.execute("SELECT class_id, COUNT(*) FROM boxes GROUP BY class_id").fetchall()))
+        tags = Counter(dict(c.execute("SELECT class_id, COUNT(*) FROM tags GROUP BY class_id").fetchall()))
+        gt = len(store.ground_truth_ids())
+    project.close()
+    splits = Counter(rec.split or "none" for rec in images)
+    result = {
+        "project": str(project.root),
+        "classes": [{"index": k.index, "name": k.name, "color": "#{:02x}{:02x}{:02x}".format(*k.color),
+                     "strokes": per_class.get(k.id, 0), "boxes": boxes.get(k.id, 0), "tagged_images": tags.get(k.id, 0)}
+                    for k in classes],
+        "images": len(images),
+        "splits": dict(splits),
+        "images_with_strokes": sum(1 for v in counts.values() if v.strokes),
+        "images_with_boxes": sum(1 for v in counts.values() if v.boxes),
+        "tagged_images": sum(1 for v in counts.values() if v.tagged),
+        "images_with_ground_truth": gt,
+        "strokes": sum(v.strokes for v in counts.values()),
+        "eraser_strokes": eraser,
+        "boxes": sum(v.boxes for v in counts.values()),
+    }
+    lines = [f"project {project.root}", f"{len(images)} images ({', '.join(f'{k}: {v}' for k, v in sorted(splits.items()))}), "
+             f"{gt} with ground truth",
+             f"{result['strokes']} strokes on {result['images_with_strokes']} images, {result['boxes']} boxes on "
+             f"{result['images_with_boxes']} images, {result['tagged_images']} tagged images", "classes:"]
+    lines += [f"  {c['index']:>3} {c['name']:<20} {c['color']}  strokes {c['strokes']}, boxes {c['boxes']}, "
+              f"tagged {c['tagged_images']}" for c in result["classes"]]
+    emit(result, args.json, "\n".join(lines))
+    return 0
+
+
+def _open(root: Path) -> Project:
+    try:
+        return Project.open(root)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None

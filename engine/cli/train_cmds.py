@@ -1,0 +1,195 @@
+"""``wsv train``, ``wsv predict`` and ``wsv eval``: learn from a dataset folder's marks, predict masks for a
+folder of images, and score masks against ground truth."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.annotations.store import StoreError
+from engine.cli.common import CliError, Progress, emit
+from engine.datasets.folder import DatasetError, DatasetFolder
+from engine.datasets.importer import ScribbleSimulation, import_dataset
+from engine.io.images import ImageLoadError, list_images, load_image
+from engine.io.palette import load_index_png, save_index_png
+from engine.metrics import confusion_matrix, scores
+from engine.models.registry import MODEL_NAMES, ModelError, default_model_name, load_model
+from engine.project import Project
+from engine.training.config import REGULARIZERS, TrainConfig
+from engine.training.trainer import Trainer, TrainingError, pick_device, predict_full_size
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a segmentation network on a dataset folder or project",
+                       description="Train from full masks or from scribbles (the folder's scribbles/, or "
+                                   "simulated from masks where it has none), with an optional CRF regularizer.")
+    p.add_argument("dataset", type=Path, help="dataset folder, or a WSV Studio project folder")
+    p.add_argument("--supervision", choices=["full", "scribbles"], default="scribbles")
+    p.add_argument("--regularizer", choices=REGULARIZERS, default="dense")
+    p.add_argument("--reg-weight", type=float, help="regularizer weight (default depends on the regularizer)")
+    p.add_argument("--sigma-rgb", type=float, default=15.0)
+    p.add_argument("--sigma-xy", type=float, default=100.0)
+    p.add_argument("--split", choices=["train", "test", "all"], default="train")
+    p.add_argument("--scribbles-dir", default="scribbles", help="sub-folder with scribble PNGs")
+    p.add_argument("--sim-ratio", type=float, default=0.3, help="simulated scribble length ratio, where simulated")
+    p.add_argument("--model", choices=MODEL_NAMES, default=default_model_name())
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--max-minutes", type=float, default=4.5, help="stop after this long (default 4.5)")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--working-size", type=int, default=TrainConfig.working_size)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--allow-download", action="store_true", help="let torchvision download ImageNet backbones")
+    p.add_argument("--out", type=Path, required=True, help="run folder to write (model, config, history)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="predict masks for a folder of images with a trained run")
+    p.add_argument("run", type=Path, help="run folder written by wsv train (or a saved model folder)")
+    p.add_argument("images", type=Path, help="folder of images")
+    p.add_argument("--out", type=Path, required=True, help="folder for ID.png masks (class index, VOC colours)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("eval", help="score predicted masks against a dataset's ground truth")
+    p.add_argument("masks", type=Path, help="folder of predicted ID.png masks")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--split", choices=["train", "test", "all"], default="test")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        config = TrainConfig(supervision=args.supervision, regularizer=args.regularizer, reg_weight=args.reg_weight,
+                             sigma_rgb=args.sigma_rgb, sigma_xy=args.sigma_xy, model=args.model, lr=args.lr,
+                             steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
+                             working_size=args.working_size, device=args.device, seed=args.seed,
+                             eval_interval_s=0, allow_download=args.allow_download)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    project_root = _training_project(args)
+    log = Progress("training")
+    history = []
+    try:
+        trainer = Trainer(project_root, config)
+        try:
+            for rec in trainer.run():
+                history.append({"step": rec.step, **rec.losses})
+                log(rec.step, rec.total_steps, f"loss {rec.losses['total']:.4f} {rec.steps_per_s:.1f} it/s")
+                if not args.json and not log.enabled:
+                    for note in rec.notes:
+                        print(note, file=sys.stderr)
+            trainer.save(args.out)
+            elapsed = rec.elapsed_s
+            summary = {"run": str(args.out.resolve()), "steps": trainer.step, "minutes": round(elapsed / 60, 2),
+                       "device": str(trainer.device), "model": config.model, "initial_weights": trainer.pretrained,
+                       "labelled_images": rec.labelled_images, "final_losses": rec.losses,
+                       "config": config.as_dict()}
+        finally:
+            trainer.close()
+    except (TrainingError, ModelError) as exc:
+        raise CliError(str(exc)) from None
+    (args.out / "history.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    emit(summary, args.json, f"trained {config.model} for {trainer.step} steps in {summary['minutes']} min on "
+                             f"{summary['device']}; saved to {args.out}")
+    return 0
+
+
+def _training_project(args: argparse.Namespace) -> Path:
+    """A project to train from: the given project, or the dataset folder imported into RUN/project."""
+    if Project.exists(args.dataset):
+        return args.dataset
+    target = args.out / "project"
+    if target.exists():
+        shutil.rmtree(target)
+    simulate = ScribbleSimulation(ratio=args.sim_ratio, seed=args.seed) if args.supervision == "scribbles" else None
+    try:
+        ds = DatasetFolder.open(args.dataset)
+        if args.scribbles_dir != "scribbles" and not (ds.root / args.scribbles_dir).is_dir():
+            raise DatasetError(f"{ds.root} has no {args.scribbles_dir}/ folder")
+        project, report = import_dataset(ds.root, target, split=args.split, scribbles_dir=args.scribbles_dir,
+                                         simulate=simulate, on_progress=Progress("importing"))
+        project.close()
+    except (DatasetError, StoreError) as exc:
+        raise CliError(str(exc)) from None
+    if report.errors:
+        print(f"wsv train: {len(report.errors)} images skipped, first: {report.errors[0]}", file=sys.stderr)
+    return target
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    model_dir = args.run
+    try:
+        device = pick_device(args.device)
+        model, config = load_model(model_dir, device)
+    except (ModelError, TrainingError) as exc:
+        raise CliError(str(exc)) from None
+    try:
+        paths = list_images(args.images)
+    except OSError as exc:
+        raise CliError(f"cannot list {args.images}: {exc.strerror}") from None
+    if not paths:
+        raise CliError(f"no images found in {args.images}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    log, errors, written = Progress("predicting"), [], 0
+    t0 = time.monotonic()
+    for i, path in enumerate(paths):
+        try:
+            img = load_image(path, max_side=config.working_size)
+        except ImageLoadError as exc:
+            errors.append(str(exc))
+            continue
+        labels = predict_full_size(model, img.pixels, img.original_size, device)
+        save_index_png(args.out / f"{path.stem}.png", labels)
+        written += 1
+        log(i + 1, len(paths))
+    result = {"out": str(args.out.resolve()), "masks": written, "errors": errors,
+              "seconds": round(time.monotonic() - t0, 2), "classes": config.classes}
+    human = f"wrote {written} masks to {args.out}" + "".join(f"\nskipped: {e}" for e in errors)
+    emit(result, args.json, human)
+    return 0 if written else 1
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    try:
+        ds = DatasetFolder.open(args.dataset)
+        ids = ds.ids(args.split)
+    except DatasetError as exc:
+        raise CliError(str(exc)) from None
+    k = len(ds.classes)
+    conf = np.zeros((k, k), np.int64)
+    missing, evaluated = [], 0
+    for image_id in ids:
+        pred_path = args.masks / f"{image_id}.png"
+        gt_path = ds.root / "masks" / f"{image_id}.png"
+        if not gt_path.is_file():
+            continue
+        if not pred_path.is_file():
+            missing.append(image_id)
+            continue
+        try:
+            pred, gt = load_index_png(pred_path), load_index_png(gt_path)
+            conf += confusion_matrix(pred, gt, k)
+        except (ValueError, OSError) as exc:
+            raise CliError(f"{pred_path}: {exc}") from None
+        evaluated += 1
+    if missing:
+        raise CliError(f"{len(missing)} of {len(ids)} {args.split} images have no predicted mask in {args.masks}, "
+                       f"e.g. {missing[0]}.png")
+    if not evaluated:
+        raise CliError(f"no ground-truth masks for the {args.split} split of {ds.root}")
+    s = scores(conf)
+    result = {"images": evaluated, "split": args.split, **s.as_dict(ds.classes)}
+    human = f"{evaluated} images: mIoU {s.miou * 100:.2f}, pixel accuracy {s.pixel_accuracy * 100:.2f}\n" + "\n".join(
+        f"  {name:<20} {'-' if v is None else f'{v * 100:.2f}'}" for name, v in zip(ds.classes, s.iou))
+    emit(result, args.json, human)
+    return 0

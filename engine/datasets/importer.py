@@ -1,0 +1,108 @@
+"""Import a dataset folder into a project: images, classes, ground-truth masks, scribbles, boxes and tags.
+
+Scribble PNGs become strokes that rasterize back to exactly the same pixels (no human mark is altered), and
+masks are kept as ground truth for evaluation only. Where a folder has masks but no scribbles, scribbles can be
+simulated from the masks so that weak supervision can be studied on any segmentation data set.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from engine.annotations.raster import seed_map_to_pens
+from engine.annotations.store import StoreError
+from engine.annotations.types import Box, Stroke
+from engine.datasets.folder import DatasetError, DatasetFolder
+from engine.datasets.simulate import simulate_scribbles
+from engine.io.images import ImageLoadError
+from engine.project import Project
+
+
+@dataclass
+class ImportReport:
+    images: int = 0
+    masks: int = 0
+    scribbled_images: int = 0
+    strokes: int = 0
+    boxes: int = 0
+    tagged_images: int = 0
+    simulated_images: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScribbleSimulation:
+    """Settings of the scribble simulator (see engine.datasets.simulate)."""
+
+    ratio: float = 0.3
+    radius: float = 2.0
+    seed: int = 0
+
+
+def import_dataset(dataset: str | Path, project_root: str | Path, *, split: str = "all", copy_images: bool = False,
+                   scribbles_dir: str = "scribbles", simulate: ScribbleSimulation | None = None,
+                   on_progress: Callable[[int, int], None] | None = None) -> tuple[Project, ImportReport]:
+    """Import ``dataset`` into the project at ``project_root`` (created if needed; an existing project must
+    have the same classes). An image that cannot be read, or whose label files are malformed, is reported in
+    ``errors`` and the rest still imported. ``simulate`` fills in scribbles from masks for images that have
+    no scribble file."""
+    ds = DatasetFolder.open(dataset)
+    ids = ds.ids(split)
+    if scribbles_dir != "scribbles" and not (ds.root / scribbles_dir).is_dir():
+        raise DatasetError(f"{ds.root} has no {scribbles_dir}/ folder")
+    if Project.exists(project_root):
+        project = Project.open(project_root)
+        names = [c.name for c in project.store.classes()]
+        if names != ds.classes:
+            project.close()
+            raise DatasetError(f"the project's classes {names} differ from the dataset's {ds.classes}")
+    else:
+        project = Project.create(project_root, ds.classes)
+    classes = project.store.classes()
+    report = ImportReport()
+    known = {rec.path for rec in project.store.images()}
+    for n, image_id in enumerate(ids):
+        src = ds.images[image_id]
+        try:
+            if copy_images:
+                dst = project.root / "images" / src.name
+                dst.parent.mkdir(exist_ok=True)
+                if not dst.exists():
+                    shutil.copy2(src, dst)
+                src = dst
+            if project.relative(src) in known:
+                continue
+            rec = project.add_image(src, split=ds.split_of(image_id))
+            report.images += 1
+            size = (rec.width, rec.height)
+            mask = ds.mask(image_id, size)
+            if mask is not None:
+                project.store.set_ground_truth(rec.id, mask)
+                report.masks += 1
+            seeds = ds.scribbles(image_id, size, scribbles_dir)
+            strokes: list[Stroke] = []
+            if seeds is not None:
+                strokes = [Stroke(rec.id, classes[k].id, r, pts) for k, r, pts in seed_map_to_pens(seeds)]
+            elif simulate is not None and mask is not None:
+                strokes = [Stroke(rec.id, classes[s.label].id, s.radius, s.points)
+                           for s in simulate_scribbles(mask, ratio=simulate.ratio, radius=simulate.radius,
+                                                       seed=simulate.seed + n)]
+                report.simulated_images += 1
+            if strokes:
+                project.store.add_strokes(strokes)
+                report.scribbled_images += 1
+                report.strokes += len(strokes)
+            for k, (x0, y0, x1, y1) in ds.boxes(image_id) or []:
+                project.store.add_box(Box(rec.id, classes[k].id, x0, y0, x1, y1))
+                report.boxes += 1
+            tags = ds.tags(image_id)
+            if tags is not None:
+                project.store.set_tags(rec.id, [classes[k].id for k in tags])
+                report.tagged_images += 1
+        except (ImageLoadError, DatasetError, StoreError, OSError) as exc:
+            report.errors.append(str(exc))
+        if on_progress:
+            on_progress(n + 1, len(ids))
+    return project, report

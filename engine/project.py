@@ -1,0 +1,118 @@
+"""A project: a folder holding the annotation store, with images referenced relative to that folder.
+
+Images stay where they are (a folder of 10 000 photos is not copied); their paths are stored relative to the
+project folder so that moving both together keeps the project intact, and a content hash lets a missing image
+be recognised. The project file name is fixed so that "open a folder" finds an existing project there.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from engine.annotations.store import AnnotationStore, StoreError
+from engine.annotations.types import ImageRecord
+from engine.io.images import ImageLoadError, LoadedImage, list_images, load_image, read_image_size, sha256_file
+
+PROJECT_FILE = "project.wsv"
+DEFAULT_CLASSES = ("background", "object")
+
+
+@dataclass
+class AddImagesReport:
+    added: list[ImageRecord] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Paths already in the project."""
+    errors: list[ImageLoadError] = field(default_factory=list)
+
+
+class Project:
+    """The project folder and its store. ``Project.open`` in each thread that needs the store."""
+
+    def __init__(self, root: Path, store: AnnotationStore) -> None:
+        self.root = root
+        self.store = store
+
+    @classmethod
+    def create(cls, root: str | Path, classes: tuple[str, ...] | list[str] = DEFAULT_CLASSES) -> "Project":
+        root = Path(root).resolve()
+        if (root / PROJECT_FILE).exists():
+            raise StoreError(f"{root} already holds a project ({PROJECT_FILE}); open it instead")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the project folder {root}: {exc.strerror}") from None
+        if not os.access(root, os.W_OK):
+            raise StoreError(f"the folder {root} is read-only; choose another place for the project")
+        store = AnnotationStore(root / PROJECT_FILE, create=True)
+        for name in classes:
+            store.add_class(name)
+        return cls(root, store)
+
+    @classmethod
+    def open(cls, root: str | Path) -> "Project":
+        root = Path(root).resolve()
+        if root.is_file() and root.name == PROJECT_FILE:
+            root = root.parent
+        if not (root / PROJECT_FILE).is_file():
+            raise StoreError(f"{root} is not a WSV Studio project (no {PROJECT_FILE} in it)")
+        return cls(root, AnnotationStore(root / PROJECT_FILE))
+
+    @staticmethod
+    def exists(root: str | Path) -> bool:
+        return (Path(root) / PROJECT_FILE).is_file()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / PROJECT_FILE
+
+    # ---- images ---------------------------------------------------------------------------------------------
+    def image_path(self, rec: ImageRecord) -> Path:
+        return (self.root / rec.path).resolve()
+
+    def relative(self, path: str | Path) -> str:
+        """How a file is referenced in the store: relative to the project folder where possible."""
+        path = Path(path).resolve()
+        try:
+            return Path(os.path.relpath(path, self.root)).as_posix()
+        except ValueError:  # another drive on Windows
+            return path.as_posix()
+
+    def add_image(self, path: str | Path, split: str | None = None) -> ImageRecord:
+        """Register one image (size read from its header, content hashed); raises ImageLoadError if unreadable."""
+        width, height = read_image_size(path)
+        return self.store.add_image(self.relative(path), width, height, sha256_file(path), split)
+
+    def add_images(self, paths: list[Path], on_progress: Callable[[int, int], None] | None = None) -> AddImagesReport:
+        """Register many images; an unreadable file is reported and the rest still added."""
+        report = AddImagesReport()
+        known = {rec.path for rec in self.store.images()}
+        for i, path in enumerate(paths):
+            rel = self.relative(path)
+            if rel in known:
+                report.skipped.append(rel)
+            else:
+                try:
+                    report.added.append(self.add_image(path))
+                    known.add(rel)
+                except ImageLoadError as exc:
+                    report.errors.append(exc)
+            if on_progress:
+                on_progress(i + 1, len(paths))
+        return report
+
+    def add_folder(self, folder: str | Path, on_progress: Callable[[int, int], None] | None = None) -> AddImagesReport:
+        return self.add_images(list_images(folder), on_progress)
+
+    def load_image(self, rec: ImageRecord, max_side: int | None = 4096) -> LoadedImage:
+        return load_image(self.image_path(rec), max_side=max_side)

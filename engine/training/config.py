@@ -1,0 +1,64 @@
+"""Training settings, with defaults chosen so that a new user just presses Train."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from engine.models.registry import default_model_name
+
+SUPERVISION = ("full", "scribbles")
+REGULARIZERS = ("none", "grid", "dense")
+
+DEFAULT_REG_WEIGHT = {"none": 0.0, "grid": 4.0, "dense": 0.04}
+"""Loss weights of the regularizers, tuned on horses with simulated sparse scribbles (see the README's
+benchmarks). Both losses are per pixel, so the weights hold across image sizes at a fixed working size."""
+
+
+@dataclass
+class TrainConfig:
+    supervision: str = "scribbles"
+    regularizer: str = "dense"
+    reg_weight: float | None = None
+    """None: DEFAULT_REG_WEIGHT[regularizer]"""
+    sigma_rgb: float = 15.0
+    sigma_xy: float = 100.0
+    grid_sigma: float | None = None
+    """None: estimated per image from its contrast"""
+    model: str = field(default_factory=default_model_name)
+    lr: float = 1e-3
+    steps: int = 1500
+    max_minutes: float | None = None
+    batch_size: int = 4
+    crop_size: int = 256
+    working_size: int = 320
+    """longer image side the network sees, in pixels (images are never upscaled)"""
+    device: str = "auto"
+    """'auto' picks CUDA when available, else the CPU"""
+    threads: int | None = None
+    """CPU threads for torch; None leaves torch's default"""
+    seed: int = 0
+    preview_interval_s: float = 0.5
+    eval_interval_s: float = 10.0
+    allow_download: bool = False
+    """let torchvision download ImageNet backbone weights that are not in the torch cache"""
+
+    def __post_init__(self) -> None:
+        if self.supervision not in SUPERVISION:
+            raise ValueError(f"supervision must be one of {SUPERVISION}, got {self.supervision!r}")
+        if self.regularizer not in REGULARIZERS:
+            raise ValueError(f"regularizer must be one of {REGULARIZERS}, got {self.regularizer!r}")
+        for name in ("lr", "sigma_rgb", "sigma_xy"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.steps < 1 or self.batch_size < 1 or self.crop_size < 16 or self.working_size < 32:
+            raise ValueError("steps and batch size must be >= 1, crop size >= 16, working size >= 32")
+        if self.reg_weight is not None and self.reg_weight < 0:
+            raise ValueError(f"reg_weight must be >= 0, got {self.reg_weight}")
+
+    @property
+    def effective_reg_weight(self) -> float:
+        if self.regularizer == "none":
+            return 0.0
+        return DEFAULT_REG_WEIGHT[self.regularizer] if self.reg_weight is None else self.reg_weight
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,217 @@
+"""The trainer: partial cross-entropy on marked pixels plus a CRF regularizer on all pixels, as a generator.
+
+``Trainer.run()`` yields a ProgressRecord after every step, so whoever drives it decides about pausing (stop
+calling ``next``), stopping (``close()`` the generator) and throttling. It opens its own store connection, so
+it must be created in the thread that runs it. New marks are picked up every step from the store.
+"""
+from __future__ import annotations
+
+
+import math
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.losses.dense_crf import dense_crf_gradient, dense_crf_loss
+from engine.losses.grid_crf import grid_crf_gradient, grid_crf_loss
+from engine.losses.pce import partial_cross_entropy
+from engine.metrics import confusion_matrix, scores
+from engine.models.registry import ModelConfig, build_model, save_model
+from engine.project import Project
+from engine.training.config import TrainConfig
+from engine.training.data import BatchSampler, TrainingSet, resize_labels
+from engine.training.records import Preview, ProgressRecord
+
+
+class TrainingError(Exception):
+    """Training cannot go on (no marks, non-finite loss, ...); the message says what to do."""
+
+
+def lr_factor(step: int, total: int, warmup: int = 30) -> float:
+    """Linear warm-up (a fresh head on a pretrained encoder diverges with a full learning rate at once), then
+    cosine decay to 5% at the last step."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError("CUDA was requested but no CUDA device is available")
+    return torch.device(choice)
+
+
+class Trainer:
+    def __init__(self, project_root: str | Path, config: TrainConfig) -> None:
+        self.config = config
+        self.project = Project.open(project_root)
+        self.classes = [c.name for c in self.project.store.classes()]
+        if len(self.classes) < 2:
+            raise TrainingError("a project needs at least two classes to train")
+        self.device = pick_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.model, self.pretrained = build_model(config.model, len(self.classes), allow_download=config.allow_download)
+        self.model.to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=1e-4)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(step, config.steps))
+        self.amp = self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.data = TrainingSet(self.project, config.supervision, config.working_size)
+        self.sampler = BatchSampler(config.crop_size, config.seed)
+        self.step = 0
+        self.preview_image_id: int | None = None
+        """set by the driver (the GUI shows this image); read between steps"""
+
+    def close(self) -> None:
+        self.project.close()
+
+    # ---- losses -----------------------------------------------------------------------------------------------
+    def _regularizer(self, image: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if c.regularizer == "dense":
+            return dense_crf_loss(image, probs.float(), sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
+        if c.regularizer == "grid":
+            return grid_crf_loss(image, probs.float(), sigma=c.grid_sigma)
+        return probs.new_zeros(())
+
+    def _reg_gradient(self, image: torch.Tensor, probs: torch.Tensor) -> torch.Tensor | None:
+        c = self.config
+        if c.regularizer == "dense":
+            return dense_crf_gradient(image, probs, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
+        if c.regularizer == "grid":
+            return grid_crf_gradient(image, probs, sigma=c.grid_sigma)
+        return None
+
+    @staticmethod
+    def _crf_image(images: torch.Tensor, gray: bool) -> torch.Tensor:
+        """Grayscale images enter the CRF kernels with their one channel, so σ_rgb means the same as for colour."""
+        return images[:, :1] if gray else images
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+    def run(self) -> Iterator[ProgressRecord]:
+        c = self.config
+        notes = [f"model {c.model} (initial weights: {self.pretrained}) on {self.device}"]
+        start = last_preview = last_eval = time.monotonic()
+        window: list[float] = []
+        self.model.train()
+        while self.step < c.steps:
+            if c.max_minutes is not None and time.monotonic() - start > c.max_minutes * 60:
+                notes.append(f"stopped after {c.max_minutes} minutes (--max-minutes)")
+                break
+            changed = self.data.refresh()
+            samples = list(self.data.samples.values())
+            if not samples:
+                raise TrainingError("no image has marks yet: draw a few strokes for at least two classes"
+                                    if c.supervision == "scribbles" else "no image has a ground-truth mask")
+            if changed and self.step:
+                notes.append(f"picked up new marks on {changed} image{'s' * (changed != 1)}")
+            t0 = time.monotonic()
+            losses = self._train_step(samples)
+            window = (window + [time.monotonic() - t0])[-20:]
+            self.step += 1
+            now = time.monotonic()
+            preview = None
+            if self.preview_image_id is not None and (now - last_preview >= c.preview_interval_s or self.step == c.steps):
+                preview = self.preview(self.preview_image_id)
+                last_preview = time.monotonic()
+            miou = None
+            if c.eval_interval_s and (now - last_eval >= c.eval_interval_s or self.step == c.steps):
+                miou = self.evaluate()
+                last_eval = time.monotonic()
+            yield ProgressRecord(self.step, c.steps, losses, len(window) / max(sum(window), 1e-9), now - start,
+                                 str(self.device), len(samples), preview, miou, notes)
+            notes = []
+
+    def _train_step(self, samples) -> dict[str, float]:
+        c = self.config
+        inputs, images, targets = self.sampler.batch(samples, c.batch_size)
+        gray = all(s.gray for s in samples)
+        inputs, images, targets = inputs.to(self.device), images.to(self.device), targets.to(self.device)
+        with torch.autocast(self.device.type, enabled=self.amp):
+            logits = self.model(inputs)
+        logits = logits.float()
+        pce = partial_cross_entropy(logits, targets)
+        weight = c.effective_reg_weight
+        reg = weight * self._regularizer(self._crf_image(images, gray), torch.softmax(logits, 1)) if weight else pce.new_zeros(())
+        total = pce + reg
+        if not torch.isfinite(total):
+            raise TrainingError(f"the loss became {total.item()} at step {self.step + 1}; lower the learning rate "
+                                f"(now {c.lr}) or the regularizer weight (now {weight})")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return {"pce": float(pce), "reg": float(reg), "total": float(total)}
+
+    # ---- inference --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_probs(self, image: np.ndarray) -> torch.Tensor:
+        """(K, H, W) probabilities for a working-size (H, W, 3) uint8 image, in eval mode."""
+        was_training = self.model.training
+        self.model.eval()
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(self.device)
+        with torch.autocast(self.device.type, enabled=self.amp):
+            probs = torch.softmax(self.model(x).float(), 1)[0]
+        self.model.train(was_training)
+        return probs
+
+    def preview(self, image_id: int) -> Preview | None:
+        try:
+            image, gray = self.data.load_image(image_id)
+        except Exception:  # an unreadable image gets no preview; the GUI shows the load error itself
+            return None
+        probs = self.predict_probs(image)
+        grad = None
+        if self.config.regularizer != "none":
+            img = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(self.device)
+            g = self._reg_gradient(self._crf_image(img, gray), probs[None])
+            grad = g[0].float().cpu().numpy() if g is not None else None
+        return Preview(image_id, probs.argmax(0).to(torch.uint8).cpu().numpy(),
+                       probs.to(torch.float16).cpu().numpy(), grad)
+
+    def evaluate(self, limit: int = 20) -> float | None:
+        """mIoU on up to ``limit`` images with ground truth (the project's test split first)."""
+        store = self.project.store
+        gt_ids = store.ground_truth_ids()
+        if not gt_ids:
+            return None
+        recs = [r for r in store.images() if r.id in gt_ids]
+        recs.sort(key=lambda r: (r.split != "test", r.id))
+        conf = np.zeros((len(self.classes),) * 2, np.int64)
+        for rec in recs[:limit]:
+            try:
+                image, _ = self.data.load_image(rec.id)
+            except Exception:
+                continue
+            pred = self.predict_probs(image).argmax(0).cpu().numpy().astype(np.uint8)
+            gt = resize_labels(store.ground_truth(rec.id), pred.shape)
+            conf += confusion_matrix(pred, gt, len(self.classes))
+        return scores(conf).miou if conf.sum() else None
+
+    def save(self, folder: str | Path) -> None:
+        c = self.config
+        save_model(self.model, ModelConfig(c.model, self.classes, c.working_size, self.pretrained,
+                                           extra={"train": c.as_dict(), "steps_done": self.step}), folder)
+
+
+def predict_full_size(model: torch.nn.Module, pixels: np.ndarray, original_size: tuple[int, int],
+                      device: torch.device) -> np.ndarray:
+    """Class index per pixel at the image's original (width, height), from a working-size image: logits are
+    upsampled bilinearly before the argmax, so boundaries stay smooth at full resolution."""
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float().to(device)
+    with torch.no_grad():
+        logits = model(x)
+        w, h = original_size
+        if (h, w) != tuple(logits.shape[-2:]):
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        return logits[0].argmax(0).to(torch.uint8).cpu().numpy()

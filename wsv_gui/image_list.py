@@ -1,0 +1,117 @@
+"""The image list: thumbnails, names and how many marks each image has.
+
+Thumbnails are decoded in a background thread, so opening a folder of thousands of photos never blocks the
+window; the thread sends plain numpy arrays and the list turns them into icons on the GUI thread.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, QThread, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import QListWidget, QListWidgetItem
+
+from engine.annotations.store import MarkCounts
+from engine.annotations.types import ImageRecord
+from engine.io.images import ImageLoadError, load_image
+from wsv_gui.convert import rgb_image
+
+THUMB = 72
+
+
+class ThumbnailLoader(QThread):
+    """Decodes small copies of images one after another; stops early when asked."""
+
+    loaded = Signal(int, object)  # image id, (h, w, 3) uint8 array
+    failed = Signal(int, str)
+
+    def __init__(self, items: list[tuple[int, Path]], parent=None) -> None:
+        super().__init__(parent)
+        self._items = items
+
+    def run(self) -> None:
+        for image_id, path in self._items:
+            if self.isInterruptionRequested():
+                return
+            try:
+                self.loaded.emit(image_id, load_image(path, max_side=THUMB * 2).pixels)
+            except ImageLoadError as exc:
+                self.failed.emit(image_id, str(exc))
+
+
+class ImageList(QListWidget):
+    imageSelected = Signal(int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setIconSize(QSize(THUMB, THUMB))
+        self.setUniformItemSizes(True)
+        self.setSpacing(2)
+        self._items: dict[int, QListWidgetItem] = {}
+        self._loader: ThumbnailLoader | None = None
+        self.currentItemChanged.connect(self._on_current)
+
+    def populate(self, records: list[ImageRecord], paths: dict[int, Path], counts: dict[int, MarkCounts]) -> None:
+        self.stop_loading()
+        self.clear()
+        self._items.clear()
+        placeholder = QPixmap(THUMB, THUMB)
+        placeholder.fill(QColor(70, 70, 74))
+        for rec in records:
+            item = QListWidgetItem(QIcon(placeholder), "")
+            item.setData(Qt.ItemDataRole.UserRole, rec.id)
+            item.setToolTip(rec.path)
+            self.addItem(item)
+            self._items[rec.id] = item
+            self._label(rec, counts.get(rec.id))
+        self._records = {rec.id: rec for rec in records}
+        self._loader = ThumbnailLoader([(rec.id, paths[rec.id]) for rec in records], self)
+        self._loader.loaded.connect(self._on_thumb)
+        self._loader.failed.connect(self._on_failed)
+        self._loader.start()
+
+    def update_counts(self, counts: dict[int, MarkCounts]) -> None:
+        for image_id, c in counts.items():
+            if image_id in self._records:
+                self._label(self._records[image_id], c)
+
+    def _label(self, rec: ImageRecord, counts: MarkCounts | None) -> None:
+        parts = []
+        if counts is not None:
+            if counts.strokes:
+                parts.append(f"{counts.strokes} stroke{'s' * (counts.strokes != 1)}")
+            if counts.boxes:
+                parts.append(f"{counts.boxes} box{'es' * (counts.boxes != 1)}")
+            if counts.tagged:
+                parts.append("tagged")
+        marks = ", ".join(parts) if parts else "no marks"
+        self._items[rec.id].setText(f"{Path(rec.path).name}\n{marks}")
+
+    def _on_thumb(self, image_id: int, pixels: np.ndarray) -> None:
+        if image_id in self._items:
+            pm = QPixmap.fromImage(rgb_image(pixels)).scaled(
+                THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            self._items[image_id].setIcon(QIcon(pm))
+
+    def _on_failed(self, image_id: int, message: str) -> None:
+        if image_id in self._items:
+            self._items[image_id].setToolTip(message)
+            self._items[image_id].setForeground(QColor(220, 90, 80))
+
+    def _on_current(self, current: QListWidgetItem | None, _previous) -> None:
+        if current is not None:
+            self.imageSelected.emit(int(current.data(Qt.ItemDataRole.UserRole)))
+
+    def select(self, image_id: int) -> None:
+        if image_id in self._items:
+            self.setCurrentItem(self._items[image_id])
+
+    def loading_done(self) -> bool:
+        return self._loader is None or self._loader.isFinished()
+
+    def stop_loading(self) -> None:
+        if self._loader is not None:
+            self._loader.requestInterruption()
+            self._loader.wait()
+            self._loader = None
