@@ -17,3 +17,11 @@ def shared_data() -> Path:
     if not DATA_ROOT.is_dir():
         pytest.skip(f"evaluation data not found at {DATA_ROOT}")
     return DATA_ROOT
+
+
+@pytest.fixture
+def user_data(tmp_path, monkeypatch):
+    """An empty per-test user data folder, so the demo project is imported afresh and nothing leaks out."""
+    home = tmp_path / "xdg-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    return home

@@ -24,7 +24,7 @@ from PIL import Image
 from engine.annotations.raster import rasterize
 from engine.annotations.schema import migrate
 from engine.annotations.types import Box, ClassDef, ImageRecord, Stroke, Tags
-from engine.io.palette import hex_color, parse_color, voc_colormap
+from engine.io.palette import class_color, hex_color, parse_color
 
 
 class StoreError(Exception):
@@ -136,7 +136,7 @@ class AnnotationStore:
         name = _check_name(name)
         with self._write() as c:
             n = c.execute("SELECT COUNT(*) FROM classes").fetchone()[0]
-            rgb = tuple(int(v) for v in (voc_colormap()[n] if color is None else color))
+            rgb = class_color(n) if color is None else tuple(int(v) for v in color)
             try:
                 cur = c.execute("INSERT INTO classes(name, color, sort_order) VALUES (?, ?, "
                                 "(SELECT COALESCE(MAX(sort_order), -1) + 1 FROM classes))", (name, hex_color(rgb)))

@@ -27,6 +27,20 @@ def voc_colormap(n: int = 256) -> np.ndarray:
     return cmap
 
 
+CLASS_COLORS = np.array([
+    (40, 150, 255), (255, 40, 170), (255, 214, 0), (0, 230, 118), (255, 120, 0), (170, 90, 255),
+    (0, 229, 255), (255, 64, 64), (190, 255, 60), (255, 160, 200), (120, 70, 20), (0, 140, 110),
+], np.uint8)
+"""Default display colours of new classes: saturated and far apart, so marks stand out on natural images
+(the VOC map starts with black and dark red, which vanish on dark or red scenes). Masks keep the VOC map."""
+
+
+def class_color(index: int) -> tuple[int, int, int]:
+    """Default colour of the class at ``index``: CLASS_COLORS, then the VOC map beyond it."""
+    rgb = CLASS_COLORS[index] if index < len(CLASS_COLORS) else voc_colormap()[index % 256]
+    return tuple(int(v) for v in rgb)
+
+
 def hex_color(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
 

@@ -1,0 +1,92 @@
+"""The first window: it opens the demo project, lists images with thumbnails and mark counts, and shows marks."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.annotations.types import Stroke
+from engine.project import Project
+
+
+@pytest.fixture
+def window(qtbot, user_data):
+    from wsv_gui.main_window import MainWindow
+    from wsv_gui.resources import demo_project
+
+    w = MainWindow(demo_project())
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(w.image_list.loading_done, timeout=10000)
+    return w
+
+
+def test_demo_project_lists_images_and_marks(window):
+    assert window.image_list.count() == 6
+    first = window.image_list.item(0).text()
+    assert first.startswith("garden01.jpg") and "strokes" in first
+    assert "no marks" in window.image_list.item(5).text()
+    assert window.current_image_id is not None
+    assert [window.class_panel.item(i).text().split()[0] for i in range(3)] == ["background", "flower", "leaf"]
+
+
+def test_selected_image_shows_its_seed_layer(window, qtbot):
+    seeds_pixmap = window.canvas._seed_item.pixmap()
+    assert not seeds_pixmap.isNull()
+    img = seeds_pixmap.toImage()
+    store = window.project.store
+    expected = store.seed_map(window.current_image_id)
+    assert (img.width(), img.height()) == (expected.shape[1], expected.shape[0])
+    # An opaque pixel where a seed is, a transparent one where none is.
+    ys, xs = np.nonzero(expected != 255)
+    assert img.pixelColor(int(xs[0]), int(ys[0])).alpha() == 255
+    ys, xs = np.nonzero(expected == 255)
+    assert img.pixelColor(int(xs[0]), int(ys[0])).alpha() == 0
+
+
+def test_selecting_another_image_and_counts_follow_the_store(window, qtbot):
+    store = window.project.store
+    last = store.images()[-1]
+    window.image_list.select(last.id)
+    assert window.current_image_id == last.id
+    store.add_stroke(Stroke(last.id, store.classes()[1].id, 3.0, [[10, 10], [40, 30]]))
+    window.image_list.update_counts(store.mark_counts())
+    window.refresh_marks()
+    assert "1 stroke" in window.image_list.item(5).text()
+
+
+def test_unreadable_image_is_reported_not_fatal(qtbot, tmp_path, user_data):
+    from wsv_gui.main_window import MainWindow
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(folder / "a.png")
+    project = Project.create(folder)
+    project.add_folder(folder)
+    (folder / "a.png").write_bytes(b"garbage")  # broken after it was added
+    w = MainWindow(project)
+    qtbot.addWidget(w)
+    assert w.current_image_id is None
+    assert "a.png" in w.status_image.text()
+
+
+def test_screenshot_command(tmp_path, user_data):
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(user_data))
+    code = "import sys; from wsv_gui.app import main; sys.exit(main())"
+    res = subprocess.run([sys.executable, "-c", code, "--screenshot", str(out), "--size", "900x600"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    img = np.array(Image.open(out).convert("RGB"))
+    assert img.shape == (600, 900, 3)
+    assert img.std() > 20  # a drawn window, not a blank one
+
+
+def test_bad_project_argument_fails_cleanly(tmp_path, user_data):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(user_data))
+    code = "import sys; from wsv_gui.app import main; sys.exit(main())"
+    res = subprocess.run([sys.executable, "-c", code, "--project", str(tmp_path / "missing"), "--screenshot",
+                          str(tmp_path / "x.png")], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "not a folder" in res.stderr
