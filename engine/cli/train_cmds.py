@@ -111,11 +111,16 @@ def _training_project(args: argparse.Namespace) -> Path:
     target = args.out / "project"
     if target.exists():
         shutil.rmtree(target)
-    simulate = ScribbleSimulation(ratio=args.sim_ratio, seed=args.seed) if args.supervision == "scribbles" else None
     try:
         ds = DatasetFolder.open(args.dataset)
         if args.scribbles_dir != "scribbles" and not (ds.root / args.scribbles_dir).is_dir():
             raise DatasetError(f"{ds.root} has no {args.scribbles_dir}/ folder")
+        # Simulate only for a data set without any scribbles: where some exist, unscribbled images stay unmarked.
+        simulate = None
+        if args.supervision == "scribbles" and not ds.has(args.scribbles_dir):
+            simulate = ScribbleSimulation(ratio=args.sim_ratio, seed=args.seed)
+            print(f"wsv train: {ds.root} has no scribbles; simulating them from its masks "
+                  f"(ratio {args.sim_ratio})", file=sys.stderr)
         project, report = import_dataset(ds.root, target, split=args.split, scribbles_dir=args.scribbles_dir,
                                          simulate=simulate, on_progress=Progress("importing"))
         project.close()

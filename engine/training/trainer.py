@@ -143,7 +143,7 @@ class Trainer:
         weight = c.effective_reg_weight
         reg = weight * self._regularizer(self._crf_image(images, gray), torch.softmax(logits, 1)) if weight else pce.new_zeros(())
         total = pce + reg
-        if not torch.isfinite(total):
+        if not torch.isfinite(total.detach()):
             raise TrainingError(f"the loss became {total.item()} at step {self.step + 1}; lower the learning rate "
                                 f"(now {c.lr}) or the regularizer weight (now {weight})")
         self.optimizer.zero_grad(set_to_none=True)
@@ -151,7 +151,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return {"pce": float(pce), "reg": float(reg), "total": float(total)}
+        return {"pce": pce.detach().item(), "reg": reg.detach().item(), "total": total.detach().item()}
 
     # ---- inference --------------------------------------------------------------------------------------------
     @torch.no_grad()

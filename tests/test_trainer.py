@@ -1,0 +1,134 @@
+"""The trainer: learns from strokes, picks up new marks live, is deterministic, fails clearly, saves/loads."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.annotations.store import AnnotationStore
+from engine.annotations.types import Stroke
+from engine.models.registry import load_model
+from engine.project import Project
+from engine.training.config import TrainConfig
+from engine.training.trainer import Trainer, TrainingError, predict_full_size
+
+
+def two_tone_project(root, n_images=2, size=48):
+    """Images split into a dark left and a bright right half; image 0 has one stroke per half."""
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n_images):
+        img = np.zeros((size, size, 3), np.uint8)
+        img[:, : size // 2] = (40, 60, 200)
+        img[:, size // 2:] = (230, 200, 40)
+        img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(root / f"im{i}.png")
+    project = Project.create(root, ["left", "right"])
+    project.add_folder(root)
+    gt = np.zeros((size, size), np.uint8)
+    gt[:, size // 2:] = 1
+    for rec in project.store.images():
+        project.store.set_ground_truth(rec.id, gt)
+    left, right = project.store.classes()
+    first = project.store.images()[0].id
+    project.store.add_stroke(Stroke(first, left.id, 2.0, [[6, 10], [8, 38]]))
+    project.store.add_stroke(Stroke(first, right.id, 2.0, [[40, 10], [38, 38]]))
+    project.close()
+    return root
+
+
+def config(**kw):
+    base = dict(model="unet", steps=8, batch_size=2, crop_size=32, working_size=48, regularizer="dense",
+                preview_interval_s=0, eval_interval_s=0, device="cpu", seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_records_carry_losses_and_previews(tmp_path):
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config())
+    image_id = trainer.project.store.images()[1].id
+    trainer.preview_image_id = image_id
+    records = list(trainer.run())
+    trainer.close()
+    assert [r.step for r in records] == list(range(1, 9))
+    r = records[-1]
+    assert set(r.losses) == {"pce", "reg", "total"} and all(np.isfinite(list(r.losses.values())))
+    assert r.losses["total"] == pytest.approx(r.losses["pce"] + r.losses["reg"])
+    assert r.labelled_images == 1 and r.device == "cpu" and r.steps_per_s > 0
+    assert r.preview.image_id == image_id
+    assert r.preview.labels.shape == (48, 48) and r.preview.probs.shape == (2, 48, 48)
+    assert r.preview.reg_gradient.shape == (2, 48, 48)
+    assert "unet" in records[0].notes[0]
+
+
+def test_learns_the_two_halves(tmp_path):
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config(steps=60, lr=3e-3))
+    for _ in trainer.run():
+        pass
+    miou = trainer.evaluate()
+    trainer.close()
+    assert miou > 0.9
+
+
+def test_new_marks_reach_the_running_trainer(tmp_path):
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config(steps=20))
+    run = trainer.run()
+    assert next(run).labelled_images == 1
+    other = AnnotationStore(root / "project.wsv")  # the GUI's connection
+    second = other.images()[1].id
+    other.add_stroke(Stroke(second, other.classes()[0].id, 2.0, [[5, 5], [5, 40]]))
+    other.close()
+    rec = next(run)
+    assert rec.labelled_images == 2 and any("new marks" in n for n in rec.notes)
+    run.close()
+    trainer.close()
+
+
+def test_deterministic_under_a_seed(tmp_path):
+    root = two_tone_project(tmp_path / "p")
+    losses = []
+    for _ in range(2):
+        trainer = Trainer(root, config(steps=4))
+        losses.append([r.losses["total"] for r in trainer.run()])
+        trainer.close()
+    assert losses[0] == losses[1]
+
+
+def test_no_marks_is_a_clear_error(tmp_path):
+    root = tmp_path / "p"
+    root.mkdir()
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(root / "a.png")
+    project = Project.create(root)
+    project.add_folder(root)
+    project.close()
+    trainer = Trainer(root, config())
+    with pytest.raises(TrainingError, match="no image has marks"):
+        next(trainer.run())
+    trainer.close()
+
+
+def test_non_finite_loss_stops_with_advice(tmp_path, monkeypatch):
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config())
+    monkeypatch.setattr(trainer, "_regularizer", lambda image, probs: probs.sum() * float("nan"))
+    with pytest.raises(TrainingError, match="lower the learning rate"):
+        list(trainer.run())
+    trainer.close()
+
+
+def test_saved_model_predicts_the_same(tmp_path):
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config(steps=3))
+    list(trainer.run())
+    trainer.save(tmp_path / "model")
+    image, _ = trainer.data.load_image(trainer.project.store.images()[0].id)
+    expected = trainer.predict_probs(image).argmax(0).numpy()
+    trainer.close()
+    model, cfg = load_model(tmp_path / "model")
+    assert cfg.classes == ["left", "right"] and cfg.model == "unet"
+    got = predict_full_size(model, image, (48, 48), torch.device("cpu"))
+    np.testing.assert_array_equal(got, expected)
+    big = predict_full_size(model, image, (96, 96), torch.device("cpu"))
+    assert big.shape == (96, 96)
