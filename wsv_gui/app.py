@@ -41,8 +41,8 @@ def open_project(path: Path | None) -> Project:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("WSV Studio")
-    app.setOrganizationName("WSV Studio")
+    app.setApplicationName("wsv-studio")  # names the data and settings folders
+    app.setApplicationDisplayName("WSV Studio")
     try:
         project = open_project(args.project)
     except StoreError as exc:
