@@ -29,21 +29,21 @@ def test_demo_project_lists_images_and_marks(window):
     assert first.startswith("garden01.jpg") and "strokes" in first
     assert "no marks" in window.image_list.item(5).text()
     assert window.current_image_id is not None
-    assert [window.class_panel.item(i).text().split()[0] for i in range(3)] == ["background", "flower", "leaf"]
+    assert [window.class_panel.list.item(i).text().split()[0] for i in range(3)] == ["background", "flower", "leaf"]
 
 
 def test_selected_image_shows_its_seed_layer(window, qtbot):
-    seeds_pixmap = window.canvas._seed_item.pixmap()
-    assert not seeds_pixmap.isNull()
-    img = seeds_pixmap.toImage()
+    seeds_layer = window.canvas.seeds
     store = window.project.store
     expected = store.seed_map(window.current_image_id)
-    assert (img.width(), img.height()) == (expected.shape[1], expected.shape[0])
-    # An opaque pixel where a seed is, a transparent one where none is.
+    np.testing.assert_array_equal(seeds_layer.labels, expected)
+    rgba = seeds_layer.rgba()
+    # An opaque pixel in its class colour where a seed is, a transparent one where none is.
     ys, xs = np.nonzero(expected != 255)
-    assert img.pixelColor(int(xs[0]), int(ys[0])).alpha() == 255
+    colour = store.classes()[expected[ys[0], xs[0]]].color
+    assert tuple(rgba[ys[0], xs[0]]) == (*colour, 255)
     ys, xs = np.nonzero(expected == 255)
-    assert img.pixelColor(int(xs[0]), int(ys[0])).alpha() == 0
+    assert rgba[ys[0], xs[0], 3] == 0
 
 
 def test_selecting_another_image_and_counts_follow_the_store(window, qtbot):
@@ -76,11 +76,11 @@ def test_screenshot_command(tmp_path, user_data):
     out = tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(user_data))
     code = "import sys; from wsv_gui.app import main; sys.exit(main())"
-    res = subprocess.run([sys.executable, "-c", code, "--screenshot", str(out), "--size", "900x600"],
+    res = subprocess.run([sys.executable, "-c", code, "--screenshot", str(out), "--size", "1440x900"],
                          env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     img = np.array(Image.open(out).convert("RGB"))
-    assert img.shape == (600, 900, 3)
+    assert img.shape == (900, 1440, 3)
     assert img.std() > 20  # a drawn window, not a blank one
 
 

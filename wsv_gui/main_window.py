@@ -1,20 +1,34 @@
-"""The main window: image list on the left, the Segmentation tab with the canvas in the middle, classes on the
-right, status bar below."""
+"""The main window: images on the left, the Segmentation tab (canvas, training panel, gradient view) in the
+middle, classes on the right, status bar below. It owns the project's store connection (GUI thread), the undo
+stack, and the training worker."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QColor, QKeySequence, QShortcut, QUndoStack
+from PySide6.QtWidgets import QColorDialog, QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, \
+    QMessageBox, QProgressDialog, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from engine.annotations.store import StoreError
+from engine.annotations.types import Stroke
 from engine.io.images import ImageLoadError
 from engine.project import Project
-from wsv_gui.canvas.view import CanvasView
+from engine.training.records import ProgressRecord
+from wsv_gui.canvas.toolbar import CanvasToolbar
+from wsv_gui.canvas.view import BRUSH, ERASER, PAN, CanvasView
 from wsv_gui.class_panel import ClassPanel
+from wsv_gui.commands import AddClass, AddStrokes, DeleteClass, EditClass, ReorderClasses
+from wsv_gui.export_jobs import ExportMasksJob
 from wsv_gui.image_list import ImageList
+from wsv_gui.prediction import overlay_rgba, prediction_strokes
+from wsv_gui.training.gradient_view import GradientView
+from wsv_gui.training.panel import TrainingPanel
+from wsv_gui.training.worker import TrainingThread, TrainingWorker
+
+MAX_RECENT = 8
 
 
 class MainWindow(QMainWindow):
@@ -22,28 +36,54 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.project: Project | None = None
         self.current_image_id: int | None = None
-        self.resize(1280, 800)
+        self.previews: dict = {}
+        self.undo_stack = QUndoStack(self)
+        self.training: TrainingThread | None = None
+        self.resize(1440, 900)
 
         self.canvas = CanvasView()
+        self.toolbar = CanvasToolbar()
+        self.training_panel = TrainingPanel()
+        self.gradient_view = GradientView()
+        canvas_box = QWidget()
+        v = QVBoxLayout(canvas_box)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.addWidget(self.toolbar)
+        v.addWidget(self.canvas, 1)
+        side = QSplitter(Qt.Orientation.Vertical)
+        side.addWidget(self.training_panel)
+        side.addWidget(self.gradient_view)
+        side.setSizes([560, 320])
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(canvas_box)
+        split.addWidget(side)
+        split.setStretchFactor(0, 1)
+        split.setSizes([900, 380])
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.canvas, "Segmentation")
+        self.tabs.addTab(split, "Segmentation")
         self.setCentralWidget(self.tabs)
 
         self.image_list = ImageList()
         self.image_list.imageSelected.connect(self.show_image)
-        self._dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.image_list.setMinimumWidth(210)
+        images_dock = self._dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.class_panel = ClassPanel()
-        self._dock("Classes", self.class_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        classes_dock = self._dock("Classes", self.class_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.splitDockWidget(images_dock, classes_dock, Qt.Orientation.Vertical)
+        self.resizeDocks([images_dock, classes_dock], [600, 220], Qt.Orientation.Vertical)
 
         self.status_image = QLabel()
+        self.status_training = QLabel("not training")
+        self.status_saved = QLabel()
         self.status_zoom = QLabel()
         self.statusBar().addWidget(self.status_image, 1)
-        self.statusBar().addPermanentWidget(self.status_zoom)
-        self.canvas.zoomChanged.connect(lambda z: self.status_zoom.setText(f"zoom {z * 100:.0f}%"))
-
+        for w in (self.status_training, self.status_saved, self.status_zoom):
+            self.statusBar().addPermanentWidget(w)
+        self._connect()
         self._build_menus()
         self.set_project(project)
 
+    # ---- construction -----------------------------------------------------------------------------------------
     def _dock(self, title: str, widget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(title)
@@ -52,15 +92,60 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
+    def _connect(self) -> None:
+        c, t = self.canvas, self.toolbar
+        c.zoomChanged.connect(lambda z: self.status_zoom.setText(f"zoom {z * 100:.0f}%"))
+        c.strokeFinished.connect(self.commit_stroke)
+        c.brushSizeChanged.connect(lambda r: (t.radius.blockSignals(True), t.radius.setValue(r), t.radius.blockSignals(False)))
+        t.toolChanged.connect(self.set_tool)
+        t.radiusChanged.connect(c.set_radius)
+        t.seedOpacityChanged.connect(c.seeds.setOpacity)
+        t.predictionOpacityChanged.connect(c.prediction.setOpacity)
+        t.predictionModeChanged.connect(self.refresh_prediction)
+        self.class_panel.classSelected.connect(self._class_selected)
+        self.class_panel.addRequested.connect(self.add_class)
+        self.class_panel.renameRequested.connect(self.rename_class)
+        self.class_panel.recolorRequested.connect(self.recolor_class)
+        self.class_panel.moveRequested.connect(self.move_class)
+        self.class_panel.deleteRequested.connect(self.delete_class)
+        self.training_panel.trainRequested.connect(self.train)
+        self.training_panel.pauseRequested.connect(self.pause)
+        self.training_panel.stopRequested.connect(self.stop_training)
+
     def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        self._action(file_menu, "&Open Project…", self.open_project_dialog, QKeySequence.StandardKey.Open)
-        self._action(file_menu, "Open &Folder of Images…", self.open_folder_dialog, "Ctrl+Shift+O")
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        view_menu = self.menuBar().addMenu("&View")
-        self._action(view_menu, "&Fit to Window", self.canvas.fit, "Ctrl+0")
-        self._action(view_menu, "&Actual Pixels (1:1)", self.canvas.actual_size, "Ctrl+1")
+        m = self.menuBar().addMenu("&File")
+        self._action(m, "Open &Folder of Images…", self.open_folder_dialog, QKeySequence.StandardKey.Open)
+        self._action(m, "Open &Project…", self.open_project_dialog, "Ctrl+Shift+O")
+        self.recent_menu = m.addMenu("&Recent Projects")
+        m.addSeparator()
+        self._action(m, "Export &Masks…", self.export_masks, "Ctrl+E")
+        self._action(m, "Export Trained Mo&del…", self.export_model)
+        m.addSeparator()
+        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        m = self.menuBar().addMenu("&Edit")
+        undo = self.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = self.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        m.addAction(undo)
+        m.addAction(redo)
+        m.addSeparator()
+        self._action(m, "&Accept Prediction as Marks", lambda: self.accept_prediction(0.0), "Ctrl+Return")
+        self._action(m, "Accept &Confident Pixels (p ≥ 0.9)", lambda: self.accept_prediction(0.9), "Ctrl+Shift+Return")
+        m = self.menuBar().addMenu("&View")
+        self._action(m, "&Fit to Window", self.canvas.fit, "F")
+        self._action(m, "&Actual Pixels (1:1)", self.canvas.actual_size, "Ctrl+1")
+        self._action(m, "Show/Hide &Prediction", self.toolbar.show_prediction.toggle, "P")
+        m = self.menuBar().addMenu("&Training")
+        self._action(m, "&Train / Resume", self.train, "Ctrl+T")
+        self._action(m, "&Pause", self.pause, "Ctrl+P")
+        self._action(m, "&Stop", self.stop_training, "Ctrl+.")
+        for key, tool in (("B", BRUSH), ("E", ERASER), ("H", PAN)):
+            QShortcut(QKeySequence(key), self, activated=lambda t=tool: self.set_tool(t))
+        QShortcut(QKeySequence("["), self, activated=lambda: self.canvas.grow_brush(1 / 1.25))
+        QShortcut(QKeySequence("]"), self, activated=lambda: self.canvas.grow_brush(1.25))
+        for i in range(9):
+            QShortcut(QKeySequence(str(i + 1)), self, activated=lambda i=i: self.class_panel.select_index(i))
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         action = QAction(text, self)
@@ -70,31 +155,50 @@ class MainWindow(QMainWindow):
         menu.addAction(action)
         return action
 
-    # ---- project --------------------------------------------------------------------------------------------
+    # ---- project ----------------------------------------------------------------------------------------------
     def set_project(self, project: Project) -> None:
+        self.stop_training(wait=True)
         if self.project is not None:
             self.image_list.stop_loading()
             self.project.close()
         self.project = project
         self.current_image_id = None
+        self.previews.clear()
+        self.undo_stack.clear()
         self.canvas.clear()
+        self.gradient_view.clear()
+        self.training_panel.reset()
         self.setWindowTitle(f"WSV Studio — {project.root.name}")
+        self._remember(project.root)
+        self._refresh_classes()
         store = project.store
-        self.class_panel.set_classes(store.classes())
         records = store.images()
         self.image_list.populate(records, {r.id: project.image_path(r) for r in records}, store.mark_counts())
         if records:
             self.image_list.select(records[0].id)
         else:
             self.status_image.setText("This project has no images yet: File ▸ Open Folder of Images…")
+        self.status_saved.setText("all marks saved")
+
+    def _remember(self, root: Path) -> None:
+        settings = QSettings()
+        recent = [p for p in (settings.value("recent_projects") or []) if p != str(root)]
+        recent = [str(root)] + recent[: MAX_RECENT - 1]
+        settings.setValue("recent_projects", recent)
+        self.recent_menu.clear()
+        for path in recent:
+            self.recent_menu.addAction(path, lambda p=path: self._open_path(Path(p)))
+
+    def _open_path(self, path: Path) -> None:
+        try:
+            self.set_project(Project.open(path))
+        except StoreError as exc:
+            QMessageBox.warning(self, "Cannot open project", str(exc))
 
     def open_project_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open WSV Studio project")
         if folder:
-            try:
-                self.set_project(Project.open(folder))
-            except StoreError as exc:
-                QMessageBox.warning(self, "Cannot open project", str(exc))
+            self._open_path(Path(folder))
 
     def open_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
@@ -108,7 +212,11 @@ class MainWindow(QMainWindow):
                 project = Project.open(folder)
             else:
                 project = Project.create(folder)
-                report = project.add_folder(folder)
+                progress = QProgressDialog("Reading images…", "", 0, 0, self)
+                progress.setCancelButton(None)
+                progress.setMinimumDuration(500)
+                report = project.add_folder(folder, lambda d, t: (progress.setMaximum(t), progress.setValue(d)))
+                progress.close()
                 if report.errors:
                     QMessageBox.warning(self, "Some files were skipped",
                                         f"{len(report.errors)} files could not be read:\n\n" +
@@ -118,7 +226,112 @@ class MainWindow(QMainWindow):
             return
         self.set_project(project)
 
-    # ---- image ----------------------------------------------------------------------------------------------
+    # ---- classes ----------------------------------------------------------------------------------------------
+    def class_colors(self) -> np.ndarray:
+        return np.array([c.color for c in self.project.store.classes()], np.uint8).reshape(-1, 3)
+
+    def _refresh_classes(self) -> None:
+        classes = self.project.store.classes()
+        self.class_panel.set_classes(classes)
+        names = [c.name for c in classes]
+        self.toolbar.set_classes(names)
+        self.gradient_view.set_classes(names, self.class_colors())
+
+    def _class_selected(self, class_id: int) -> None:
+        cls = self.class_panel.current_class()
+        if cls is not None:
+            self.canvas.brush_color = QColor(*cls.color)
+            if self.canvas.tool == ERASER:
+                self.set_tool(BRUSH)
+
+    def _on_change(self, kind: str, detail) -> None:
+        """Called by undo commands after they changed the store. A stroke just drawn is painted into the seed
+        layer alone (cheap on huge images); anything else re-rasterizes the image's marks."""
+        if kind == "classes":
+            self._refresh_classes()
+            self.refresh_marks()
+        elif kind == "added":
+            if len(detail) == 1 and detail[0].image_id == self.current_image_id:
+                s = detail[0]
+                index = {c.id: c.index for c in self.project.store.classes()}
+                self.canvas.paint_stroke(index.get(s.class_id), s.radius, s.points)
+            elif any(s.image_id == self.current_image_id for s in detail):
+                self.refresh_marks()
+        elif detail == self.current_image_id:
+            self.refresh_marks()
+        self.image_list.update_counts(self.project.store.mark_counts())
+        self.status_saved.setText("all marks saved")
+
+    def add_class(self) -> None:
+        name, ok = QInputDialog.getText(self, "Add class", "Name of the new class:")
+        if ok and name.strip():
+            self._push(AddClass(self.project.store, name.strip(), self._on_change))
+
+    def rename_class(self, class_id: int) -> None:
+        cls = next(c for c in self.project.store.classes() if c.id == class_id)
+        name, ok = QInputDialog.getText(self, "Rename class", "New name:", text=cls.name)
+        if ok and name.strip() and name.strip() != cls.name:
+            self._push(EditClass(self.project.store, cls, self._on_change, name=name.strip()))
+
+    def recolor_class(self, class_id: int) -> None:
+        cls = next(c for c in self.project.store.classes() if c.id == class_id)
+        color = QColorDialog.getColor(QColor(*cls.color), self, f"Colour of {cls.name}")
+        if color.isValid():
+            self._push(EditClass(self.project.store, cls, self._on_change, color=(color.red(), color.green(), color.blue())))
+
+    def move_class(self, class_id: int, direction: int) -> None:
+        order = [c.id for c in self.project.store.classes()]
+        i = order.index(class_id)
+        j = i + direction
+        if 0 <= j < len(order):
+            order[i], order[j] = order[j], order[i]
+            self._push(ReorderClasses(self.project.store, order, self._on_change))
+
+    def delete_class(self, class_id: int) -> None:
+        if len(self.project.store.classes()) <= 2:
+            QMessageBox.information(self, "Delete class", "A project needs at least two classes.")
+            return
+        self._push(DeleteClass(self.project.store, class_id, self._on_change))
+
+    def _push(self, command) -> None:
+        try:
+            self.undo_stack.push(command)
+        except StoreError as exc:
+            QMessageBox.warning(self, "Not done", str(exc))
+
+    # ---- marks ------------------------------------------------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        self.canvas.tool = tool
+        self.toolbar.set_tool(tool)
+
+    def commit_stroke(self, points: np.ndarray, radius: float, eraser: bool) -> None:
+        """Store a finished stroke at once (one committed transaction) and paint it into the seed layer."""
+        if self.current_image_id is None:
+            return
+        cls = None if eraser else self.class_panel.current_class()
+        if not eraser and cls is None:
+            return
+        stroke = Stroke(self.current_image_id, None if eraser else cls.id, radius, points)
+        self._push(AddStrokes(self.project.store, [stroke], self._on_change, "erase" if eraser else f"paint {cls.name}"))
+
+    def refresh_marks(self) -> None:
+        if self.current_image_id is None:
+            return
+        self.canvas.seeds.set_colors(self.class_colors())
+        self.canvas.seeds.set_labels(self.project.store.seed_map(self.current_image_id))
+
+    def accept_prediction(self, min_confidence: float) -> None:
+        preview = self.previews.get(self.current_image_id)
+        if preview is None:
+            QMessageBox.information(self, "Accept prediction", "There is no prediction for this image yet: train first.")
+            return
+        store = self.project.store
+        strokes = prediction_strokes(preview, store.image(self.current_image_id), store.classes(), min_confidence)
+        if strokes:
+            what = "prediction" if not min_confidence else f"confident prediction (p ≥ {min_confidence})"
+            self._push(AddStrokes(store, strokes, self._on_change, f"accept {what}"))
+
+    # ---- image and prediction ---------------------------------------------------------------------------------
     def show_image(self, image_id: int) -> None:
         project = self.project
         rec = project.store.image(image_id)
@@ -126,22 +339,135 @@ class MainWindow(QMainWindow):
             image = project.load_image(rec)
         except ImageLoadError as exc:
             self.canvas.clear()
+            self.current_image_id = None
             self.status_image.setText(str(exc))
             return
         self.current_image_id = image_id
-        self.canvas.set_image(image)
-        self.refresh_marks()
+        self.canvas.set_image(image, project.store.seed_map(image_id), self.class_colors())
+        if self.training is not None:
+            self.training.worker.preview_image_id = image_id
+        self.refresh_prediction()
         scaled = "" if image.scale == 1 else f", shown at {image.pixels.shape[1]}×{image.pixels.shape[0]}"
         self.status_image.setText(f"{rec.path} — {rec.width}×{rec.height}{scaled}")
 
-    def refresh_marks(self) -> None:
-        if self.current_image_id is None:
-            return
-        store = self.project.store
-        colors = np.array([c.color for c in store.classes()], np.uint8).reshape(-1, 3)
-        self.canvas.set_seeds(store.seed_map(self.current_image_id), colors)
+    def refresh_prediction(self) -> None:
+        preview = self.previews.get(self.current_image_id)
+        if preview is None or not self.toolbar.show_prediction.isChecked():
+            self.canvas.set_prediction(None)
+        else:
+            self.canvas.set_prediction(overlay_rgba(preview, self.class_colors(), self.toolbar.heatmap_class()))
+        if preview is not None:
+            self.gradient_view.show_preview(preview)
+        else:
+            self.gradient_view.clear()
 
+    # ---- training ---------------------------------------------------------------------------------------------
+    @property
+    def model_dir(self) -> Path:
+        return self.project.root / "models" / "latest"
+
+    def train(self) -> None:
+        if self.training is not None:
+            self.training.worker.resume()
+            self.training_panel.set_state("running")
+            return
+        try:
+            config = self.training_panel.settings.config()
+        except ValueError as exc:
+            QMessageBox.warning(self, "Training settings", str(exc))
+            return
+        worker = TrainingWorker(self.project.root, config, self.model_dir)
+        worker.preview_image_id = self.current_image_id
+        worker.progress.connect(self._on_progress)
+        worker.failed.connect(self._on_failed)
+        worker.stopped.connect(self._on_stopped)
+        self.training = TrainingThread(worker, self)
+        self.training_panel.reset()
+        self.training_panel.set_state("running")
+        self.status_training.setText("starting…")
+        self.training.start()
+
+    def pause(self) -> None:
+        if self.training is not None:
+            self.training.worker.pause()
+            self.training_panel.set_state("paused")
+            self.status_training.setText("paused")
+
+    def stop_training(self, wait: bool = False) -> None:
+        if self.training is None:
+            return
+        self.training.worker.stop()
+        self.status_training.setText("stopping…")
+        if wait:
+            self.training.wait(60000)
+            self._on_stopped("")
+
+    def _on_progress(self, rec: ProgressRecord) -> None:
+        self.training_panel.add(rec)
+        for note in rec.notes:
+            self.statusBar().showMessage(note, 5000)
+        self.status_training.setText(f"{rec.device} · step {rec.step} · {rec.steps_per_s:.1f} steps/s · "
+                                     f"{rec.labelled_images} marked image{'s' * (rec.labelled_images != 1)}")
+        self.training_panel.status.setText(
+            f"step {rec.step}: loss {rec.losses['total']:.4f} (pCE {rec.losses['pce']:.4f}, "
+            f"regularizer {rec.losses['reg']:.4f})" + (f", mIoU {rec.miou * 100:.1f}" if rec.miou is not None else ""))
+        if rec.preview is not None:
+            self.previews[rec.preview.image_id] = rec.preview
+            if rec.preview.image_id == self.current_image_id:
+                self.refresh_prediction()
+
+    def _on_failed(self, message: str) -> None:
+        QMessageBox.warning(self, "Training stopped", message)
+
+    def _on_stopped(self, saved: str) -> None:
+        if self.training is not None:
+            self.training.wait(10000)
+            self.training = None
+        self.training_panel.set_state("idle")
+        self.status_training.setText("model saved" if saved else "not training")
+
+    # ---- export -----------------------------------------------------------------------------------------------
+    def _ensure_model(self) -> bool:
+        if self.training is not None:
+            answer = QMessageBox.question(self, "Export", "Training is running. Stop it and export what it learnt?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+            self.stop_training(wait=True)
+        if not (self.model_dir / "model.safetensors").is_file():
+            QMessageBox.information(self, "Export", "There is no trained model yet: press Train first.")
+            return False
+        return True
+
+    def export_masks(self) -> None:
+        if not self._ensure_model():
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Export masks (VOC palette PNGs) into folder")
+        if not folder:
+            return
+        dialog = QProgressDialog("Predicting and writing masks…", "Cancel", 0, 0, self)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(0)
+        job = ExportMasksJob(self.project.root, self.model_dir, Path(folder), self)
+        job.progress.connect(lambda d, t: (dialog.setMaximum(t), dialog.setValue(d)))
+        dialog.canceled.connect(job.requestInterruption)
+        job.done.connect(lambda msg: (dialog.close(), QMessageBox.information(self, "Export done", msg)))
+        job.failed.connect(lambda msg: (dialog.close(), QMessageBox.warning(self, "Export", msg)))
+        self._export_job = job
+        job.start()
+
+    def export_model(self) -> None:
+        if not self._ensure_model():
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Export the trained model (safetensors + JSON) into folder")
+        if folder:
+            for name in ("model.safetensors", "model.json"):
+                shutil.copyfile(self.model_dir / name, Path(folder) / name)
+            self.statusBar().showMessage(f"model exported to {folder}", 5000)
+
+    # ---- closing ----------------------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
+        """Stop training cleanly (the worker finishes its step and saves the model) before the window goes."""
+        self.stop_training(wait=True)
         self.image_list.stop_loading()
         if self.project is not None:
             self.project.close()

@@ -115,7 +115,11 @@ class Trainer:
             if changed and self.step:
                 notes.append(f"picked up new marks on {changed} image{'s' * (changed != 1)}")
             t0 = time.monotonic()
-            losses = self._train_step(samples)
+            try:
+                losses = self._train_step(samples)
+            except torch.OutOfMemoryError:
+                raise TrainingError(f"out of memory on {self.device} at batch size {c.batch_size}, crop "
+                                    f"{c.crop_size} px: lower the batch size, crop or working size, or use the CPU") from None
             window = (window + [time.monotonic() - t0])[-20:]
             self.step += 1
             now = time.monotonic()

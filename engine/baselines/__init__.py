@@ -1,0 +1,1 @@
+"""Classic methods that the learned results are compared against."""

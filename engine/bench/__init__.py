@@ -1,0 +1,1 @@
+"""Benchmarks behind ``wsv bench``: each returns a list of flat, self-explaining records."""

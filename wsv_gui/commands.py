@@ -1,0 +1,123 @@
+"""Undoable edits of the annotation store, for Qt's undo stack.
+
+Each command changes the store in one committed transaction when done and when redone, and puts it back when
+undone (deleted marks are restored with their old ids, so painting order is kept). ``on_change`` tells the
+window what to redraw.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtGui import QUndoCommand
+
+from engine.annotations.store import AnnotationStore, DeletedClass
+from engine.annotations.types import ClassDef, Stroke
+
+Changed = Callable[[str, object], None]
+"""on_change(kind, detail): 'added' (detail: the new strokes, first time only), 'strokes' (detail: an image id
+whose marks changed otherwise) or 'classes' (detail: None)"""
+
+
+class AddStrokes(QUndoCommand):
+    """One brush/eraser stroke, or many at once (accepting a prediction as marks)."""
+
+    def __init__(self, store: AnnotationStore, strokes: list[Stroke], on_change: Changed, text: str) -> None:
+        super().__init__(text)
+        self.store, self.on_change = store, on_change
+        self.strokes = strokes
+        self._stored = False
+
+    def redo(self) -> None:
+        if not self._stored:
+            self.strokes = self.store.add_strokes(self.strokes)
+            self._stored = True
+            self.on_change("added", self.strokes)
+            return
+        for s in self.strokes:
+            self.store.restore_stroke(s)
+        for image_id in {s.image_id for s in self.strokes}:
+            self.on_change("strokes", image_id)
+
+    def undo(self) -> None:
+        for s in reversed(self.strokes):
+            self.store.delete_stroke(s.id)
+        for image_id in {s.image_id for s in self.strokes}:
+            self.on_change("strokes", image_id)
+
+
+class AddClass(QUndoCommand):
+    def __init__(self, store: AnnotationStore, name: str, on_change: Changed) -> None:
+        super().__init__(f"add class {name}")
+        self.store, self.on_change, self.name = store, on_change, name
+        self.deleted: DeletedClass | None = None
+        self.cls: ClassDef | None = None
+
+    def redo(self) -> None:
+        if self.deleted is None:
+            self.cls = self.store.add_class(self.name)
+        else:
+            self.store.restore_class(self.deleted)
+        self.on_change("classes", None)
+
+    def undo(self) -> None:
+        self.deleted = self.store.delete_class(self.cls.id)
+        self.on_change("classes", None)
+
+
+class DeleteClass(QUndoCommand):
+    """Deleting a class takes its marks with it; undo brings both back."""
+
+    def __init__(self, store: AnnotationStore, class_id: int, on_change: Changed) -> None:
+        super().__init__("delete class")
+        self.store, self.on_change, self.class_id = store, on_change, class_id
+        self.deleted: DeletedClass | None = None
+
+    def redo(self) -> None:
+        self.deleted = self.store.delete_class(self.class_id)
+        self.setText(f"delete class {self.deleted.cls.name}")
+        self.on_change("classes", None)
+
+    def undo(self) -> None:
+        self.store.restore_class(self.deleted)
+        self.on_change("classes", None)
+
+
+class EditClass(QUndoCommand):
+    """Rename or recolour a class."""
+
+    def __init__(self, store: AnnotationStore, cls: ClassDef, on_change: Changed, *, name: str | None = None,
+                 color: tuple[int, int, int] | None = None) -> None:
+        super().__init__(f"rename class {cls.name}" if name is not None else f"recolour class {cls.name}")
+        self.store, self.on_change, self.old = store, on_change, cls
+        self.name, self.color = name, color
+
+    def _apply(self, name: str, color: tuple[int, int, int]) -> None:
+        if name != self.store_class().name:
+            self.store.rename_class(self.old.id, name)
+        self.store.recolor_class(self.old.id, color)
+        self.on_change("classes", None)
+
+    def store_class(self) -> ClassDef:
+        return next(c for c in self.store.classes() if c.id == self.old.id)
+
+    def redo(self) -> None:
+        self._apply(self.name if self.name is not None else self.old.name, self.color or self.old.color)
+
+    def undo(self) -> None:
+        self._apply(self.old.name, self.old.color)
+
+
+class ReorderClasses(QUndoCommand):
+    def __init__(self, store: AnnotationStore, new_order: list[int], on_change: Changed) -> None:
+        super().__init__("reorder classes")
+        self.store, self.on_change = store, on_change
+        self.old_order = [c.id for c in store.classes()]
+        self.new_order = new_order
+
+    def redo(self) -> None:
+        self.store.reorder_classes(self.new_order)
+        self.on_change("classes", None)
+
+    def undo(self) -> None:
+        self.store.reorder_classes(self.old_order)
+        self.on_change("classes", None)

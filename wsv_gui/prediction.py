@@ -1,0 +1,36 @@
+"""Turning the trainer's previews into what the window shows (overlays) and into editable marks."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from engine.annotations.raster import seed_map_to_pens
+from engine.annotations.types import UNLABELED, ClassDef, ImageRecord, Stroke
+from engine.training.records import Preview
+from wsv_gui.canvas.layers import colormap_rgba
+
+_HEAT = (pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=False)).astype(np.uint8)
+
+
+def overlay_rgba(preview: Preview, colors: np.ndarray, heat_class: int | None) -> np.ndarray:
+    """Argmax in class colours, or the probability of ``heat_class`` as an 'inferno' heat map (0 to 1)."""
+    if heat_class is not None and heat_class < preview.probs.shape[0]:
+        return colormap_rgba(preview.probs[heat_class].astype(np.float32), _HEAT, 0.0, 1.0)
+    lut = np.zeros((256, 4), np.uint8)
+    n = min(len(colors), 255)
+    lut[:n, :3] = colors[:n]
+    lut[:n, 3] = 255
+    return lut[preview.labels]
+
+
+def prediction_strokes(preview: Preview, rec: ImageRecord, classes: list[ClassDef],
+                       min_confidence: float = 0.0) -> list[Stroke]:
+    """Strokes that paint exactly the predicted labels (where the top probability reaches ``min_confidence``)
+    at the image's full size: one exact pixel-run stroke per class region, scaled from working resolution."""
+    labels = preview.labels.copy()
+    if min_confidence > 0:
+        labels[preview.probs.max(0).astype(np.float32) < min_confidence] = UNLABELED
+    scale = rec.width / labels.shape[1]
+    by_index = {c.index: c.id for c in classes}
+    return [Stroke(rec.id, by_index[k], 0.5 * scale, pts * scale)
+            for k, _, pts in seed_map_to_pens(labels) if k in by_index]

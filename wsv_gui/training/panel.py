@@ -1,0 +1,103 @@
+"""The training panel: Train / Pause / Stop, the settings, and live loss and mIoU curves (pyqtgraph).
+
+Curves are redrawn from a timer at most five times a second however fast steps arrive, so plotting never
+competes with painting for the event loop.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from engine.training.records import ProgressRecord
+from wsv_gui.training.settings import SettingsForm
+
+CURVES = (("total", "total", (240, 240, 240)), ("pce", "pCE", (80, 170, 255)), ("reg", "regularizer", (255, 140, 60)))
+
+
+class TrainingPanel(QWidget):
+    trainRequested = Signal()
+    pauseRequested = Signal()
+    stopRequested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        buttons = QHBoxLayout()
+        self.train_button = QPushButton("Train")
+        self.train_button.setToolTip("Start training, or resume after a pause (Ctrl+T)")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        for b in (self.train_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+        self.train_button.clicked.connect(self.trainRequested)
+        self.pause_button.clicked.connect(self.pauseRequested)
+        self.stop_button.clicked.connect(self.stopRequested)
+        layout.addLayout(buttons)
+        self.status = QLabel("Mark a few strokes for two or more classes, then press Train.")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        box = QGroupBox("Settings")
+        box_layout = QVBoxLayout(box)
+        self.settings = SettingsForm()
+        box_layout.addWidget(self.settings)
+        layout.addWidget(box)
+
+        self.loss_plot = pg.PlotWidget(title="loss")
+        self.loss_plot.addLegend(offset=(-5, 5))
+        self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.setLogMode(y=True)
+        self.curves = {key: self.loss_plot.plot(name=name, pen=pg.mkPen(color, width=1.5)) for key, name, color in CURVES}
+        layout.addWidget(self.loss_plot, 2)
+        self.miou_plot = pg.PlotWidget(title="mIoU on images with ground truth")
+        self.miou_plot.setLabel("bottom", "step")
+        self.miou_plot.setYRange(0, 1)
+        self.miou_curve = self.miou_plot.plot(pen=pg.mkPen((120, 220, 120), width=2), symbol="o", symbolSize=5)
+        self.miou_plot.hide()
+        layout.addWidget(self.miou_plot, 1)
+
+        self._steps: list[int] = []
+        self._losses: dict[str, list[float]] = {key: [] for key, _, _ in CURVES}
+        self._miou: list[tuple[int, float]] = []
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(200)
+        self._timer.timeout.connect(self._redraw)
+        self._timer.start()
+        self.set_state("idle")
+
+    def set_state(self, state: str) -> None:
+        """'idle', 'running' or 'paused': which buttons make sense."""
+        self.train_button.setText("Resume" if state == "paused" else "Train")
+        self.train_button.setEnabled(state != "running")
+        self.pause_button.setEnabled(state == "running")
+        self.stop_button.setEnabled(state != "idle")
+        self.settings.setEnabled(state == "idle")
+
+    def reset(self) -> None:
+        self._steps.clear()
+        for v in self._losses.values():
+            v.clear()
+        self._miou.clear()
+        self._dirty = True
+
+    def add(self, rec: ProgressRecord) -> None:
+        self._steps.append(rec.step)
+        for key in self._losses:
+            self._losses[key].append(max(rec.losses.get(key, 0.0), 1e-8))
+        if rec.miou is not None:
+            self._miou.append((rec.step, rec.miou))
+            self.miou_plot.show()
+        self._dirty = True
+
+    def _redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        steps = np.asarray(self._steps, np.float64)
+        for key, curve in self.curves.items():
+            curve.setData(steps, np.asarray(self._losses[key], np.float64))
+        if self._miou:
+            m = np.asarray(self._miou, np.float64)
+            self.miou_curve.setData(m[:, 0], m[:, 1])

@@ -1,0 +1,61 @@
+"""The training settings form: every knob of TrainConfig a user may want, with the defaults pre-set."""
+from __future__ import annotations
+
+import os
+
+import torch
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+
+from engine.models.registry import MODEL_NAMES, default_model_name
+from engine.training.config import DEFAULT_REG_WEIGHT, REGULARIZERS, TrainConfig
+
+
+def _spin(lo: float, hi: float, value: float, decimals: int, step: float, tip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setDecimals(decimals)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
+
+
+class SettingsForm(QWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        d = TrainConfig()
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.regularizer = QComboBox()
+        self.regularizer.addItems(REGULARIZERS)
+        self.regularizer.setCurrentText(d.regularizer)
+        self.regularizer.setToolTip("CRF loss on all pixels: 'dense' follows colour edges across the whole image, "
+                                    "'grid' between neighbouring pixels, 'none' trains on the marks alone")
+        self.weight = _spin(0, 1000, DEFAULT_REG_WEIGHT[d.regularizer], 4, 0.01, "weight of the regularizer")
+        self.regularizer.currentTextChanged.connect(lambda r: self.weight.setValue(DEFAULT_REG_WEIGHT[r]))
+        self.sigma_rgb = _spin(1, 255, d.sigma_rgb, 1, 1, "colour bandwidth of the dense CRF kernel (0..255 units)")
+        self.sigma_xy = _spin(1, 2000, d.sigma_xy, 1, 5, "spatial bandwidth of the dense CRF kernel (pixels)")
+        self.model = QComboBox()
+        self.model.addItems(MODEL_NAMES)
+        self.model.setCurrentText(default_model_name())
+        self.lr = _spin(1e-5, 1.0, d.lr, 5, 1e-4, "learning rate (AdamW)")
+        self.working_size = QSpinBox()
+        self.working_size.setRange(64, 2048)
+        self.working_size.setSingleStep(32)
+        self.working_size.setValue(d.working_size)
+        self.working_size.setToolTip("longer image side the network sees, in pixels")
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())])
+        for label, widget in (("Regularizer", self.regularizer), ("Weight", self.weight), ("σ rgb", self.sigma_rgb),
+                              ("σ xy", self.sigma_xy), ("Model", self.model), ("Learning rate", self.lr),
+                              ("Working size", self.working_size), ("Device", self.device)):
+            form.addRow(label, widget)
+
+    def config(self) -> TrainConfig:
+        """Live training runs until stopped: the step budget is effectively unlimited, and one CPU core is
+        left to the window so it stays responsive."""
+        return TrainConfig(regularizer=self.regularizer.currentText(), reg_weight=self.weight.value(),
+                           sigma_rgb=self.sigma_rgb.value(), sigma_xy=self.sigma_xy.value(),
+                           model=self.model.currentText(), lr=self.lr.value(), steps=1_000_000,
+                           working_size=self.working_size.value(), device=self.device.currentText(),
+                           threads=max(1, (os.cpu_count() or 2) - 1), eval_interval_s=15.0, preview_interval_s=0.5)
