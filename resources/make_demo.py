@@ -1,21 +1,17 @@
-"""Render the bundled WSV Studio demo data set into ``resources/demo/``.
+"""Render the bundled WSV Studio demo data set into ``resources/demo/`` (run: uv run python resources/make_demo.py).
 
 The very first launch of WSV Studio opens this small data set, so that a new user at once sees real-looking
-images, classes, ground truth and a few example scribbles, and can watch the network learn live from them.
-Every pixel is procedurally rendered by this script from fixed seeds (garden close-ups: textured soil/grass
-background with depth-of-field blur, leaves with midribs and veins, flowers of rotated-ellipse petals, soft
-shadows, sensor noise). No third-party images or data are used or copied, so the demo ships with the project.
+images, classes, ground truth and example scribbles, and can watch the network learn live from them. Every pixel
+is procedurally rendered here from fixed seeds (garden close-ups: soil/grass noise background with depth-of-field
+blur, leaves with midribs and veins, flowers of rotated-ellipse petals, soft shadows, sensor noise); no
+third-party images or data are used or copied, so the demo ships with the project. Deterministic, about 2 s.
 
-Layout written (the app's dataset-folder format):
-  classes.txt         line i = name of class i: background, flower, leaf
-  images/ID.jpg       RGB renders, JPEG quality 92
-  masks/ID.png        'L' exact ground truth: class index of the rendered geometry (objects are composited from
-                      the very coverage maps that define the mask); 255 marks the ~1 px anti-aliased border ring
-                      where no single class covers at least 85 % of the pixel
-  scribbles/ID.png    'L' quick human-like strokes (class index on stroke pixels, 255 = unlabeled); only for
-                      garden01..03; strokes are clipped to pixels whose mask equals the stroke's class
-  train.txt test.txt  image IDs
-Run:  uv run python resources/make_demo.py      (deterministic, about a second)
+Layout (the app's dataset-folder format): classes.txt (line i = class i: background, flower, leaf);
+images/ID.jpg (RGB, JPEG quality 92); masks/ID.png ('L' exact ground truth: class index of the rendered
+geometry, as objects are composited from the very coverage maps that define the mask; 255 marks the ~1 px
+anti-aliased border ring where no single class covers >= 85 % of the pixel); scribbles/ID.png ('L' quick
+human-like strokes, class index on stroke pixels, 255 = unlabeled, clipped to where the mask equals the stroke's
+class; only garden01..03); train.txt and test.txt (image IDs).
 """
 import pathlib
 
@@ -32,12 +28,12 @@ YELLOW = ((0.88, 0.50, 0.02), (1.00, 0.86, 0.18), (0.30, 0.15, 0.05))
 VIOLET = ((0.28, 0.07, 0.42), (0.63, 0.38, 0.86), (0.98, 0.82, 0.22))
 PINK = ((0.90, 0.38, 0.58), (0.99, 0.95, 0.95), (0.95, 0.76, 0.20))
 # id, (width, height), flower palettes, number of leaves, scribbled?, split
-SCENES = [("garden01", (360, 240), [RED, RED], 4, True, "train"),
-          ("garden02", (320, 240), [YELLOW], 4, True, "train"),
-          ("garden03", (240, 320), [VIOLET, VIOLET], 4, True, "train"),
-          ("garden04", (320, 240), [PINK, PINK], 3, False, "train"),
-          ("garden05", (360, 240), [RED, YELLOW, VIOLET], 4, False, "test"),
-          ("garden06", (320, 240), [PINK, VIOLET], 4, False, "test")]
+SCENES = [("garden01", (360, 240), [RED, RED], 6, True, "train"),
+          ("garden02", (320, 240), [YELLOW], 5, True, "train"),
+          ("garden03", (240, 320), [VIOLET, VIOLET], 5, True, "train"),
+          ("garden04", (320, 240), [PINK, PINK], 5, False, "train"),
+          ("garden05", (360, 240), [RED, YELLOW, VIOLET], 6, False, "test"),
+          ("garden06", (320, 240), [PINK, VIOLET], 5, False, "test")]
 
 
 def fbm(rng, h, w, scales, gain=0.6):
@@ -55,10 +51,9 @@ def smooth(a, lo, hi):
     return t * t * (3 - 2 * t)
 
 
-def cover(h, w, draw):
-    """Coverage (0..1) of a shape drawn with value 255 by ``draw(canvas, scale)`` on a supersampled canvas."""
-    c = np.zeros((h * SS, w * SS), np.uint8)
-    draw(c)
+def cover(h, w, draw, *args):
+    """Coverage (0..1) of a shape drawn with value 255 by ``draw(canvas, *args)`` on a supersampled canvas."""
+    draw(c := np.zeros((h * SS, w * SS), np.uint8), *args)
     return cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
@@ -67,9 +62,8 @@ def fill_poly(c, pts):
 
 
 def fill_ellipse(c, ctr, axes, deg):
-    q = lambda v: int(round(v * 16))  # noqa: E731  (4 fractional bits)
-    cv2.ellipse(c, (q(ctr[0] * SS - .5), q(ctr[1] * SS - .5)), (q(axes[0] * SS), q(axes[1] * SS)), deg, 0, 360,
-                255, -1, cv2.LINE_8, 4)
+    q = np.round(np.array([ctr[0] * SS - .5, ctr[1] * SS - .5, axes[0] * SS, axes[1] * SS]) * 16).astype(int)
+    cv2.ellipse(c, (int(q[0]), int(q[1])), (int(q[2]), int(q[3])), deg, 0, 360, 255, -1, cv2.LINE_8, 4)  # 4 frac bits
 
 
 def background(rng, h, w, yy):
@@ -83,14 +77,11 @@ def background(rng, h, w, yy):
         if rng.random() > grass[int(y), int(x), 0] + 0.05:
             continue
         a, n = -np.pi / 2 + rng.normal(0, 0.4), rng.uniform(5, 16)
-        tone = rng.uniform(0.55, 1.5)
-        col = np.array([0.30 + rng.uniform(-.06, .12), 0.42, 0.14 + rng.uniform(-.05, .06)]) * tone
+        col = np.array([0.30 + rng.uniform(-.06, .12), 0.42, 0.14 + rng.uniform(-.05, .06)]) * rng.uniform(.55, 1.5)
         cv2.line(img, (int(x), int(y)), (int(x + n * np.cos(a)), int(y + n * np.sin(a))),
                  tuple(float(v) for v in np.clip(col, 0, 1)), 1, cv2.LINE_AA)
-    near = cv2.GaussianBlur(img, (0, 0), 1.0)
-    far = cv2.GaussianBlur(img, (0, 0), 3.5)
     wf = smooth(1 - yy / h, 0.2, 0.95)[..., None]  # depth of field: the top of the frame is farther away
-    return near * (1 - wf) + far * wf
+    return cv2.GaussianBlur(img, (0, 0), 0.6) * (1 - wf) + cv2.GaussianBlur(img, (0, 0), 3.5) * wf
 
 
 def leaf_geom(base, ang, length, width, bend):
@@ -109,12 +100,11 @@ def leaf_colour(rng, xx, yy, base, u, v, length, width, bend):
     s = dx * v[0] + dy * v[1] - bend * length * t * t
     hw = 0.5 * width * np.sin(np.pi * t ** 0.75) ** 0.8 + 1e-3
     g = np.array(rng.choice([[0.13, 0.40, 0.16], [0.19, 0.46, 0.13], [0.10, 0.33, 0.18], [0.22, 0.50, 0.20]]))
-    shade = (0.8 + 0.35 * t) * (1 + 0.16 * np.tanh(s / 2.5) * rng.choice([-1, 1]))
+    shade = (0.72 + 0.45 * t) * (1 + 0.16 * np.tanh(s / 2.5) * rng.choice([-1, 1]))
     shade *= 1 - 0.25 * np.clip(np.abs(s) / hw, 0, 1) ** 3
     vein = (0.5 + 0.5 * np.cos(2 * np.pi * (t * length - 1.3 * np.abs(s)) / 8.0)) ** 14 * smooth(np.abs(s), 1, 4)
     shade *= 1 + 0.12 * vein + 0.05 * fbm(rng, *xx.shape, [4, 2])
-    col = g * shade[..., None]
-    rib = np.exp(-(s / 1.1) ** 2) * smooth(t, 0.02, 0.06) * (1 - smooth(t, 0.8, 0.97))
+    col, rib = g * shade[..., None], np.exp(-(s / 1.1) ** 2) * smooth(t, .02, .06) * (1 - smooth(t, .8, .97))
     return col + (np.array([0.62, 0.78, 0.42]) - col) * (0.6 * rib)[..., None]
 
 
@@ -123,8 +113,7 @@ def flower_parts(rng, ctr, r, pal, xx, yy):
     h, w = xx.shape
     n, phase = int(rng.integers(6, 11)), rng.uniform(0, 2 * np.pi)
     dx, dy = xx - ctr[0], yy - ctr[1]
-    rr = np.hypot(dx, dy) / r
-    light = 1 + 0.12 * (-dx - dy) / (1.41 * r)
+    rr, light = np.hypot(dx, dy) / r, 1 + 0.12 * (-dx - dy) / (1.41 * r)
     base = np.array(pal[0]) + (np.array(pal[1]) - np.array(pal[0])) * smooth(rr, 0.1, 0.8)[..., None]
     parts = []
     for ring, (scale, dark) in enumerate([(1.0, 0.78), (0.86, 1.0)]):
@@ -133,23 +122,24 @@ def flower_parts(rng, ctr, r, pal, xx, yy):
             a = 0.5 * r * scale * rng.uniform(0.92, 1.06)
             b = a * min(0.62, 2.6 / n + 0.08) * rng.uniform(0.9, 1.1)
             c = ctr + (r * scale - a) * np.array([np.cos(th), np.sin(th)])
-            cov = cover(h, w, lambda cv: fill_ellipse(cv, c, (a, b), np.degrees(th)))
+            cov = cover(h, w, fill_ellipse, c, (a, b), np.degrees(th))
             q = -(xx - c[0]) * np.sin(th) + (yy - c[1]) * np.cos(th)  # across the petal
-            dist = cv2.distanceTransform((cov > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
-            sh = dark * rng.uniform(0.9, 1.05) * light * (1 - 0.07 * (0.5 + 0.5 * np.cos(q * 2.4)) * rr)
-            sh = sh * (1 - 0.3 * np.exp(-dist / 1.6))
+            dist = cv2.distanceTransform((cov > 0.5).astype(np.uint8), cv2.DIST_L2, 3)  # darker petal rims
+            sh = dark * rng.uniform(0.9, 1.05) * light * (1 - 0.07 * (0.5 + 0.5 * np.cos(q * 2.4)) * rr) \
+                * (1 - 0.3 * np.exp(-dist / 1.6))
             parts.append((cov, base * sh[..., None]))
     rc = 0.27 * r
-    cov = cover(h, w, lambda cv: fill_ellipse(cv, ctr, (rc, rc), 0))
+    cov = cover(h, w, fill_ellipse, ctr, (rc, rc), 0)
     d = np.hypot(dx, dy) / rc
-    seeds = smooth(fbm(rng, h, w, [2, 1]), 0.6, 1.4)
+    seeds = smooth(fbm(rng, h, w, [1], 0.5), 0.5, 1.5) * smooth(d, 0.15, 0.4)
     hi = np.exp(-(np.hypot(dx + 0.35 * rc, dy + 0.35 * rc) / (0.35 * rc)) ** 2)
-    sh = (1.05 - 0.45 * smooth(d, 0.5, 1.0)) * (1 - 0.35 * seeds) + 0.3 * hi
+    sh = (1.05 - 0.5 * smooth(d, 0.55, 1.0)) * (1 - 0.4 * seeds) + 0.3 * hi
     parts.append((cov, np.array(pal[2]) * sh[..., None]))
     return parts
 
 
 def chaikin(pts, it=3):
+    """Corner-cutting smoothing of a control polygon into a smooth freehand-looking curve."""
     for _ in range(it):
         q = np.repeat(pts, 2, 0)[1:-1].reshape(-1, 2, 2)
         mid = np.concatenate([0.75 * q[:, 0] + 0.25 * q[:, 1], 0.25 * q[:, 0] + 0.75 * q[:, 1]], 1).reshape(-1, 2)
@@ -168,8 +158,7 @@ def render(seed, w, h, flowers, n_leaves, scribbled):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     img = background(rng, h, w, yy)
-    weight = np.zeros((h, w, 3), np.float32)
-    weight[..., 0] = 1
+    weight = np.zeros((h, w, 3), np.float32) + np.array([1, 0, 0], np.float32)  # per-class coverage
     inst = np.zeros((h, w), np.int32)
     objs, ctrs = [], []
     for _ in range(len(flowers)):  # flower centres and radii, not overlapping too much
@@ -179,14 +168,20 @@ def render(seed, w, h, flowers, n_leaves, scribbled):
             if all(np.hypot(*(c - c2)) > 0.9 * (r + r2) for c2, r2 in ctrs):
                 break
         ctrs.append((c, r))
-    for k in range(n_leaves):  # leaves sprout around the flowers
+    for k in range(n_leaves):  # leaves sprout around the flowers; the last ones reach in from the frame edge
         c, r = ctrs[k % len(ctrs)]
         ang = rng.uniform(0, 2 * np.pi)
-        length, width = rng.uniform(1.3, 2.0) * r, rng.uniform(0.45, 0.6) * r
+        length, width = rng.uniform(1.5, 2.3) * r, rng.uniform(0.5, 0.68) * r
         base = c + 0.3 * r * np.array([np.cos(ang), np.sin(ang)])
+        if k >= n_leaves - 2 and k >= len(ctrs) + 1:
+            base = rng.uniform([0, 0], [w, h])
+            base[np.argmin([base[0], base[1]])] = -5  # on the left or top edge ...
+            if rng.random() < 0.5:
+                base = np.array([w, h]) - base  # ... or on the right or bottom edge
+            ang = np.arctan2(h / 2 - base[1], w / 2 - base[0]) + rng.uniform(-0.6, 0.6)
         bend = rng.uniform(-0.2, 0.2)
         poly, u, v = leaf_geom(base, ang, length, width, bend)
-        objs.append((2, [(cover(h, w, lambda cv: fill_poly(cv, poly)),
+        objs.append((2, [(cover(h, w, fill_poly, poly),
                           leaf_colour(rng, xx, yy, base, u, v, length, width, bend))], (base, u, v, length, width)))
     for (c, r), pal in zip(ctrs, flowers):
         objs.append((1, flower_parts(rng, c, r, pal, xx, yy), (c, r)))
@@ -206,9 +201,12 @@ def render(seed, w, h, flowers, n_leaves, scribbled):
     img += rng.normal(0, 0.012, img.shape) + rng.normal(0, 0.008, (h, w, 1))  # sensor noise
     rgb = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
     mask = np.where(weight.max(2) >= 0.85, weight.argmax(2), 255).astype(np.uint8)
-    if not scribbled:
-        return rgb, mask, None
-    scrib = np.full((h, w), 255, np.uint8)
+    return rgb, mask, (scribbles(rng, objs, inst, mask) if scribbled else None)
+
+
+def scribbles(rng, objs, inst, mask):
+    """One or two quick strokes inside every visible leaf and flower, two or three on the background."""
+    (h, w), scrib = mask.shape, np.full(mask.shape, 255, np.uint8)
     for j, (cls, _, g) in enumerate(objs, 1):
         region = (inst == j) & (mask == cls)
         if cls == 2:
@@ -220,20 +218,23 @@ def render(seed, w, h, flowers, n_leaves, scribbled):
         else:
             c, r = g
             a = rng.uniform(0, np.pi)
-            d, p = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
-            scribble(rng, scrib, region, cls, c + np.outer([-0.6, -0.2, 0.2, 0.6], d * r))
+            scribble(rng, scrib, region, cls, c + np.outer([-0.6, -0.2, 0.2, 0.6], [np.cos(a) * r, np.sin(a) * r]))
             if rng.random() < 0.5:
                 arc = a + np.linspace(1.0, 2.0, 5)
                 scribble(rng, scrib, region, cls, c + 0.6 * r * np.stack([np.cos(arc), np.sin(arc)], 1))
     bgdist = cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, 3)
     ys, xs = np.nonzero(bgdist > 12)
     for _ in range(int(rng.integers(2, 4))):
+        if len(xs) == 0:
+            break
         i = rng.integers(len(xs))
-        a = rng.uniform(0, 2 * np.pi)
+        a = np.arctan2(h / 2 - ys[i], w / 2 - xs[i]) + rng.uniform(-1.2, 1.2)  # away from the frame edge
         pts = np.array([xs[i], ys[i]]) + np.outer(np.linspace(0, rng.uniform(30, 60), 4), [np.cos(a), np.sin(a)])
         pts += np.outer(np.sin(np.linspace(0, np.pi, 4)), [-np.sin(a), np.cos(a)]) * rng.uniform(-8, 8)
         scribble(rng, scrib, mask == 0, 0, pts)
-    return rgb, mask, scrib
+        far = np.hypot(xs - xs[i], ys - ys[i]) > 60  # spread the background strokes out
+        xs, ys = xs[far], ys[far]
+    return scrib
 
 
 def main():

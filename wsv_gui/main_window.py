@@ -403,6 +403,8 @@ class MainWindow(QMainWindow):
             self._on_stopped("")
 
     def _on_progress(self, rec: ProgressRecord) -> None:
+        if self.project is None:  # a record still queued when the window closed
+            return
         self.training_panel.add(rec)
         for note in rec.notes:
             self.statusBar().showMessage(note, 5000)

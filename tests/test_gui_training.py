@@ -1,0 +1,110 @@
+"""Live training from the window: predictions arrive and change the overlay, pause/stop work, closing during
+training ends the worker without a hang, and the model is saved."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.annotations.types import Stroke
+from engine.project import Project
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, user_data):
+    from wsv_gui.main_window import MainWindow
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    img = np.zeros((40, 56, 3), np.uint8)
+    img[:, :28] = (30, 60, 200)
+    img[:, 28:] = (230, 210, 40)
+    Image.fromarray(img).save(folder / "two.png")
+    project = Project.create(folder, ["left", "right"])
+    project.add_folder(folder)
+    image_id = project.store.images()[0].id
+    left, right = project.store.classes()
+    project.store.add_stroke(Stroke(image_id, left.id, 2.0, [[5, 5], [5, 35]]))
+    project.store.add_stroke(Stroke(image_id, right.id, 2.0, [[50, 5], [50, 35]]))
+    w = MainWindow(project)
+    qtbot.addWidget(w)
+    s = w.training_panel.settings
+    s.model.setCurrentText("unet")
+    s.working_size.setValue(64)
+    s.device.setCurrentText("cpu")
+    w.show()
+    return w
+
+
+def test_training_sends_predictions_that_change_the_overlay(window, qtbot):
+    assert window.canvas.prediction.rgba().size == 0
+    window.train()
+    qtbot.waitUntil(lambda: window.current_image_id in window.previews, timeout=60000)
+    qtbot.waitUntil(lambda: window.canvas.prediction.rgba().size > 0, timeout=10000)
+    first = window.canvas.prediction.rgba().copy()
+    steps_before = window.training_panel._steps[-1]
+    qtbot.waitUntil(lambda: window.training_panel._steps[-1] > steps_before + 3, timeout=60000)
+    assert window.training_panel._losses["total"][-1] > 0
+    assert window.gradient_view._preview is not None
+    # the overlay is the latest preview in class colours; heat-map mode shows one class's probability instead
+    from wsv_gui.prediction import overlay_rgba
+
+    preview = window.previews[window.current_image_id]
+    window.refresh_prediction()
+    np.testing.assert_array_equal(window.canvas.prediction.rgba(), overlay_rgba(preview, window.class_colors(), None))
+    window.toolbar.mode.setCurrentIndex(2)  # P(right)
+    heat = window.canvas.prediction.rgba()
+    np.testing.assert_array_equal(heat, overlay_rgba(preview, window.class_colors(), 1))
+    assert not np.array_equal(heat, first)
+    window.stop_training(wait=True)
+    assert window.training is None
+    assert (window.model_dir / "model.safetensors").is_file()
+
+
+def test_pause_resume_stop(window, qtbot):
+    window.train()
+    qtbot.waitUntil(lambda: len(window.training_panel._steps) > 0, timeout=60000)
+    window.pause()
+    qtbot.wait(300)
+    n = len(window.training_panel._steps)
+    qtbot.wait(700)
+    assert len(window.training_panel._steps) <= n + 1  # at most the step in flight
+    assert window.training_panel.train_button.text() == "Resume"
+    window.train()
+    qtbot.waitUntil(lambda: len(window.training_panel._steps) > n + 2, timeout=60000)
+    window.stop_training()
+    qtbot.waitUntil(lambda: window.training is None, timeout=60000)
+    assert window.training_panel.train_button.isEnabled()
+
+
+def test_close_during_training_does_not_hang(window, qtbot):
+    window.train()
+    qtbot.waitUntil(lambda: len(window.training_panel._steps) > 0, timeout=60000)
+    thread = window.training
+    window.close()
+    assert thread.isFinished()
+
+
+def test_accept_prediction_makes_exact_marks(window, qtbot):
+    window.train()
+    qtbot.waitUntil(lambda: window.current_image_id in window.previews, timeout=60000)
+    window.stop_training(wait=True)
+    store = window.project.store
+    before = len(store.strokes(window.current_image_id))
+    window.accept_prediction(0.0)
+    preview = window.previews[window.current_image_id]
+    seeds = store.seed_map(window.current_image_id, preview.labels.shape)
+    np.testing.assert_array_equal(seeds, preview.labels)  # every pixel now carries the predicted class
+    window.undo_stack.undo()
+    assert len(store.strokes(window.current_image_id)) == before
+
+
+def test_training_error_is_shown_not_fatal(window, qtbot, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    store = window.project.store
+    for s in store.strokes(window.current_image_id):
+        store.delete_stroke(s.id)
+    window.train()
+    qtbot.waitUntil(lambda: window.training is None, timeout=60000)
+    assert shown and "no image has marks" in shown[0]
