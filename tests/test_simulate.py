@@ -1,12 +1,87 @@
-"""The scribble simulator: strokes stay inside their regions, follow them, and are reproducible."""
+"""The scribble simulator against brute-force references and hand-worked cases: strokes rasterize exactly, stay
+inside their own region (a hard guarantee), follow the region's centre line, and are reproducible."""
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from engine.datasets.simulate import rasterize_scribbles, simulate_scribbles, zhang_suen_thinning
+from engine.datasets import simulate
+from engine.datasets.simulate import Scribble, rasterize_scribbles, simulate_scribbles, zhang_suen_thinning
 
 
-def check_inside(mask, scribbles):
+def brute_force_seeds(shape, scribbles):
+    """Seed map by the definition: every pixel centre against every segment, by endpoint and perpendicular
+    distances (a different formula from the rasterizer's clamped projection); also the squared distances."""
+    h, w = shape
+    cy, cx = np.mgrid[0:h, 0:w] + 0.5
+    out = np.full(shape, 255, np.uint8)
+    gaps = []
+    for s in scribbles:
+        pts = s.points.astype(np.float64)
+        segs = [(pts[0], pts[0])] if len(pts) == 1 else list(zip(pts[:-1], pts[1:]))
+        best = np.full(shape, np.inf)
+        for a, b in segs:
+            best = np.minimum(best, np.minimum((cx - a[0]) ** 2 + (cy - a[1]) ** 2, (cx - b[0]) ** 2 + (cy - b[1]) ** 2))
+            d = b - a
+            length = np.hypot(*d)
+            if length > 0:
+                along = ((cx - a[0]) * d[0] + (cy - a[1]) * d[1]) / length
+                across = ((cx - a[0]) * d[1] - (cy - a[1]) * d[0]) / length
+                best = np.where((along > 0) & (along < length), np.minimum(best, across ** 2), best)
+        out[best <= s.radius ** 2] = s.label
+        gaps.append(np.abs(best - s.radius ** 2))
+    return out, np.min(gaps, axis=0)
+
+
+def test_rasterize_worked_case():
+    # Segment along row 1 from pixel (1, 1) to pixel (3, 1), radius 1: the row itself plus the pixels exactly 1
+    # away (above, below, and the two beyond the ends); the corners at sqrt(2) stay out.
+    s = Scribble(label=4, radius=1.0, points=np.float32([[1.5, 1.5], [3.5, 1.5]]))
+    expected = np.array([[255, 4, 4, 4, 255],
+                         [4, 4, 4, 4, 4],
+                         [255, 4, 4, 4, 255],
+                         [255, 255, 255, 255, 255]], np.uint8)
+    np.testing.assert_array_equal(rasterize_scribbles((4, 5), [s]), expected)
+    dot = Scribble(label=0, radius=0.5, points=np.float32([[2.5, 2.5]]))
+    seeds = rasterize_scribbles((4, 5), [s, dot])
+    assert seeds[2, 2] == 0 and (seeds == 0).sum() == 1  # later scribbles paint over earlier ones
+
+
+def test_rasterize_matches_brute_force():
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        shape = (int(rng.integers(5, 40)), int(rng.integers(5, 40)))
+        scribbles = []
+        for k in range(int(rng.integers(1, 5))):
+            pts = rng.uniform(-3, max(shape) + 3, size=(int(rng.integers(1, 6)), 2)).astype(np.float32)
+            if k == 0:
+                pts = np.round(pts) + np.float32(0.5)  # on pixel centres: distance ties at integer radii
+            radius = float(rng.choice([0.5, 1.0, 1.5, 2.0, rng.uniform(0.5, 6)]))
+            scribbles.append(Scribble(int(rng.integers(0, 5)), radius, pts))
+        expected, gap = brute_force_seeds(shape, scribbles)
+        clear = gap > 1e-6  # where rounding could decide, either answer is fine
+        got = rasterize_scribbles(shape, scribbles)
+        np.testing.assert_array_equal(got[clear], expected[clear])
+
+
+def check_strokes(mask, scribbles, min_area=50, ignore_index=255):
+    """The hard guarantee: every scribble paints only pixels of one region of its class, and every region of at
+    least ``min_area`` pixels gets exactly one scribble (so void pixels are never labelled)."""
+    regions = {}
+    for label in np.unique(mask):
+        if label == ignore_index:
+            continue
+        n, comp, stats, _ = cv2.connectedComponentsWithStats((mask == label).astype(np.uint8), connectivity=8)
+        regions[int(label)] = comp, {k for k in range(1, n) if stats[k, cv2.CC_STAT_AREA] >= min_area}
+    hit = []
+    for s in scribbles:
+        assert s.points.dtype == np.float32 and s.points.shape[1] == 2 and s.radius >= 0.5
+        painted = rasterize_scribbles(mask.shape, [s]) != 255
+        comp, big = regions[s.label]
+        ids = np.unique(comp[painted])
+        assert len(ids) == 1 and ids[0] in big, f"scribble of class {s.label} leaves its region"
+        hit.append((s.label, int(ids[0])))
+    assert sorted(hit) == sorted((label, k) for label, (_, big) in regions.items() for k in big)
     seeds = rasterize_scribbles(mask.shape, scribbles)
     labelled = seeds != 255
     np.testing.assert_array_equal(seeds[labelled], mask[labelled])
@@ -16,76 +91,182 @@ def check_inside(mask, scribbles):
 def test_rectangle_gets_one_stroke_along_its_long_axis():
     mask = np.zeros((60, 120), np.uint8)
     mask[20:40, 10:110] = 1
-    strokes = [s for s in simulate_scribbles(mask, ratio=1.0, min_area=10) if s.label == 1]
-    assert len(strokes) == 1
-    pts = strokes[0].points
-    assert np.ptp(pts[:, 0]) > 60 and np.ptp(pts[:, 1]) < 6   # horizontal, long
-    assert np.all(np.abs(pts[:, 1] - 30) < 4)                # near the middle row
-    check_inside(mask, strokes)
+    scribbles = simulate_scribbles(mask, ratio=1.0, min_area=10)
+    check_strokes(mask, scribbles, min_area=10)
+    (stroke,) = [s for s in scribbles if s.label == 1]
+    pts = stroke.points
+    assert np.ptp(pts[:, 0]) > 70 and np.ptp(pts[:, 1]) <= 1  # horizontal, most of the length
+    assert np.all(np.abs(pts[:, 1] - 30) <= 1)                # on the middle row
+    assert stroke.radius == 2.0
 
 
-def test_each_component_and_ring():
-    mask = np.zeros((100, 100), np.uint8)
+@pytest.mark.parametrize("radius, margin, expected", [(1.5, 1.0, 1.5), (4.0, 1.0, 2.5), (3.0, 0.0, 3.0)])
+def test_radius_shrinks_to_the_region(radius, margin, expected):
+    # A 7 px high bar: its centre row is 4 px from the nearest outside pixel centres, 3.5 px from the boundary.
+    mask = np.zeros((40, 100), np.uint8)
+    mask[20:27, 10:90] = 1
+    scribbles = simulate_scribbles(mask, ratio=1.0, radius=radius, margin=margin)
+    check_strokes(mask, scribbles)
+    (stroke,) = [s for s in scribbles if s.label == 1]
+    assert stroke.radius == expected and np.all(stroke.points[:, 1] == 23.5)
+    column = rasterize_scribbles(mask.shape, [stroke])[:, 50]
+    assert np.array_equal(np.flatnonzero(column == 1), np.arange(23 - int(expected), 24 + int(expected)))
+
+
+def test_two_blobs_ring_and_specks():
+    mask = np.zeros((100, 120), np.uint8)
     mask[10:30, 10:30] = 1
-    mask[60:90, 55:95] = 1
-    yy, xx = np.mgrid[:100, :100]
-    r = np.hypot(yy - 50, xx - 25)
-    mask[(r > 12) & (r < 20) & (xx < 45)] = 2
-    mask[0:3, 0:3] = 1  # too small
-    s = simulate_scribbles(mask, min_area=50)
-    assert sum(x.label == 1 for x in s) == 2
-    assert sum(x.label == 2 for x in s) == 1
-    seeds = check_inside(mask, s)
-    assert (seeds[0:3, 0:3] == 255).all()
+    mask[60:90, 60:100] = 1
+    yy, xx = np.mgrid[:100, :120]
+    dist = np.hypot(yy - 50, xx - 30)
+    mask[(dist > 12) & (dist < 20)] = 2
+    mask[2:8, 110:116] = 1  # 36 px: below min_area
+    mask[90:97, 5:12] = 3   # 49 px: below min_area
+    scribbles = simulate_scribbles(mask, min_area=50, ratio=1.0)
+    seeds = check_strokes(mask, scribbles, min_area=50)
+    assert [s.label for s in scribbles].count(1) == 2
+    (ring,) = [s for s in scribbles if s.label == 2]
+    assert np.all(np.abs(np.hypot(ring.points[:, 1] - 50.5, ring.points[:, 0] - 30.5) - 16) < 2.5)  # mid-ring
+    assert np.ptp(ring.points, axis=0).max() > 25  # goes a good way round
+    assert (seeds[2:8, 110:116] == 255).all() and (seeds[90:97, 5:12] == 255).all()
 
 
-def test_void_never_labelled_and_random_masks_inside():
+def test_single_pixel_skeleton_gives_a_dot():
+    mask = np.zeros((12, 12), np.uint8)
+    mask[4:7, 5:8] = 1  # a 3x3 block thins to its centre pixel (6, 5)
+    assert np.array_equal(np.argwhere(zhang_suen_thinning(mask == 1)), [[5, 6]])
+    (dot,) = [s for s in simulate_scribbles(mask, min_area=9) if s.label == 1]
+    np.testing.assert_array_equal(dot.points, [[6.5, 5.5]])
+    check_strokes(mask, simulate_scribbles(mask, min_area=9), min_area=9)
+
+
+def random_ellipses(rng, shape=(90, 110), n=8, classes=4):
+    h, w = shape
+    yy, xx = np.mgrid[:h, :w]
+    mask = np.zeros(shape, np.uint8)
+    for _ in range(n):
+        cy, cx, a, b, t = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(3, 35), rng.uniform(3, 35), rng.uniform(0, np.pi)
+        u, v = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t), -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
+        mask[(u / a) ** 2 + (v / b) ** 2 < 1] = rng.integers(0, classes)
+    return mask
+
+
+def test_random_masks_stay_inside_and_void_stays_unlabelled():
     rng = np.random.default_rng(0)
-    for trial in range(10):
-        mask = np.zeros((80, 90), np.uint8)
-        yy, xx = np.mgrid[:80, :90]
-        for k in range(6):
-            cy, cx, a, b = rng.uniform(0, 80), rng.uniform(0, 90), rng.uniform(5, 30), rng.uniform(5, 30)
-            mask[((yy - cy) / a) ** 2 + ((xx - cx) / b) ** 2 < 1] = rng.integers(1, 4)
-        mask[rng.random(mask.shape) < 0.02] = 255
-        mask[:, 40:42] = 255
-        s = simulate_scribbles(mask, ratio=float(rng.uniform(0.1, 1)), radius=float(rng.uniform(0.5, 4)),
-                               seed=trial)
-        seeds = check_inside(mask, s)
-        assert not (seeds[mask == 255] != 255).any()
+    for trial in range(25):
+        mask = random_ellipses(rng)
+        mask[rng.random(mask.shape) < 0.01] = 255  # scattered void pixels
+        mask[:, 50:52] = 255                        # a void band splitting regions
+        kwargs = dict(ratio=float(rng.uniform(0.05, 1)), radius=float(rng.uniform(0.5, 5)),
+                      margin=float(rng.choice([0.0, 0.5, 1.0, 2.0])), min_area=int(rng.integers(1, 80)), seed=trial)
+        scribbles = simulate_scribbles(mask, **kwargs)
+        seeds = check_strokes(mask, scribbles, min_area=kwargs["min_area"])
+        assert (seeds[mask == 255] == 255).all()
+        assert all(s.radius <= kwargs["radius"] for s in scribbles)
 
 
-def test_seed_reproducible_and_ratio_controls_length():
+def test_unsimplified_fallback_stays_inside(monkeypatch):
+    # A coarse simplification cuts corners out of curved regions, so strokes fall back to the pixel path.
+    monkeypatch.setattr(simulate, "SIMPLIFY_TOLERANCE", 6.0)
+    rng = np.random.default_rng(1)
+    for trial in range(15):
+        mask = random_ellipses(rng, n=12)
+        check_strokes(mask, simulate_scribbles(mask, ratio=1.0, radius=float(rng.uniform(0.5, 6)), margin=0.0,
+                                               min_area=5, seed=trial), min_area=5)
+
+
+def test_tips_in_corners_do_not_thin_the_brush():
+    # The skeleton of a triangle runs into its sharp corners; the stroke keeps its radius by stopping short.
+    yy, xx = np.mgrid[:80, :80]
+    mask = ((xx > yy) & (yy > 10) & (xx < 70)).astype(np.uint8)
+    (stroke,) = [s for s in simulate_scribbles(mask, ratio=1.0) if s.label == 1]
+    assert stroke.radius == 2.0 and np.ptp(stroke.points, axis=0).max() > 20
+    check_strokes(mask, simulate_scribbles(mask, ratio=1.0))
+
+
+def test_seeded_and_ratio_controls_coverage():
     mask = np.zeros((80, 200), np.uint8)
     mask[30:50, 10:190] = 1
-    a = simulate_scribbles(mask, ratio=0.3, seed=1)
-    b = simulate_scribbles(mask, ratio=0.3, seed=1)
-    c = simulate_scribbles(mask, ratio=0.3, seed=7)
+    a, b = simulate_scribbles(mask, seed=1), simulate_scribbles(mask, seed=1)
+    assert [(s.label, s.radius) for s in a] == [(s.label, s.radius) for s in b]
     assert all(np.array_equal(x.points, y.points) for x, y in zip(a, b))
-    assert any(not np.array_equal(x.points, y.points) for x, y in zip(a, c))
-    short = (rasterize_scribbles(mask.shape, a) != 255).sum()
-    full = (rasterize_scribbles(mask.shape, simulate_scribbles(mask, ratio=1.0)) != 255).sum()
-    assert full > 2 * short
+    c = simulate_scribbles(mask, seed=2)
+    assert not np.array_equal(a[1].points, c[1].points)  # another piece of the rectangle's centre line
+    assert abs(np.ptp(a[1].points[:, 0]) - np.ptp(c[1].points[:, 0])) <= 2  # of the same length
+    full = simulate_scribbles(mask, ratio=1.0, seed=1)
+    assert (rasterize_scribbles(mask.shape, full) != 255).sum() > 2.5 * (rasterize_scribbles(mask.shape, a) != 255).sum()
+
+
+@pytest.mark.parametrize("bad", [dict(ratio=0), dict(ratio=-0.2), dict(ratio=1.01), dict(radius=0.4), dict(margin=-1)])
+def test_invalid_settings(bad):
     with pytest.raises(ValueError):
-        simulate_scribbles(mask, ratio=0)
+        simulate_scribbles(np.zeros((10, 10), np.uint8), **bad)
 
 
-def test_thinning_gives_one_pixel_wide_connected_line():
-    region = np.zeros((30, 60), bool)
-    region[10:20, 5:55] = True
-    sk = zhang_suen_thinning(region)
-    assert sk.any() and (sk <= region).all()
-    assert sk.sum(0)[15:45].max() == 1  # one pixel per column in the middle
+def zhang_suen_reference(region):
+    """Zhang & Suen's thinning as published: every pixel tested in each sub-iteration, until nothing changes."""
+    img = np.pad(region.astype(np.uint8), 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            n = [img[:-2, 1:-1], img[:-2, 2:], img[1:-1, 2:], img[2:, 2:],
+                 img[2:, 1:-1], img[2:, :-2], img[1:-1, :-2], img[:-2, :-2]]  # P2 .. P9
+            count = sum(n)
+            transitions = sum((n[i] == 0) & (n[(i + 1) % 8] == 1) for i in range(8))
+            if step == 0:
+                rule = (n[0] * n[2] * n[4] == 0) & (n[2] * n[4] * n[6] == 0)
+            else:
+                rule = (n[0] * n[2] * n[6] == 0) & (n[0] * n[4] * n[6] == 0)
+            remove = (img[1:-1, 1:-1] == 1) & (count >= 2) & (count <= 6) & (transitions == 1) & rule
+            img[1:-1, 1:-1][remove] = 0
+            changed |= bool(remove.any())
+        if not changed:
+            return img[1:-1, 1:-1].astype(bool)
+
+
+def test_thinning_matches_reference_and_is_one_pixel_wide():
+    rng = np.random.default_rng(5)
+    for trial in range(30):
+        region = random_ellipses(rng, shape=(50, 60), n=5, classes=2) == 1
+        if trial % 3 == 0:
+            region ^= rng.random(region.shape) < 0.05  # ragged edges and holes
+        np.testing.assert_array_equal(zhang_suen_thinning(region), zhang_suen_reference(region))
+    bar = np.zeros((30, 60), bool)
+    bar[10:20, 5:55] = True
+    skeleton = zhang_suen_thinning(bar)
+    assert (skeleton <= bar).all() and skeleton.sum(0)[15:45].max() == 1
+    assert cv2.connectedComponents(skeleton.astype(np.uint8), connectivity=8)[0] == 2
+
+
+def real_masks(shared_data, name, count):
+    folder = shared_data / name / "masks"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    paths = sorted(folder.glob("*.png"))
+    return [np.array(Image.open(p)) for p in paths[::max(1, len(paths) // count)][:count]]
 
 
 @pytest.mark.data
-def test_real_horse_masks_inside_and_sparse(shared_data):
-    masks = sorted((shared_data / "horses" / "masks").glob("*.png"))[:15]
-    fractions = []
-    for i, path in enumerate(masks):
-        mask = np.array(Image.open(path))
-        seeds = check_inside(mask, simulate_scribbles(mask, seed=i))
-        fractions.append(np.mean(seeds != 255))
-        assert set(np.unique(seeds)) - {255} == set(np.unique(mask)) - {255}  # every class marked
-    # Sparse like human scribbles (ACDC's real ones label about 1% of pixels).
-    assert 0.003 < np.mean(fractions) < 0.05
+@pytest.mark.parametrize("name", ["horses", "msrc", "acdc"])
+def test_real_masks_stay_inside(shared_data, name):
+    for i, mask in enumerate(real_masks(shared_data, name, 12)):
+        for ratio in (0.3, 1.0):
+            check_strokes(mask, simulate_scribbles(mask, ratio=ratio, seed=i))
+
+
+@pytest.mark.data
+def test_horse_coverage_is_like_human_scribbles(shared_data):
+    masks = real_masks(shared_data, "horses", 24)
+    sparse = np.mean([(rasterize_scribbles(m.shape, simulate_scribbles(m, seed=i)) != 255).mean()
+                      for i, m in enumerate(masks)])
+    dense = np.mean([(rasterize_scribbles(m.shape, simulate_scribbles(m, ratio=1.0, seed=i)) != 255).mean()
+                     for i, m in enumerate(masks)])
+    folder = shared_data / "acdc" / "scribbles"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} (real human scribbles to compare with) not found")
+    human = np.mean([(np.array(Image.open(p)) != 255).mean() for p in sorted(folder.glob("*.png"))[::8]])
+    print(f"labelled fraction: simulated horses {sparse:.4f} (ratio 0.3), {dense:.4f} (ratio 1.0); "
+          f"real ACDC scribbles {human:.4f}")
+    # Sparse like a quick human pass (ACDC's human scribbles label about 1% of each image), dense a few times more.
+    assert human / 3 < sparse < human * 3
+    assert 2 * sparse < dense < 0.1
