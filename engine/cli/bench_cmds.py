@@ -1,0 +1,72 @@
+"""``wsv bench``: speed and quality figures as JSON records (the README's tables come from these)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.cli.common import CliError, emit
+from engine.models.registry import MODEL_NAMES, default_model_name
+from engine.training.config import TrainConfig
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run a benchmark and print its records")
+    bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
+
+    q = bench.add_parser("quality", help="mIoU of full vs scribble supervision, with and without CRF losses")
+    q.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"evaluation data folder (default {DEFAULT_DATA})")
+    q.add_argument("--datasets", default="horses,acdc", help="comma-separated data sets in --data")
+    q.add_argument("--methods", default="full,pce,pce+grid,pce+dense")
+    q.add_argument("--model", choices=MODEL_NAMES, default=default_model_name())
+    q.add_argument("--steps", type=int, default=TrainConfig.steps)
+    q.add_argument("--max-minutes", type=float, default=4.5, help="training budget per method")
+    q.add_argument("--working-size", type=int, default=TrainConfig.working_size)
+    q.add_argument("--device", default="auto")
+    q.add_argument("--work", type=Path, default=Path("runs/bench-quality"), help="folder for projects and models")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_quality)
+
+    g = bench.add_parser("gui", help="event-loop stalls and stroke latency on a 4000x3000 image while training")
+    g.add_argument("--seconds", type=float, default=30.0, help="how long to measure while training")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=cmd_gui)
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    """Runs in a child process: the engine never imports Qt, the benchmark needs the real window."""
+    env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+    res = subprocess.run([sys.executable, "-m", "wsv_gui.bench", "--seconds", str(args.seconds)],
+                         capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise CliError(f"the GUI benchmark failed:\n{res.stderr.strip()[-2000:]}")
+    records = json.loads(res.stdout)
+    emit(records, args.json, "\n".join(_row(r) for r in records))
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from engine.bench.quality import METHODS, run_quality
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise CliError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    missing = [d for d in datasets if not (args.data / d / "classes.txt").is_file()]
+    if missing:
+        raise CliError(f"data sets not found in {args.data}: {', '.join(missing)}")
+    base = TrainConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
+                       working_size=args.working_size, device=args.device, eval_interval_s=0)
+    records = run_quality(args.data, datasets, methods, base, args.work, log=lambda m: print(m, file=sys.stderr))
+    emit(records, args.json, "\n".join(_row(r) for r in records))
+    return 0
+
+
+def _row(r: dict) -> str:
+    return "  ".join(f"{k}={v}" for k, v in r.items() if k != "bench")
