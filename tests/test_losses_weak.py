@@ -61,7 +61,7 @@ def test_allowed_classes_and_consistency():
     p = torch.zeros(1, 3, 3, 4, dtype=torch.float64)
     p[0, 2] = 1.0  # everything class 2: wrong only inside box 1 but outside box 2, i.e. pixels (0,0),(0,1),(1,0)
     eps = 1e-6
-    inside = 7  # pixels inside some box: the 2x2 and 2x2 boxes overlap in one pixel
+    inside = 6  # pixels where some class is excluded: the 7 boxed pixels but the overlap, which allows all
     expected = 3 * -math.log(eps) / inside
     assert box_consistency_loss(p, [boxes], eps=eps).item() == pytest.approx(expected, rel=1e-6)
 
