@@ -67,3 +67,20 @@ def test_errors(tmp_path, capsys):
     Image.fromarray(np.full((5, 5), 9, np.uint8)).save(tmp_path / "pred" / "im3.png")
     code, _, err = run(capsys, "eval", tmp_path / "pred", ds)
     assert code == 1 and "im3.png" in err
+
+
+def test_train_from_boxes_and_tags_derived_from_masks(tmp_path, capsys):
+    ds = tmp_path / "ds"
+    make_dataset(ds)
+    for sub in ("boxes", "tags"):
+        for f in (ds / sub).iterdir():
+            f.unlink()
+    for supervision in ("boxes", "boxes-grabcut", "tags"):
+        code, out, err = run(capsys, "train", ds, "--supervision", supervision, "--model", "unet", "--steps", "2",
+                             "--batch-size", "2", "--working-size", "48", "--out", tmp_path / supervision, "--json")
+        assert code == 0, err
+        assert "deriving them from its masks" in err
+        summary = json.loads(out)
+        assert summary["labelled_images"] == 3
+        losses = summary["final_losses"]
+        assert ("box" in losses) == (supervision == "boxes") and ("tags" in losses) == (supervision == "tags")

@@ -1,4 +1,4 @@
-"""GrabCut seeded with scribbles (OpenCV): the classic interactive-segmentation baseline for scribbles.
+"""GrabCut (OpenCV) as the classic baselines: seeded with scribbles, or initialised with boxes.
 
 GrabCut is binary, so K classes are handled one class at a time: class k's scribbles are definite
 foreground, every other class's scribbles definite background, the rest "probably background"; a pixel takes
@@ -36,4 +36,30 @@ def grabcut_from_scribbles(image: np.ndarray, seeds: np.ndarray, num_classes: in
         labels[claims[k]] = k
     marked = seeds != UNLABELED
     labels[marked] = seeds[marked]
+    return labels
+
+
+def grabcut_from_boxes(image: np.ndarray, boxes: np.ndarray, num_classes: int, background: int = 0,
+                       iterations: int = 5) -> np.ndarray:
+    """Fake full mask from boxes, the naive "proposals" baseline: GrabCut initialised with each box
+    (largest first, so smaller boxes on top win), background outside every box and where GrabCut says so.
+    ``boxes`` is (M, 5) (class index, x0, y0, x1, y1) in pixels."""
+    seeds_shape = image.shape[:2]
+    h, w = seeds_shape
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    labels = np.full(seeds_shape, background, np.uint8)
+    order = sorted(range(len(boxes)), key=lambda i: -(boxes[i][3] - boxes[i][1]) * (boxes[i][4] - boxes[i][2]))
+    for i in order:
+        k, x0, y0, x1, y1 = boxes[i]
+        c0, r0 = max(0, int(round(x0))), max(0, int(round(y0)))
+        c1, r1 = min(w, int(round(x1))), min(h, int(round(y1)))
+        if c1 - c0 < 2 or r1 - r0 < 2:
+            continue
+        mask = np.zeros(seeds_shape, np.uint8)
+        if c1 - c0 >= w - 1 and r1 - r0 >= h - 1:  # a box as large as the image leaves GrabCut no background
+            labels[r0:r1, c0:c1] = int(k)
+            continue
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(bgr, mask, (c0, r0, c1 - c0, r1 - r0), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
+        labels[(mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)] = int(k)
     return labels

@@ -21,6 +21,7 @@ from engine.metrics import confusion_matrix, scores
 from engine.models.registry import MODEL_NAMES, ModelError, default_model_name, load_model
 from engine.project import Project
 from engine.training.config import REGULARIZERS, TrainConfig
+from engine.training.targets import SUPERVISION
 from engine.training.trainer import Trainer, TrainingError, pick_device, predict_full_size
 
 
@@ -29,7 +30,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        description="Train from full masks or from scribbles (the folder's scribbles/, or "
                                    "simulated from masks where it has none), with an optional CRF regularizer.")
     p.add_argument("dataset", type=Path, help="dataset folder, or a WSV Studio project folder")
-    p.add_argument("--supervision", choices=["full", "scribbles"], default="scribbles")
+    p.add_argument("--supervision", choices=[s for s in SUPERVISION if s != "marks"], default="scribbles",
+                   help="what to learn from; boxes-grabcut is the naive baseline (GrabCut inside boxes as masks)")
     p.add_argument("--regularizer", choices=REGULARIZERS, default="dense")
     p.add_argument("--reg-weight", type=float, help="regularizer weight (default depends on the regularizer)")
     p.add_argument("--sigma-rgb", type=float, default=15.0)
@@ -121,8 +123,14 @@ def _training_project(args: argparse.Namespace) -> Path:
             simulate = ScribbleSimulation(ratio=args.sim_ratio, seed=args.seed)
             print(f"wsv train: {ds.root} has no scribbles; simulating them from its masks "
                   f"(ratio {args.sim_ratio})", file=sys.stderr)
+        boxes = args.supervision.startswith("boxes") and not ds.has("boxes")
+        tags = args.supervision == "tags" and not ds.has("tags")
+        if boxes or tags:
+            print(f"wsv train: {ds.root} has no {'boxes' if boxes else 'tags'}; deriving them from its masks",
+                  file=sys.stderr)
         project, report = import_dataset(ds.root, target, split=args.split, scribbles_dir=args.scribbles_dir,
-                                         simulate=simulate, on_progress=Progress("importing"))
+                                         simulate=simulate, simulate_boxes=boxes, simulate_tags=tags,
+                                         on_progress=Progress("importing"))
         project.close()
     except (DatasetError, StoreError) as exc:
         raise CliError(str(exc)) from None

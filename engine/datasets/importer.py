@@ -16,6 +16,7 @@ from engine.annotations.store import StoreError
 from engine.annotations.types import Box, Stroke
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.simulate import simulate_scribbles
+from engine.datasets.weak_labels import boxes_from_mask, tags_from_mask
 from engine.io.images import ImageLoadError
 from engine.project import Project
 
@@ -43,7 +44,7 @@ class ScribbleSimulation:
 
 def import_dataset(dataset: str | Path, project_root: str | Path, *, split: str = "all", copy_images: bool = False,
                    scribbles_dir: str = "scribbles", simulate: ScribbleSimulation | None = None,
-                   on_progress: Callable[[int, int], None] | None = None) -> tuple[Project, ImportReport]:
+                   simulate_boxes: bool = False, simulate_tags: bool = False, on_progress: Callable[[int, int], None] | None = None) -> tuple[Project, ImportReport]:
     """Import ``dataset`` into the project at ``project_root`` (created if needed; an existing project must
     have the same classes). An image that cannot be read, or whose label files are malformed, is reported in
     ``errors`` and the rest still imported. ``simulate`` fills in scribbles from masks for images that have
@@ -94,10 +95,15 @@ def import_dataset(dataset: str | Path, project_root: str | Path, *, split: str 
                 project.store.add_strokes(strokes)
                 report.scribbled_images += 1
                 report.strokes += len(strokes)
-            for k, (x0, y0, x1, y1) in ds.boxes(image_id) or []:
+            boxes = ds.boxes(image_id)
+            if boxes is None and simulate_boxes and mask is not None:
+                boxes = boxes_from_mask(mask)
+            for k, (x0, y0, x1, y1) in boxes or []:
                 project.store.add_box(Box(rec.id, classes[k].id, x0, y0, x1, y1))
                 report.boxes += 1
             tags = ds.tags(image_id)
+            if tags is None and simulate_tags and mask is not None:
+                tags = tags_from_mask(mask)
             if tags is not None:
                 project.store.set_tags(rec.id, [classes[k].id for k in tags])
                 report.tagged_images += 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from engine.models.registry import default_model_name
+from engine.training.targets import SUPERVISION
 
-SUPERVISION = ("full", "scribbles")
 REGULARIZERS = ("none", "grid", "dense")
 
 DEFAULT_REG_WEIGHT = {"none": 0.0, "grid": 4.0, "dense": 0.04}
@@ -23,6 +23,10 @@ class TrainConfig:
     sigma_xy: float = 100.0
     grid_sigma: float | None = None
     """None: estimated per image from its contrast"""
+    box_weight: float = 1.0
+    """weight of the box losses (tightness prior and consistency inside boxes)"""
+    tag_weight: float = 1.0
+    """weight of the tag losses (consistency, image-level classification, absent-class suppression)"""
     model: str = field(default_factory=default_model_name)
     lr: float = 1e-3
     steps: int = 1500
@@ -51,6 +55,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.steps < 1 or self.batch_size < 1 or self.crop_size < 16 or self.working_size < 32:
             raise ValueError("steps and batch size must be >= 1, crop size >= 16, working size >= 32")
+        if self.box_weight < 0 or self.tag_weight < 0:
+            raise ValueError("box and tag weights must be >= 0")
         if self.reg_weight is not None and self.reg_weight < 0:
             raise ValueError(f"reg_weight must be >= 0, got {self.reg_weight}")
 

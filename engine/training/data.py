@@ -8,37 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from engine.annotations.types import UNLABELED
 from engine.io.images import ImageLoadError
 from engine.project import Project
-
-
-@dataclass
-class Sample:
-    image_id: int
-    image: np.ndarray
-    """(H, W, 3) uint8 at working size"""
-    gray: bool
-    target: np.ndarray
-    """(H, W) uint8 class index per pixel, UNLABELED where there is no supervision"""
-
-
-def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label map to (rows, cols): labels are never interpolated."""
-    if labels.shape == shape:
-        return labels
-    return cv2.resize(labels, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+from engine.training.targets import Sample, build_sample
 
 
 class TrainingSet:
-    """Labelled images of a project. ``supervision`` 'scribbles' learns from the marks, 'full' from the
-    ground-truth masks (the upper bound that benchmarks compare against)."""
+    """The project's images that teach something under ``supervision`` (see engine.training.targets)."""
 
     def __init__(self, project: Project, supervision: str, working_size: int) -> None:
         self.project = project
@@ -61,13 +42,13 @@ class TrainingSet:
         """Re-read images whose marks changed since the last call; returns how many changed."""
         store = self.project.store
         if self.supervision == "full":
-            ids = sorted(store.ground_truth_ids())
-            current = {i: 0 for i in ids}
+            current = {i: 0 for i in sorted(store.ground_truth_ids())}
         else:
             current = store.marks_revisions()
         changed = [i for i, rev in current.items() if self._revisions.get(i) != rev]
         for image_id in set(self._revisions) - set(current):
             self.samples.pop(image_id, None)
+            self._revisions.pop(image_id)
         for image_id in changed:
             self._revisions[image_id] = current[image_id]
             try:
@@ -76,47 +57,77 @@ class TrainingSet:
                 self.errors.append(str(exc))
                 self.samples.pop(image_id, None)
                 continue
-            shape = image.shape[:2]
-            if self.supervision == "full":
-                target = resize_labels(store.ground_truth(image_id), shape)
-            else:
-                target = store.seed_map(image_id, shape)
-            if (target != UNLABELED).any():
-                self.samples[image_id] = Sample(image_id, image, gray, target)
+            sample = build_sample(store, image_id, image, gray, self.supervision)
+            if sample.teaches:
+                self.samples[image_id] = sample
             else:
                 self.samples.pop(image_id, None)
         return len(changed)
 
 
+@dataclass
+class Batch:
+    inputs: torch.Tensor
+    """(B, 3, h, w) float 0..255, colour-jittered: what the network sees"""
+    images: torch.Tensor
+    """(B, 3, h, w) float 0..255, true colours: what the CRF losses see"""
+    seeds: torch.Tensor
+    """(B, h, w) int64, 255 = no seed"""
+    boxes: list[torch.Tensor]
+    """per image (M, 5) float (class, x0, y0, x1, y1) in crop pixels"""
+    present: torch.Tensor
+    """(B, K) bool tags"""
+    tagged: torch.Tensor
+    """(B,) bool: which images carry tags"""
+    gray: bool
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.inputs.to(device), self.images.to(device), self.seeds.to(device),
+                     [b.to(device) for b in self.boxes], self.present.to(device), self.tagged.to(device), self.gray)
+
+
 class BatchSampler:
-    """Random labelled images, each randomly cropped, rescaled and flipped (image and target together); colour
-    jitter goes to the network input only, since the CRF losses must see the true colours."""
+    """Random labelled images, each randomly cropped, rescaled and flipped (image, seeds and boxes together);
+    colour jitter goes to the network input only, since the CRF losses must see the true colours. Images that
+    teach through tags alone are resized whole, since a crop may cut out a tagged object."""
 
     def __init__(self, crop_size: int, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.geometric = v2.Compose([
+        self.crop = v2.Compose([
             v2.RandomResizedCrop(crop_size, scale=(0.35, 1.0), ratio=(0.75, 1.333), antialias=True),
             v2.RandomHorizontalFlip(),
+            v2.SanitizeBoundingBoxes(min_size=2, labels_getter=lambda inputs: inputs[3]),
         ])
+        self.whole = v2.Compose([v2.Resize((crop_size, crop_size), antialias=True), v2.RandomHorizontalFlip()])
         self.photometric = v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02)
 
-    def batch(self, samples: list[Sample], batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(network input, true-colour image, target): (B,3,h,w) float 0..255 ×2 and (B,h,w) int64."""
-        picks = self.rng.integers(0, len(samples), batch_size)
-        inputs, images, targets = [], [], []
+    def batch(self, samples: list[Sample], batch_size: int, num_classes: int) -> Batch:
+        picks = [samples[int(i)] for i in self.rng.integers(0, len(samples), batch_size)]
+        inputs, images, seeds, boxes, present, tagged = [], [], [], [], [], []
         state = torch.random.get_rng_state()
         torch.random.set_rng_state(self.generator.get_state())  # transforms v2 draws from torch's global RNG
         try:
-            for i in picks:
-                s = samples[int(i)]
+            for s in picks:
+                h, w = s.seeds.shape
                 img = tv_tensors.Image(torch.from_numpy(s.image).permute(2, 0, 1))
-                tgt = tv_tensors.Mask(torch.from_numpy(s.target))
-                img, tgt = self.geometric(img, tgt)
+                mask = tv_tensors.Mask(torch.from_numpy(s.seeds))
+                bx = tv_tensors.BoundingBoxes(torch.from_numpy(s.boxes[:, 1:]), format="XYXY", canvas_size=(h, w))
+                labels = torch.from_numpy(s.boxes[:, 0])
+                tags_only = s.kinds == {"tags"}
+                if tags_only:
+                    img, mask, bx = self.whole(img, mask, bx)
+                else:
+                    img, mask, bx, labels = self.crop(img, mask, bx, labels)
                 images.append(img.float())
                 inputs.append(self.photometric(img).float())
-                targets.append(tgt.long())
+                seeds.append(mask.long())
+                boxes.append(torch.cat([labels[:, None].float(), bx.float()], 1))
+                p = np.zeros(num_classes, bool) if s.present is None else s.present
+                present.append(torch.from_numpy(p))
+                tagged.append(s.present is not None)
             self.generator.set_state(torch.random.get_rng_state())
         finally:
             torch.random.set_rng_state(state)
-        return torch.stack(inputs), torch.stack(images), torch.stack(targets)
+        return Batch(torch.stack(inputs), torch.stack(images), torch.stack(seeds), boxes, torch.stack(present),
+                     torch.tensor(tagged), all(s.gray for s in picks))

@@ -16,14 +16,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.losses.box import box_consistency_loss, box_tightness_loss
 from engine.losses.dense_crf import dense_crf_gradient, dense_crf_loss
 from engine.losses.grid_crf import grid_crf_gradient, grid_crf_loss
 from engine.losses.pce import partial_cross_entropy
+from engine.losses.tags import absent_suppression_loss, tag_classification_loss, tag_consistency_loss
 from engine.metrics import confusion_matrix, scores
 from engine.models.registry import ModelConfig, build_model, save_model
 from engine.project import Project
 from engine.training.config import TrainConfig
-from engine.training.data import BatchSampler, TrainingSet, resize_labels
+from engine.training.data import Batch, BatchSampler, TrainingSet
+from engine.training.targets import resize_labels
 from engine.training.records import Preview, ProgressRecord
 
 
@@ -110,8 +113,8 @@ class Trainer:
             changed = self.data.refresh()
             samples = list(self.data.samples.values())
             if not samples:
-                raise TrainingError("no image has marks yet: draw a few strokes for at least two classes"
-                                    if c.supervision == "scribbles" else "no image has a ground-truth mask")
+                raise TrainingError("no image has a ground-truth mask" if c.supervision == "full" else
+                                    "no image has marks yet: draw a few strokes for at least two classes")
             if changed and self.step:
                 notes.append(f"picked up new marks on {changed} image{'s' * (changed != 1)}")
             t0 = time.monotonic()
@@ -135,27 +138,41 @@ class Trainer:
                                  str(self.device), len(samples), preview, miou, notes)
             notes = []
 
+    def _losses(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        """Every term that applies to this batch: pCE on seeds, the CRF regularizer on all pixels, box losses
+        on boxed images, tag losses on tagged images (weights already applied)."""
+        c = self.config
+        probs = torch.softmax(logits, 1)
+        terms = {"pce": partial_cross_entropy(logits, batch.seeds)}
+        if c.effective_reg_weight:
+            terms["reg"] = c.effective_reg_weight * self._regularizer(self._crf_image(batch.images, batch.gray), probs)
+        if c.box_weight and any(len(b) for b in batch.boxes):
+            terms["box"] = c.box_weight * (box_tightness_loss(probs, batch.boxes) + box_consistency_loss(probs, batch.boxes))
+        if c.tag_weight and bool(batch.tagged.any()):
+            p, present = probs[batch.tagged], batch.present[batch.tagged]
+            terms["tags"] = c.tag_weight * (tag_consistency_loss(p, present) + tag_classification_loss(p, present)
+                                            + absent_suppression_loss(p, present))
+        return terms
+
     def _train_step(self, samples) -> dict[str, float]:
         c = self.config
-        inputs, images, targets = self.sampler.batch(samples, c.batch_size)
-        gray = all(s.gray for s in samples)
-        inputs, images, targets = inputs.to(self.device), images.to(self.device), targets.to(self.device)
+        batch = self.sampler.batch(samples, c.batch_size, len(self.classes)).to(self.device)
         with torch.autocast(self.device.type, enabled=self.amp):
-            logits = self.model(inputs)
-        logits = logits.float()
-        pce = partial_cross_entropy(logits, targets)
-        weight = c.effective_reg_weight
-        reg = weight * self._regularizer(self._crf_image(images, gray), torch.softmax(logits, 1)) if weight else pce.new_zeros(())
-        total = pce + reg
+            logits = self.model(batch.inputs)
+        terms = self._losses(logits.float(), batch)
+        total = sum(terms.values())
         if not torch.isfinite(total.detach()):
             raise TrainingError(f"the loss became {total.item()} at step {self.step + 1}; lower the learning rate "
-                                f"(now {c.lr}) or the regularizer weight (now {weight})")
+                                f"(now {c.lr}) or the regularizer weight (now {c.effective_reg_weight})")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return {"pce": pce.detach().item(), "reg": reg.detach().item(), "total": total.detach().item()}
+        out = {name: t.detach().item() for name, t in terms.items()}
+        out.setdefault("reg", 0.0)
+        out["total"] = total.detach().item()
+        return out
 
     # ---- inference --------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -1,0 +1,95 @@
+"""What each image teaches, given the supervision chosen: seeds for the partial cross-entropy, boxes for the
+box losses, tags for the tag losses — all at working resolution.
+
+* full: the ground-truth mask (the upper bound benchmarks compare against);
+* scribbles: the strokes;
+* boxes: pixels outside every box are background seeds, the boxes themselves go to the box losses;
+* boxes-grabcut: the naive baseline — GrabCut inside each box makes a fake full mask, trained as if true;
+* tags: the classes present;
+* marks: whatever marks each image has (strokes, boxes, tags together): what the app trains on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from engine.annotations.store import AnnotationStore
+from engine.annotations.types import UNLABELED
+from engine.baselines.grabcut import grabcut_from_boxes
+
+SUPERVISION = ("full", "scribbles", "boxes", "boxes-grabcut", "tags", "marks")
+BACKGROUND = 0
+"""class index of the background: what lies outside all boxes"""
+
+
+@dataclass
+class Sample:
+    image_id: int
+    image: np.ndarray
+    """(H, W, 3) uint8 at working size"""
+    gray: bool
+    seeds: np.ndarray
+    """(H, W) uint8 class index per pixel, UNLABELED where the pCE has nothing to say"""
+    boxes: np.ndarray
+    """(M, 5) float32 (class index, x0, y0, x1, y1) in working-size pixels"""
+    present: np.ndarray | None
+    """(K,) bool tags, None where the image is untagged"""
+
+    @property
+    def teaches(self) -> bool:
+        return bool((self.seeds != UNLABELED).any() or len(self.boxes) or self.present is not None)
+
+    @property
+    def kinds(self) -> set[str]:
+        """Which kinds of supervision this image contributes (shown in the GUI's image list)."""
+        out = set()
+        if (self.seeds != UNLABELED).any():
+            out.add("seeds")
+        if len(self.boxes):
+            out.add("boxes")
+        if self.present is not None:
+            out.add("tags")
+        return out
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label map to (rows, cols): labels are never interpolated."""
+    if labels.shape == shape:
+        return labels
+    return cv2.resize(labels, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray: bool, supervision: str) -> Sample:
+    h, w = image.shape[:2]
+    rec = store.image(image_id)
+    scale = w / rec.width
+    classes = store.classes()
+    index = {c.id: c.index for c in classes}
+    seeds = np.full((h, w), UNLABELED, np.uint8)
+    boxes = np.zeros((0, 5), np.float32)
+    present = None
+    if supervision == "full":
+        gt = store.ground_truth(image_id)
+        if gt is not None:
+            seeds = resize_labels(gt, (h, w))
+        return Sample(image_id, image, gray, seeds, boxes, present)
+    marks = store.marks(image_id)
+    if supervision in ("scribbles", "marks") and marks.strokes:
+        seeds = store.seed_map(image_id, (h, w))
+    if supervision in ("boxes", "boxes-grabcut", "marks") and marks.boxes:
+        boxes = np.array([[index[b.class_id], b.x0 * scale, b.y0 * scale, b.x1 * scale, b.y1 * scale]
+                          for b in marks.boxes], np.float32)
+        if supervision == "boxes-grabcut":
+            seeds = grabcut_from_boxes(image, boxes, len(classes))
+            boxes = np.zeros((0, 5), np.float32)
+        else:
+            outside = np.ones((h, w), bool)
+            for _, x0, y0, x1, y1 in boxes:
+                outside[max(0, round(y0)):round(y1), max(0, round(x0)):round(x1)] = False
+            seeds[outside & (seeds == UNLABELED)] = BACKGROUND
+    if supervision in ("tags", "marks") and marks.tags is not None:
+        present = np.zeros(len(classes), bool)
+        present[[index[k] for k in marks.tags.class_ids]] = True
+    return Sample(image_id, image, gray, seeds, boxes, present)

@@ -1,0 +1,57 @@
+"""What each image teaches under each supervision, checked on a hand-made project."""
+import numpy as np
+from PIL import Image
+
+from engine.annotations.types import Box, Stroke
+from engine.project import Project
+from engine.training.targets import build_sample
+
+
+def project_with_marks(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[10:30, 20:40] = 200
+    Image.fromarray(img).save(folder / "a.png")
+    project = Project.create(folder, ["background", "square", "other"])
+    project.add_folder(folder)
+    store = project.store
+    image_id = store.images()[0].id
+    bg, sq, other = store.classes()
+    store.add_box(Box(image_id, sq.id, 18, 8, 42, 32))
+    store.add_stroke(Stroke(image_id, sq.id, 0.5, [[30.5, 20.5]]))
+    store.set_tags(image_id, [bg.id, sq.id])
+    gt = np.zeros((40, 60), np.uint8)
+    gt[10:30, 20:40] = 1
+    store.set_ground_truth(image_id, gt)
+    return project, image_id, img
+
+
+def test_each_supervision_teaches_its_own_marks(tmp_path):
+    project, image_id, img = project_with_marks(tmp_path)
+    store = project.store
+    full = build_sample(store, image_id, img, False, "full")
+    assert (full.seeds == store.ground_truth(image_id)).all() and len(full.boxes) == 0 and full.present is None
+    scrib = build_sample(store, image_id, img, False, "scribbles")
+    assert (scrib.seeds != 255).sum() == 1 and scrib.seeds[20, 30] == 1 and len(scrib.boxes) == 0
+    boxes = build_sample(store, image_id, img, False, "boxes")
+    assert boxes.boxes.tolist() == [[1, 18, 8, 42, 32]]
+    outside = np.ones((40, 60), bool)
+    outside[8:32, 18:42] = False
+    assert (boxes.seeds[outside] == 0).all() and (boxes.seeds[~outside] == 255).all()
+    tags = build_sample(store, image_id, img, False, "tags")
+    assert tags.present.tolist() == [True, True, False] and (tags.seeds == 255).all()
+    marks = build_sample(store, image_id, img, False, "marks")
+    assert marks.kinds == {"seeds", "boxes", "tags"} and marks.seeds[20, 30] == 1 and marks.seeds[0, 0] == 0
+    grab = build_sample(store, image_id, img, False, "boxes-grabcut")
+    assert len(grab.boxes) == 0 and grab.seeds[20, 30] == 1 and grab.seeds[0, 0] == 0
+    assert (grab.seeds == 1).sum() > 200  # GrabCut found most of the bright square
+    project.close()
+
+
+def test_working_resolution_scales_boxes(tmp_path):
+    project, image_id, img = project_with_marks(tmp_path)
+    small = img[::2, ::2]
+    s = build_sample(project.store, image_id, small, False, "boxes")
+    assert s.boxes.tolist() == [[1, 9, 4, 21, 16]]
+    project.close()
