@@ -32,10 +32,44 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_quality)
 
+    c = bench.add_parser("crf", help="dense and grid CRF loss speed, and the dense loss's error vs brute force")
+    c.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    c.add_argument("--sizes", default="256,512,1024")
+    c.add_argument("--classes", default="2,21")
+    c.add_argument("--sigma-xy", default="100,5", help="spatial bandwidths to run (σ_rgb is 15)")
+    c.add_argument("--reps", type=int, default=5)
+    c.add_argument("--no-accuracy", action="store_true", help="skip the brute-force comparison")
+    c.add_argument("--device", default="auto", help="auto (CPU, and CUDA when present), cpu or cuda")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_crf)
+
     g = bench.add_parser("gui", help="event-loop stalls and stroke latency on a 4000x3000 image while training")
     g.add_argument("--seconds", type=float, default=30.0, help="how long to measure while training")
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=cmd_gui)
+
+
+def cmd_crf(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.bench.crf import run_crf
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
+    try:
+        records = run_crf(args.data, _ints(args.sizes), _ints(args.classes), [float(v) for v in args.sigma_xy.split(",")],
+                          reps=args.reps, accuracy=not args.no_accuracy, devices=devices,
+                          log=lambda m: print(m, file=sys.stderr))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    emit(records, args.json, "\n".join(_row(r) for r in records))
+    return 0
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def cmd_gui(args: argparse.Namespace) -> int:

@@ -1,0 +1,42 @@
+"""``wsv bench`` commands print flat JSON records (run here at toy sizes; the real figures are in the README)."""
+import json
+
+from engine.cli.main import main
+from tests.test_dataset_io import make_dataset
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bench_crf_records(capsys, tmp_path):
+    code, out, err = run(capsys, "bench", "crf", "--data", tmp_path, "--sizes", "48", "--classes", "2",
+                         "--sigma-xy", "100", "--reps", "1", "--json")
+    assert code == 0, err
+    records = json.loads(out)
+    speed = [r for r in records if "ms" in r]
+    accuracy = [r for r in records if "rel_error_max" in r]
+    assert {r["loss"] for r in speed} == {"dense", "grid"} and all(r["ms"] > 0 for r in speed)
+    assert len(accuracy) == 2 and all(r["rel_error_max"] < 0.03 for r in accuracy)  # colour and gray
+    assert all(r["image"].startswith("demo render") for r in records)  # no evaluation data in tmp_path
+
+
+def test_bench_quality_records(capsys, tmp_path):
+    make_dataset(tmp_path / "toy", n=4, size=(48, 32))
+    code, out, err = run(capsys, "bench", "quality", "--data", tmp_path, "--datasets", "toy", "--methods",
+                         "full,pce+dense", "--model", "unet", "--steps", "2", "--working-size", "48",
+                         "--work", tmp_path / "work", "--json")
+    assert code == 0, err
+    records = json.loads(out)
+    assert [r["method"] for r in records] == ["full", "pce+dense", "grabcut"]
+    assert records[1]["pct_of_full"] is not None and 0 <= records[1]["test_miou"] <= 1
+    assert records[2]["marked_images"] == 2
+
+
+def test_bench_errors(capsys, tmp_path):
+    code, _, err = run(capsys, "bench", "quality", "--data", tmp_path, "--datasets", "nope")
+    assert code == 1 and "nope" in err
+    code, _, err = run(capsys, "bench", "quality", "--data", tmp_path, "--methods", "magic")
+    assert code == 1 and "magic" in err
