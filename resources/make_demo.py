@@ -11,13 +11,18 @@ images/ID.jpg (RGB, JPEG quality 92); masks/ID.png ('L' exact ground truth: clas
 geometry, as objects are composited from the very coverage maps that define the mask; 255 marks the ~1 px
 anti-aliased border ring where no single class covers >= 85 % of the pixel); scribbles/ID.png ('L' quick
 human-like strokes, class index on stroke pixels, 255 = unlabeled, clipped to where the mask equals the stroke's
-class; only garden01..03); train.txt and test.txt (image IDs).
+class; only garden01..03); boxes/garden04.json (the flowers of garden04 boxed, as a user would with two clicks
+each, to show box supervision next to scribbles); train.txt and test.txt (image IDs).
 """
 import pathlib
+
+import json
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from engine.datasets.weak_labels import boxes_from_mask
 
 OUT = pathlib.Path(__file__).resolve().parent / "demo"
 CLASSES = ["background", "flower", "leaf"]
@@ -27,6 +32,8 @@ RED = ((0.50, 0.02, 0.06), (0.93, 0.13, 0.10), (0.96, 0.76, 0.16))
 YELLOW = ((0.88, 0.50, 0.02), (1.00, 0.86, 0.18), (0.30, 0.15, 0.05))
 VIOLET = ((0.28, 0.07, 0.42), (0.63, 0.38, 0.86), (0.98, 0.82, 0.22))
 PINK = ((0.90, 0.38, 0.58), (0.99, 0.95, 0.95), (0.95, 0.76, 0.20))
+BOXED = ("garden04",)
+"""scenes whose flowers get boxes instead of scribbles"""
 # id, (width, height), flower palettes, number of leaves, scribbled?, split
 SCENES = [("garden01", (360, 240), [RED, RED], 6, True, "train"),
           ("garden02", (320, 240), [YELLOW], 5, True, "train"),
@@ -201,7 +208,7 @@ def render(seed, w, h, flowers, n_leaves, scribbled):
     img += rng.normal(0, 0.012, img.shape) + rng.normal(0, 0.008, (h, w, 1))  # sensor noise
     rgb = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
     mask = np.where(weight.max(2) >= 0.85, weight.argmax(2), 255).astype(np.uint8)
-    return rgb, mask, (scribbles(rng, objs, inst, mask) if scribbled else None)
+    return rgb, mask, (scribbles(rng, objs, inst, mask) if scribbled else None), inst
 
 
 def scribbles(rng, objs, inst, mask):
@@ -238,15 +245,19 @@ def scribbles(rng, objs, inst, mask):
 
 
 def main():
-    for sub in ("images", "masks", "scribbles"):
+    for sub in ("images", "masks", "scribbles", "boxes"):
         (OUT / sub).mkdir(parents=True, exist_ok=True)
     (OUT / "classes.txt").write_text("\n".join(CLASSES) + "\n")
     for seed, (name, (w, h), flowers, n_leaves, scribbled, _) in enumerate(SCENES, 11):
-        rgb, mask, scrib = render(seed, w, h, flowers, n_leaves, scribbled)
+        rgb, mask, scrib, inst = render(seed, w, h, flowers, n_leaves, scribbled)
         Image.fromarray(rgb, "RGB").save(OUT / "images" / f"{name}.jpg", quality=92)
         Image.fromarray(mask, "L").save(OUT / "masks" / f"{name}.png", optimize=True)
         if scrib is not None:
             Image.fromarray(scrib, "L").save(OUT / "scribbles" / f"{name}.png", optimize=True)
+        if name in BOXED:
+            boxes = [{"class": 1, "box": list(b)} for j in np.unique(inst[mask == 1])
+                     for _, b in boxes_from_mask(((inst == j) & (mask == 1)).astype(np.uint8), min_area=150)]
+            (OUT / "boxes" / f"{name}.json").write_text(json.dumps(boxes) + "\n")
     for split in ("train", "test"):
         (OUT / f"{split}.txt").write_text("".join(s[0] + "\n" for s in SCENES if s[5] == split))
 

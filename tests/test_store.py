@@ -79,6 +79,15 @@ def test_boxes_tags_and_counts(store):
     assert store.boxes(img) == [b]
     assert store.delete_box(b.id) == b and store.boxes(img) == []
     store.restore_box(b)
+    rev = store.marks_revisions()[img]
+    assert store.move_box(b.id, (3, 4, 12, 22)) == b
+    assert store.boxes(img)[0].xyxy == (3, 4, 12, 22) and store.boxes(img)[0].id == b.id
+    assert store.marks_revisions()[img] > rev
+    with pytest.raises(ValueError):
+        store.move_box(b.id, (5, 5, 4, 9))
+    with pytest.raises(StoreError, match="no box"):
+        store.move_box(9999, (0, 0, 1, 1))
+    store.move_box(b.id, b.xyxy)
     assert store.tags(img) is None
     assert store.set_tags(img, [horse]) is None
     assert store.tags(img).class_ids == {horse}

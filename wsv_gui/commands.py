@@ -11,11 +11,11 @@ from typing import Callable
 from PySide6.QtGui import QUndoCommand
 
 from engine.annotations.store import AnnotationStore, DeletedClass
-from engine.annotations.types import ClassDef, Stroke
+from engine.annotations.types import Box, ClassDef, Stroke
 
 Changed = Callable[[str, object], None]
-"""on_change(kind, detail): 'added' (detail: the new strokes, first time only), 'strokes' (detail: an image id
-whose marks changed otherwise) or 'classes' (detail: None)"""
+"""on_change(kind, detail): 'added' (detail: the new strokes, first time only), 'strokes', 'boxes' or 'tags'
+(detail: the image id whose marks of that kind changed) or 'classes' (detail: None)"""
 
 
 class AddStrokes(QUndoCommand):
@@ -43,6 +43,69 @@ class AddStrokes(QUndoCommand):
             self.store.delete_stroke(s.id)
         for image_id in {s.image_id for s in self.strokes}:
             self.on_change("strokes", image_id)
+
+
+class AddBox(QUndoCommand):
+    def __init__(self, store: AnnotationStore, box: Box, class_name: str, on_change: Changed) -> None:
+        super().__init__(f"box {class_name}")
+        self.store, self.on_change, self.box = store, on_change, box
+
+    def redo(self) -> None:
+        self.box = self.store.restore_box(self.box) if self.box.id is not None else self.store.add_box(self.box)
+        self.on_change("boxes", self.box.image_id)
+
+    def undo(self) -> None:
+        self.store.delete_box(self.box.id)
+        self.on_change("boxes", self.box.image_id)
+
+
+class DeleteBox(QUndoCommand):
+    def __init__(self, store: AnnotationStore, box_id: int, on_change: Changed) -> None:
+        super().__init__("delete box")
+        self.store, self.on_change, self.box_id = store, on_change, box_id
+        self.box: Box | None = None
+
+    def redo(self) -> None:
+        self.box = self.store.delete_box(self.box_id)
+        self.on_change("boxes", self.box.image_id)
+
+    def undo(self) -> None:
+        self.store.restore_box(self.box)
+        self.on_change("boxes", self.box.image_id)
+
+
+class MoveBox(QUndoCommand):
+    """Move or resize a box (its id and class stay)."""
+
+    def __init__(self, store: AnnotationStore, box: Box, xyxy: tuple[float, float, float, float], on_change: Changed) -> None:
+        super().__init__("move box")
+        self.store, self.on_change, self.old, self.new = store, on_change, box, xyxy
+
+    def redo(self) -> None:
+        self.store.move_box(self.old.id, self.new)
+        self.on_change("boxes", self.old.image_id)
+
+    def undo(self) -> None:
+        self.store.move_box(self.old.id, self.old.xyxy)
+        self.on_change("boxes", self.old.image_id)
+
+
+class SetTags(QUndoCommand):
+    """Set an image's tags (None: untagged again)."""
+
+    def __init__(self, store: AnnotationStore, image_id: int, class_ids: set[int] | None, on_change: Changed) -> None:
+        super().__init__("clear tags" if class_ids is None else "tag image")
+        self.store, self.on_change, self.image_id, self.new = store, on_change, image_id, class_ids
+        self.old: set[int] | None = None
+
+    def redo(self) -> None:
+        previous = self.store.set_tags(self.image_id, self.new)
+        self.old = None if previous is None else set(previous.class_ids)
+        self.on_change("tags", self.image_id)
+
+    def undo(self) -> None:
+        self.store.set_tags(self.image_id, self.old)
+        self.on_change("tags", self.image_id)
 
 
 class AddClass(QUndoCommand):

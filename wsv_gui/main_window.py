@@ -1,5 +1,5 @@
-"""The main window: images on the left, the Segmentation tab (canvas, training panel, gradient view) in the
-middle, classes on the right, status bar below. It owns the project's store connection (GUI thread), the undo
+"""The main window: images, classes and tags on the left, the Segmentation tab (canvas, training panel,
+gradient view) in the middle, status bar below. It owns the project's store connection (GUI thread), the undo
 stack, and the training worker."""
 from __future__ import annotations
 
@@ -13,17 +13,19 @@ from PySide6.QtWidgets import QColorDialog, QDockWidget, QFileDialog, QInputDial
     QMessageBox, QProgressDialog, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from engine.annotations.store import StoreError
-from engine.annotations.types import Stroke
+from engine.annotations.types import Box, Stroke
 from engine.io.images import ImageLoadError
 from engine.project import Project
 from engine.training.records import ProgressRecord
 from wsv_gui.canvas.toolbar import CanvasToolbar
-from wsv_gui.canvas.view import BRUSH, ERASER, PAN, CanvasView
+from wsv_gui.canvas.view import BOX, BRUSH, ERASER, PAN, CanvasView
 from wsv_gui.class_panel import ClassPanel
-from wsv_gui.commands import AddClass, AddStrokes, DeleteClass, EditClass, ReorderClasses
+from wsv_gui.commands import AddBox, AddClass, AddStrokes, DeleteBox, DeleteClass, EditClass, MoveBox, \
+    ReorderClasses, SetTags
 from wsv_gui.export_jobs import ExportMasksJob
 from wsv_gui.image_list import ImageList
 from wsv_gui.prediction import overlay_rgba, prediction_strokes
+from wsv_gui.tags_panel import TagsPanel
 from wsv_gui.training.gradient_view import GradientView
 from wsv_gui.training.panel import TrainingPanel
 from wsv_gui.training.worker import TrainingThread, TrainingWorker
@@ -69,8 +71,11 @@ class MainWindow(QMainWindow):
         images_dock = self._dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.class_panel = ClassPanel()
         classes_dock = self._dock("Classes", self.class_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tags_panel = TagsPanel()
+        tags_dock = self._dock("Tags", self.tags_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.splitDockWidget(images_dock, classes_dock, Qt.Orientation.Vertical)
-        self.resizeDocks([images_dock, classes_dock], [600, 220], Qt.Orientation.Vertical)
+        self.splitDockWidget(classes_dock, tags_dock, Qt.Orientation.Vertical)
+        self.resizeDocks([images_dock, classes_dock, tags_dock], [520, 200, 160], Qt.Orientation.Vertical)
 
         self.status_image = QLabel()
         self.status_training = QLabel("not training")
@@ -96,6 +101,10 @@ class MainWindow(QMainWindow):
         c, t = self.canvas, self.toolbar
         c.zoomChanged.connect(lambda z: self.status_zoom.setText(f"zoom {z * 100:.0f}%"))
         c.strokeFinished.connect(self.commit_stroke)
+        c.boxDrawn.connect(self.add_box)
+        c.boxMoved.connect(lambda box, xyxy: self._push(MoveBox(self.project.store, box, xyxy, self._on_change)))
+        c.boxDeleteRequested.connect(lambda box_id: self._push(DeleteBox(self.project.store, box_id, self._on_change)))
+        self.tags_panel.tagsChanged.connect(self.set_tags)
         c.brushSizeChanged.connect(lambda r: (t.radius.blockSignals(True), t.radius.setValue(r), t.radius.blockSignals(False)))
         t.toolChanged.connect(self.set_tool)
         t.radiusChanged.connect(c.set_radius)
@@ -140,7 +149,7 @@ class MainWindow(QMainWindow):
         self._action(m, "&Train / Resume", self.train, "Ctrl+T")
         self._action(m, "&Pause", self.pause, "Ctrl+P")
         self._action(m, "&Stop", self.stop_training, "Ctrl+.")
-        for key, tool in (("B", BRUSH), ("E", ERASER), ("H", PAN)):
+        for key, tool in (("B", BRUSH), ("E", ERASER), ("R", BOX), ("H", PAN)):
             QShortcut(QKeySequence(key), self, activated=lambda t=tool: self.set_tool(t))
         QShortcut(QKeySequence("["), self, activated=lambda: self.canvas.grow_brush(1 / 1.25))
         QShortcut(QKeySequence("]"), self, activated=lambda: self.canvas.grow_brush(1.25))
@@ -236,6 +245,7 @@ class MainWindow(QMainWindow):
         names = [c.name for c in classes]
         self.toolbar.set_classes(names)
         self.gradient_view.set_classes(names, self.class_colors())
+        self.refresh_tags()
 
     def _class_selected(self, class_id: int) -> None:
         cls = self.class_panel.current_class()
@@ -250,6 +260,7 @@ class MainWindow(QMainWindow):
         if kind == "classes":
             self._refresh_classes()
             self.refresh_marks()
+            self.refresh_boxes()
         elif kind == "added":
             if len(detail) == 1 and detail[0].image_id == self.current_image_id:
                 s = detail[0]
@@ -258,7 +269,7 @@ class MainWindow(QMainWindow):
             elif any(s.image_id == self.current_image_id for s in detail):
                 self.refresh_marks()
         elif detail == self.current_image_id:
-            self.refresh_marks()
+            {"strokes": self.refresh_marks, "boxes": self.refresh_boxes, "tags": self.refresh_tags}[kind]()
         self.image_list.update_counts(self.project.store.mark_counts())
         self.status_saved.setText("all marks saved")
 
@@ -301,7 +312,7 @@ class MainWindow(QMainWindow):
 
     # ---- marks ------------------------------------------------------------------------------------------------
     def set_tool(self, tool: str) -> None:
-        self.canvas.tool = tool
+        self.canvas.set_tool(tool)
         self.toolbar.set_tool(tool)
 
     def commit_stroke(self, points: np.ndarray, radius: float, eraser: bool) -> None:
@@ -313,6 +324,33 @@ class MainWindow(QMainWindow):
             return
         stroke = Stroke(self.current_image_id, None if eraser else cls.id, radius, points)
         self._push(AddStrokes(self.project.store, [stroke], self._on_change, "erase" if eraser else f"paint {cls.name}"))
+
+    def add_box(self, xyxy: tuple) -> None:
+        cls = self.class_panel.current_class()
+        if self.current_image_id is None or cls is None:
+            return
+        if cls.index == 0:
+            self.statusBar().showMessage(f"Boxes outline objects: pick an object class, not '{cls.name}' "
+                                         "(everything outside every box is taken as background)", 6000)
+            return
+        box = Box(self.current_image_id, cls.id, *xyxy)
+        self._push(AddBox(self.project.store, box, cls.name, self._on_change))
+
+    def set_tags(self, class_ids: set[int] | None) -> None:
+        if self.current_image_id is not None:
+            self._push(SetTags(self.project.store, self.current_image_id, class_ids, self._on_change))
+
+    def refresh_boxes(self) -> None:
+        if self.current_image_id is None:
+            return
+        classes = self.project.store.classes()
+        self.canvas.boxes.set_boxes(self.project.store.boxes(self.current_image_id),
+                                    {c.id: QColor(*c.color) for c in classes}, {c.id: c.name for c in classes})
+
+    def refresh_tags(self) -> None:
+        image_id = self.current_image_id
+        tags = None if image_id is None else self.project.store.tags(image_id)
+        self.tags_panel.show_tags(self.project.store.classes(), tags, enabled=image_id is not None)
 
     def refresh_marks(self) -> None:
         if self.current_image_id is None:
@@ -340,10 +378,13 @@ class MainWindow(QMainWindow):
         except ImageLoadError as exc:
             self.canvas.clear()
             self.current_image_id = None
+            self.refresh_tags()
             self.status_image.setText(str(exc))
             return
         self.current_image_id = image_id
         self.canvas.set_image(image, project.store.seed_map(image_id), self.class_colors())
+        self.refresh_boxes()
+        self.refresh_tags()
         if self.training is not None:
             self.training.worker.preview_image_id = image_id
         self.refresh_prediction()

@@ -327,6 +327,19 @@ class AnnotationStore:
             self._bump(box.image_id)
         return box
 
+    def move_box(self, box_id: int, xyxy: Sequence[float]) -> Box:
+        """Move or resize a box in place (its id and class stay); returns the box as it was, for undo."""
+        x0, y0, x1, y1 = (float(v) for v in xyxy)
+        with self._write() as c:
+            row = c.execute(_BOX_SQL + " WHERE id = ?", (box_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no box with id {box_id}")
+            old = _box(row)
+            Box(old.image_id, old.class_id, x0, y0, x1, y1)  # validates the new corners
+            c.execute("UPDATE boxes SET x0 = ?, y0 = ?, x1 = ?, y1 = ? WHERE id = ?", (x0, y0, x1, y1, box_id))
+            self._bump(old.image_id)
+        return old
+
     def boxes(self, image_id: int) -> list[Box]:
         return [_box(r) for r in self._conn.execute(_BOX_SQL + " WHERE image_id = ? ORDER BY id", (image_id,))]
 

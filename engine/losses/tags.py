@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import torch
 
+TOP_FRACTION = 0.1
+"""share of an image's pixels whose class probabilities are averaged into that class's image-level score"""
+
 
 def tag_consistency_loss(probs: torch.Tensor, present: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """probs (B, K, H, W); present (B, K) bool. Mean over images and pixels of −log Σ_{k present} S_p^k."""
@@ -18,7 +21,7 @@ def tag_consistency_loss(probs: torch.Tensor, present: torch.Tensor, eps: float 
     return -torch.log(mass + eps).mean()
 
 
-def pooled_scores(probs: torch.Tensor, top_fraction: float = 0.1) -> torch.Tensor:
+def pooled_scores(probs: torch.Tensor, top_fraction: float = TOP_FRACTION) -> torch.Tensor:
     """(B, K) image-level scores: mean of each class's highest ``top_fraction`` of pixel probabilities."""
     b, k = probs.shape[:2]
     flat = probs.reshape(b, k, -1)
@@ -26,7 +29,7 @@ def pooled_scores(probs: torch.Tensor, top_fraction: float = 0.1) -> torch.Tenso
     return flat.topk(n, dim=-1).values.mean(-1)
 
 
-def tag_classification_loss(probs: torch.Tensor, present: torch.Tensor, top_fraction: float = 0.1,
+def tag_classification_loss(probs: torch.Tensor, present: torch.Tensor, top_fraction: float = TOP_FRACTION,
                             eps: float = 1e-6) -> torch.Tensor:
     """Binary cross-entropy of the pooled scores against the tags, averaged over images and classes."""
     s = pooled_scores(probs, top_fraction).clamp(eps, 1 - eps)

@@ -34,13 +34,12 @@ class TrainingError(Exception):
     """Training cannot go on (no marks, non-finite loss, ...); the message says what to do."""
 
 
-def lr_factor(step: int, total: int, warmup: int = 30) -> float:
-    """Linear warm-up (a fresh head on a pretrained encoder diverges with a full learning rate at once), then
-    cosine decay to 5% at the last step."""
+def lr_factor(step: int, progress: float, warmup: int = 30) -> float:
+    """Linear warm-up over the first steps (a fresh head on a pretrained encoder diverges with a full learning
+    rate at once), then cosine decay to 5% as ``progress`` (0..1 of the run) reaches 1."""
     if step < warmup:
         return (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
 
 
 def pick_device(choice: str) -> torch.device:
@@ -65,12 +64,13 @@ class Trainer:
         self.model, self.pretrained = build_model(config.model, len(self.classes), allow_download=config.allow_download)
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=1e-4)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(step, config.steps))
         self.amp = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.data = TrainingSet(self.project, config.supervision, config.working_size)
         self.sampler = BatchSampler(config.crop_size, config.seed)
         self.step = 0
+        self.active_s = 0.0
+        """seconds spent inside the loop; pauses between records do not count against ``max_minutes``"""
         self.preview_image_id: int | None = None
         """set by the driver (the GUI shows this image); read between steps"""
 
@@ -107,9 +107,11 @@ class Trainer:
         window: list[float] = []
         self.model.train()
         while self.step < c.steps:
-            if c.max_minutes is not None and time.monotonic() - start > c.max_minutes * 60:
+            entered = time.monotonic()
+            if c.max_minutes is not None and self.active_s > c.max_minutes * 60:
                 notes.append(f"stopped after {c.max_minutes} minutes (--max-minutes)")
                 break
+            self._set_lr()
             changed = self.data.refresh()
             samples = list(self.data.samples.values())
             if not samples:
@@ -134,9 +136,22 @@ class Trainer:
             if c.eval_interval_s and (now - last_eval >= c.eval_interval_s or self.step == c.steps):
                 miou = self.evaluate()
                 last_eval = time.monotonic()
+            self.active_s += time.monotonic() - entered
             yield ProgressRecord(self.step, c.steps, losses, len(window) / max(sum(window), 1e-9), now - start,
                                  str(self.device), len(samples), preview, miou, notes)
             notes = []
+
+    def progress(self) -> float:
+        """How far through the run (0..1): by steps, or by time under ``max_minutes`` if that ends it sooner, so a
+        time-limited run still anneals its learning rate instead of stopping at the peak."""
+        c = self.config
+        by_time = self.active_s / (c.max_minutes * 60) if c.max_minutes else 0.0
+        return max(self.step / c.steps, by_time)
+
+    def _set_lr(self) -> None:
+        factor = lr_factor(self.step, self.progress())
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * factor
 
     def _losses(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         """Every term that applies to this batch: pCE on seeds, the CRF regularizer on all pixels, box losses
@@ -168,7 +183,6 @@ class Trainer:
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.scheduler.step()
         out = {name: t.detach().item() for name, t in terms.items()}
         out.setdefault("reg", 0.0)
         out["total"] = total.detach().item()

@@ -5,7 +5,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSlider, \
     QToolButton, QWidget
 
-from wsv_gui.canvas.view import BRUSH, ERASER, PAN
+from wsv_gui.canvas.view import BOX, BRUSH, ERASER, PAN
 
 
 def _slider(value: int, tip: str) -> QSlider:
@@ -32,6 +32,8 @@ class CanvasToolbar(QWidget):
         self.tool_buttons = {}
         for tool, text, tip in ((BRUSH, "Brush", "Paint marks of the selected class (B)"),
                                 (ERASER, "Eraser", "Erase marks (E)"),
+                                (BOX, "Box", "Box objects of the selected class: drag, or click two corners; drag an "
+                                             "edge or corner to resize, the inside to move; Delete removes it (R)"),
                                 (PAN, "Pan", "Drag to move around; also middle button or Space+drag (H)")):
             b = QToolButton()
             b.setText(text)

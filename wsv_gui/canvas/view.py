@@ -1,4 +1,4 @@
-"""The canvas: the image, the user's seed layer, the network's prediction, and the brush and eraser.
+"""The canvas: the image, the user's seed layer and boxes, the network's prediction; brush, eraser and box tool.
 
 Scene coordinates are original-image pixel coordinates (the displayed pixmap may be a downscaled working copy,
 scaled back up), so marks are drawn and stored in the same coordinates whatever the working resolution.
@@ -14,17 +14,21 @@ from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 from engine.annotations.raster import stroke_footprint
 from engine.annotations.types import UNLABELED
 from engine.io.images import LoadedImage
+from wsv_gui.canvas.boxes import BoxLayer
 from wsv_gui.canvas.brush import BrushPreview
 from wsv_gui.canvas.layers import LabelLayer, RGBALayer
 from wsv_gui.convert import rgb_image
 
-BRUSH, ERASER, PAN = "brush", "eraser", "pan"
+BRUSH, ERASER, BOX, PAN = "brush", "eraser", "box", "pan"
 
 
 class CanvasView(QGraphicsView):
     zoomChanged = Signal(float)
     strokeFinished = Signal(object, float, bool)  # (n, 2) float32 points, radius, is_eraser
     brushSizeChanged = Signal(float)
+    boxDrawn = Signal(tuple)  # xyxy in image pixels
+    boxMoved = Signal(object, tuple)  # the stored Box, its new xyxy
+    boxDeleteRequested = Signal(int)  # box id
 
     ZOOM_STEP = 1.25
     MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
@@ -50,6 +54,7 @@ class CanvasView(QGraphicsView):
         for item in (self._image_item, self.prediction, self.seeds):
             self.scene().addItem(item)
         self.brush = BrushPreview(self.scene())
+        self.boxes = BoxLayer(self.scene())
         self.tool = BRUSH
         self.radius = 6.0
         self.brush_color: QColor | None = QColor(255, 255, 255)
@@ -62,6 +67,7 @@ class CanvasView(QGraphicsView):
     def set_image(self, image: LoadedImage, seeds: np.ndarray, colors: np.ndarray) -> None:
         """Show a new image with its seed map (full resolution); the view fits the new picture."""
         self.brush.cancel()
+        self.boxes.clear()
         self._image_item.setPixmap(QPixmap.fromImage(rgb_image(image.pixels)))
         self._image_item.setScale(1.0 / image.scale)
         self._size = image.original_size
@@ -74,6 +80,7 @@ class CanvasView(QGraphicsView):
 
     def clear(self) -> None:
         self.brush.cancel()
+        self.boxes.clear()
         self._image_item.setPixmap(QPixmap())
         self.seeds.set_labels(np.full((0, 0), UNLABELED, np.uint8))
         self.prediction.clear()
@@ -130,6 +137,20 @@ class CanvasView(QGraphicsView):
     def _painting_tool(self) -> bool:
         return self.editable and self.tool in (BRUSH, ERASER) and not self._space
 
+    def _box_tool(self) -> bool:
+        return self.editable and self.tool == BOX and not self._space
+
+    def _bounds(self) -> QRectF:
+        return QRectF(0, 0, *self._size)
+
+    def set_tool(self, tool: str) -> None:
+        self.brush.cancel()
+        self.boxes.cancel()
+        if tool != BOX:
+            self.boxes.select(None)
+        self.tool = tool
+        self.viewport().unsetCursor()
+
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.MiddleButton or (event.button() == Qt.MouseButton.LeftButton and
                                                            (self._space or self.tool == PAN)):
@@ -141,8 +162,12 @@ class CanvasView(QGraphicsView):
             color = None if self.tool == ERASER else self.brush_color
             self.brush.begin(pos, self.radius, color, self.seeds.opacity())
             return
-        if event.button() == Qt.MouseButton.RightButton and self.brush.active:
-            self.brush.cancel()  # right click while painting abandons the stroke
+        if event.button() == Qt.MouseButton.LeftButton and self._box_tool():
+            self.boxes.press(self.mapToScene(event.position().toPoint()), self.zoom())
+            return
+        if event.button() == Qt.MouseButton.RightButton and (self.brush.active or self.boxes.busy):
+            self.brush.cancel()  # right click while painting abandons the stroke (or the box)
+            self.boxes.cancel()
             return
         super().mousePressEvent(event)
 
@@ -155,6 +180,10 @@ class CanvasView(QGraphicsView):
             return
         pos = self.mapToScene(event.position().toPoint())
         self.brush.move_cursor(pos, self.radius, self._painting_tool())
+        if self._box_tool():
+            self.boxes.move(pos, self._bounds())
+            self.viewport().setCursor(Qt.CursorShape.CrossCursor if self.boxes.busy else
+                                      self.boxes.cursor_for(pos, self.zoom()))
         if self.brush.active:
             self.brush.extend(pos)
         super().mouseMoveEvent(event)
@@ -169,6 +198,13 @@ class CanvasView(QGraphicsView):
             points = self.brush.finish()
             self.strokeFinished.emit(points, self.radius, self.tool == ERASER)
             return
+        if event.button() == Qt.MouseButton.LeftButton and self._box_tool():
+            done = self.boxes.release(self.mapToScene(event.position().toPoint()), self.zoom(), self._bounds())
+            if done is not None and done[0] == "new":
+                self.boxDrawn.emit(tuple(done[1]))
+            elif done is not None:
+                self.boxMoved.emit(done[1], tuple(done[2]))
+            return
         super().mouseReleaseEvent(event)
 
     def leaveEvent(self, event) -> None:
@@ -179,6 +215,13 @@ class CanvasView(QGraphicsView):
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = True
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        if event.key() == Qt.Key.Key_Escape and (self.boxes.busy or self.brush.active):
+            self.boxes.cancel()
+            self.brush.cancel()
+            return
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.boxes.selected is not None:
+            self.boxDeleteRequested.emit(self.boxes.selected)
             return
         super().keyPressEvent(event)
 

@@ -52,9 +52,9 @@ class SettingsForm(QWidget):
             form.addRow(label, widget)
 
     def config(self) -> TrainConfig:
-        """Live training runs until stopped: the step budget is effectively unlimited, and one CPU core is
-        left to the window so it stays responsive."""
-        return TrainConfig(regularizer=self.regularizer.currentText(), reg_weight=self.weight.value(),
+        """Live training learns from every kind of mark each image has, runs until stopped (the step budget is
+        effectively unlimited), and leaves one CPU core to the window so it stays responsive."""
+        return TrainConfig(supervision="marks", regularizer=self.regularizer.currentText(), reg_weight=self.weight.value(),
                            sigma_rgb=self.sigma_rgb.value(), sigma_xy=self.sigma_xy.value(),
                            model=self.model.currentText(), lr=self.lr.value(), steps=1_000_000,
                            working_size=self.working_size.value(), device=self.device.currentText(),
