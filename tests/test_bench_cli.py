@@ -26,13 +26,15 @@ def test_bench_crf_records(capsys, tmp_path):
 def test_bench_quality_records(capsys, tmp_path):
     make_dataset(tmp_path / "toy", n=4, size=(48, 32))
     code, out, err = run(capsys, "bench", "quality", "--data", tmp_path, "--datasets", "toy", "--methods",
-                         "full,pce+dense", "--model", "unet", "--steps", "2", "--working-size", "48",
+                         "full,pce+dense,boxes,tags+dense", "--model", "unet", "--steps", "2", "--working-size", "48",
                          "--work", tmp_path / "work", "--json")
     assert code == 0, err
     records = json.loads(out)
-    assert [r["method"] for r in records] == ["full", "pce+dense", "grabcut"]
+    assert [r["method"] for r in records] == ["full", "pce+dense", "boxes", "tags+dense", "grabcut", "grabcut-boxes"]
+    assert [r["marks"] for r in records] == ["full", "scribbles", "boxes", "tags", "scribbles", "boxes"]
     assert records[1]["pct_of_full"] is not None and 0 <= records[1]["test_miou"] <= 1
-    assert records[2]["marked_images"] == 2
+    assert records[2]["marks_origin"] == "real"  # the toy set ships boxes
+    assert records[4]["marked_images"] == 2 and records[5]["boxed_images"] >= 1
 
 
 def test_bench_errors(capsys, tmp_path):

@@ -1,9 +1,12 @@
 """``wsv bench quality``: how close weak supervision gets to full supervision on real data.
 
 For each data set, the train split is imported with its scribbles (real ones for ACDC; simulated, sparse ones
-for data sets without) and networks are trained with full masks, pCE alone, pCE + grid CRF and pCE + dense
-CRF, under the same budget. Each is scored on the held-out test split, and on the marked training images
-themselves, where OpenCV GrabCut seeded with the same scribbles is the classic baseline.
+for data sets without), and with object boxes and image tags derived from its masks where it has none. Networks
+are trained with full masks, pCE alone, pCE + grid CRF and pCE + dense CRF on the scribbles; on the boxes with
+the naive GrabCut proposals as fake masks, with the box losses (background outside boxes, tightness prior,
+consistency) and with the box losses + dense CRF; and on the tags alone and tags + dense CRF — all under the
+same budget. Each is scored on the held-out test split, and on the marked training images themselves, where
+OpenCV GrabCut seeded with the same scribbles (or boxes) is the classic baseline.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from engine.baselines.grabcut import grabcut_from_scribbles
+from engine.baselines.grabcut import grabcut_from_boxes, grabcut_from_scribbles
 from engine.datasets.folder import DatasetFolder
 from engine.datasets.importer import ScribbleSimulation, import_dataset
 from engine.io.images import load_image
@@ -28,6 +31,11 @@ METHODS = {
     "pce": dict(supervision="scribbles", regularizer="none"),
     "pce+grid": dict(supervision="scribbles", regularizer="grid"),
     "pce+dense": dict(supervision="scribbles", regularizer="dense"),
+    "boxes-grabcut": dict(supervision="boxes-grabcut", regularizer="none"),
+    "boxes": dict(supervision="boxes", regularizer="none"),
+    "boxes+dense": dict(supervision="boxes", regularizer="dense"),
+    "tags": dict(supervision="tags", regularizer="none"),
+    "tags+dense": dict(supervision="tags", regularizer="dense"),
 }
 
 
@@ -39,13 +47,19 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
         project_root = work / name / "project"
         if not Project.exists(project_root):
             simulate = None if ds.has("scribbles") else ScribbleSimulation(ratio=sim_ratio)
-            project, report = import_dataset(ds.root, project_root, split="train", simulate=simulate)
+            project, report = import_dataset(ds.root, project_root, split="train", simulate=simulate,
+                                             simulate_boxes=True, simulate_tags=True)
             project.close()
-        scribbles = "real" if ds.has("scribbles") else f"simulated (ratio {sim_ratio})"
+        origin = {"scribbles": "real" if ds.has("scribbles") else f"simulated (ratio {sim_ratio})",
+                  "boxes": "real" if ds.has("boxes") else "from masks", "tags": "real" if ds.has("tags") else "from masks"}
         with Project.open(project_root) as project:
-            marked = [r for r in project.store.images() if project.store.marks(r.id).strokes]
+            marks = {r.id: project.store.marks(r.id) for r in project.store.images()}
+            marked = [r for r in project.store.images() if marks[r.id].strokes]
             marked_seeds = {r.id: project.store.seed_map(r.id) for r in marked}
             marked_paths = {r.id: project.image_path(r) for r in marked}
+            boxed = {r.id: (project.image_path(r), r.width, marks[r.id].boxes) for r in project.store.images()
+                     if marks[r.id].boxes}
+            class_index = {c.id: c.index for c in project.store.classes()}
         test_ids = ds.ids("test")
         k = len(ds.classes)
         gt_cache: dict[str, np.ndarray] = {}
@@ -75,7 +89,9 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                 trainer.close()
             if method == "full":
                 full_miou = test
-            records.append({"bench": "quality", "dataset": name, "method": method, "scribbles": scribbles,
+            kind = config.supervision.split("-")[0]
+            records.append({"bench": "quality", "dataset": name, "method": method, "marks": kind,
+                            "marks_origin": origin.get(kind, "ground truth"),
                             "model": config.model, "regularizer": config.regularizer,
                             "reg_weight": config.effective_reg_weight, "steps": trainer.step,
                             "minutes": round(minutes, 2), "test_images": len(test_ids), "test_miou": round(test, 4),
@@ -88,9 +104,21 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
             img = load_image(path, max_side=None)
             conf += confusion_matrix(grabcut_from_scribbles(img.pixels, marked_seeds[image_id], k),
                                      gt(path_to_id[path.resolve()]), k)
-        records.append({"bench": "quality", "dataset": name, "method": "grabcut", "scribbles": scribbles,
-                        "marked_images": len(marked), "marked_miou": round(scores(conf).miou, 4)})
+        records.append({"bench": "quality", "dataset": name, "method": "grabcut", "marks": "scribbles",
+                        "marks_origin": origin["scribbles"], "marked_images": len(marked),
+                        "marked_miou": round(scores(conf).miou, 4)})
         log(f"{name}: grabcut on marked images: {scores(conf).miou * 100:.1f}")
+        if any(m.startswith("boxes") for m in methods) and boxed:
+            conf = np.zeros((k, k), np.int64)
+            for image_id, (path, width, boxes) in boxed.items():
+                img = load_image(path, max_side=None)
+                scale = img.pixels.shape[1] / width
+                arr = np.array([[class_index[b.class_id], *(v * scale for v in b.xyxy)] for b in boxes], np.float32)
+                conf += confusion_matrix(grabcut_from_boxes(img.pixels, arr, k), gt(path_to_id[path.resolve()]), k)
+            records.append({"bench": "quality", "dataset": name, "method": "grabcut-boxes", "marks": "boxes",
+                            "marks_origin": origin["boxes"], "boxed_images": len(boxed),
+                            "boxed_miou": round(scores(conf).miou, 4)})
+            log(f"{name}: grabcut proposals on boxed images: {scores(conf).miou * 100:.1f}")
     return records
 
 

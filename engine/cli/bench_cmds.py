@@ -19,10 +19,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run a benchmark and print its records")
     bench = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
 
-    q = bench.add_parser("quality", help="mIoU of full vs scribble supervision, with and without CRF losses")
+    q = bench.add_parser("quality", help="mIoU of full vs scribble, box and tag supervision, with and without CRF losses")
     q.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"evaluation data folder (default {DEFAULT_DATA})")
     q.add_argument("--datasets", default="horses,acdc", help="comma-separated data sets in --data")
-    q.add_argument("--methods", default="full,pce,pce+grid,pce+dense")
+    q.add_argument("--methods", default="full,pce,pce+grid,pce+dense",
+                   help="comma-separated, from: full, pce, pce+grid, pce+dense, boxes-grabcut, boxes, boxes+dense, "
+                        "tags, tags+dense (the default is the scribble set)")
     q.add_argument("--model", choices=MODEL_NAMES, default=default_model_name())
     q.add_argument("--steps", type=int, default=TrainConfig.steps)
     q.add_argument("--max-minutes", type=float, default=4.5, help="training budget per method")
