@@ -1,6 +1,9 @@
 """``wsv bench`` commands print flat JSON records (run here at toy sizes; the real figures are in the README)."""
 import json
 
+import numpy as np
+from PIL import Image
+
 from engine.cli.main import main
 from tests.test_dataset_io import make_dataset
 
@@ -27,7 +30,7 @@ def test_bench_quality_records(capsys, tmp_path):
     make_dataset(tmp_path / "toy", n=4, size=(48, 32))
     code, out, err = run(capsys, "bench", "quality", "--data", tmp_path, "--datasets", "toy", "--methods",
                          "full,pce+dense,boxes,tags+dense", "--model", "unet", "--steps", "2", "--working-size", "48",
-                         "--work", tmp_path / "work", "--json")
+                         "--work", tmp_path / "work", "--figures", tmp_path / "fig", "--json")
     assert code == 0, err
     records = json.loads(out)
     assert [r["method"] for r in records] == ["full", "pce+dense", "boxes", "tags+dense", "grabcut", "grabcut-boxes"]
@@ -35,6 +38,8 @@ def test_bench_quality_records(capsys, tmp_path):
     assert records[1]["pct_of_full"] is not None and 0 <= records[1]["test_miou"] <= 1
     assert records[2]["marks_origin"] == "real"  # the toy set ships boxes
     assert records[4]["marked_images"] == 2 and records[5]["boxed_images"] >= 1
+    figure = np.asarray(Image.open(tmp_path / "fig" / "toy-boxes.png"))
+    assert figure.shape[0] == 164 and figure.shape[1] > 3 * 160  # one test image: photo, prediction, truth
 
 
 def test_bench_errors(capsys, tmp_path):

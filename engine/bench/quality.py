@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from engine.bench.figures import prediction_figure
 from engine.baselines.grabcut import grabcut_from_boxes, grabcut_from_scribbles
 from engine.datasets.folder import DatasetFolder
 from engine.datasets.importer import ScribbleSimulation, import_dataset
@@ -40,7 +41,10 @@ METHODS = {
 
 
 def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str], base: TrainConfig, work: Path,
-                log: Callable[[str], None] = print, sim_ratio: float = 0.3) -> list[dict]:
+                log: Callable[[str], None] = print, sim_ratio: float = 0.3, figures: Path | None = None,
+                figure_images: int = 4) -> list[dict]:
+    """One record per (data set, method), plus the GrabCut baselines. With ``figures``, each method also writes
+    ``DATASET-METHOD.png``: its predictions on the first ``figure_images`` test images next to the truth."""
     records: list[dict] = []
     for name in datasets:
         ds = DatasetFolder.open(data_root / name)
@@ -85,6 +89,10 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                 test = _score(trainer, [ds.images[i] for i in test_ids], [gt(i) for i in test_ids], k)
                 on_marked = _score(trainer, list(marked_paths.values()),
                                    [gt(path_to_id[p.resolve()]) for p in marked_paths.values()], k)
+                if figures is not None:
+                    shown = test_ids[:figure_images]
+                    prediction_figure([(load_image(ds.images[i], max_side=None).pixels, _predict(trainer, ds.images[i]),
+                                        gt(i)) for i in shown], figures / f"{name}-{method}.png")
             finally:
                 trainer.close()
             if method == "full":
@@ -122,10 +130,13 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
     return records
 
 
+def _predict(trainer: Trainer, path: Path) -> np.ndarray:
+    img = load_image(path, max_side=trainer.config.working_size)
+    return predict_full_size(trainer.model.eval(), img.pixels, img.original_size, trainer.device)
+
+
 def _score(trainer: Trainer, paths: list[Path], gts: list[np.ndarray], k: int) -> float:
     conf = np.zeros((k, k), np.int64)
-    model = trainer.model.eval()
     for path, truth in zip(paths, gts):
-        img = load_image(path, max_side=trainer.config.working_size)
-        conf += confusion_matrix(predict_full_size(model, img.pixels, img.original_size, trainer.device), truth, k)
+        conf += confusion_matrix(_predict(trainer, path), truth, k)
     return scores(conf).miou

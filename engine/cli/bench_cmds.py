@@ -31,6 +31,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--working-size", type=int, default=TrainConfig.working_size)
     q.add_argument("--device", default="auto")
     q.add_argument("--work", type=Path, default=Path("runs/bench-quality"), help="folder for projects and models")
+    q.add_argument("--figures", type=Path, help="write each method's predictions on a few test images here (PNG)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_quality)
 
@@ -99,7 +100,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
         raise CliError(f"data sets not found in {args.data}: {', '.join(missing)}")
     base = TrainConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
                        working_size=args.working_size, device=args.device, eval_interval_s=0)
-    records = run_quality(args.data, datasets, methods, base, args.work, log=lambda m: print(m, file=sys.stderr))
+    records = run_quality(args.data, datasets, methods, base, args.work, log=lambda m: print(m, file=sys.stderr),
+                          figures=args.figures)
     emit(records, args.json, "\n".join(_row(r) for r in records))
     return 0
 

@@ -21,6 +21,9 @@ class TrainConfig:
     """None: DEFAULT_REG_WEIGHT[regularizer]"""
     sigma_rgb: float = 15.0
     sigma_xy: float = 100.0
+    reg_ramp_steps: int = 100
+    """the regularizer's weight rises linearly from 0 over these first steps: a strong CRF term from step one
+    pulls a net that has not yet learnt the classes from the marks toward one constant label"""
     grid_sigma: float | None = None
     """None: estimated per image from its contrast"""
     box_weight: float = 1.0
@@ -53,6 +56,8 @@ class TrainConfig:
         for name in ("lr", "sigma_rgb", "sigma_xy"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.reg_ramp_steps < 0:
+            raise ValueError(f"reg_ramp_steps must be >= 0, got {self.reg_ramp_steps}")
         if self.steps < 1 or self.batch_size < 1 or self.crop_size < 16 or self.working_size < 32:
             raise ValueError("steps and batch size must be >= 1, crop size >= 16, working size >= 32")
         if self.box_weight < 0 or self.tag_weight < 0:

@@ -160,7 +160,8 @@ class Trainer:
         probs = torch.softmax(logits, 1)
         terms = {"pce": partial_cross_entropy(logits, batch.seeds)}
         if c.effective_reg_weight:
-            terms["reg"] = c.effective_reg_weight * self._regularizer(self._crf_image(batch.images, batch.gray), probs)
+            ramp = min(1.0, (self.step + 1) / c.reg_ramp_steps) if c.reg_ramp_steps else 1.0
+            terms["reg"] = ramp * c.effective_reg_weight * self._regularizer(self._crf_image(batch.images, batch.gray), probs)
         if c.box_weight and any(len(b) for b in batch.boxes):
             terms["box"] = c.box_weight * (box_tightness_loss(probs, batch.boxes) + box_consistency_loss(probs, batch.boxes))
         if c.tag_weight and bool(batch.tagged.any()):

@@ -53,9 +53,10 @@ class SettingsForm(QWidget):
 
     def config(self) -> TrainConfig:
         """Live training learns from every kind of mark each image has, runs until stopped (the step budget is
-        effectively unlimited), and leaves one CPU core to the window so it stays responsive."""
+        effectively unlimited), takes small batches so the prediction on screen updates often, and leaves one
+        CPU core to the window so it stays responsive."""
         return TrainConfig(supervision="marks", regularizer=self.regularizer.currentText(), reg_weight=self.weight.value(),
                            sigma_rgb=self.sigma_rgb.value(), sigma_xy=self.sigma_xy.value(),
-                           model=self.model.currentText(), lr=self.lr.value(), steps=1_000_000,
+                           model=self.model.currentText(), lr=self.lr.value(), steps=1_000_000, batch_size=2,
                            working_size=self.working_size.value(), device=self.device.currentText(),
                            threads=max(1, (os.cpu_count() or 2) - 1), eval_interval_s=15.0, preview_interval_s=0.5)
