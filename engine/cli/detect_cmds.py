@@ -1,0 +1,315 @@
+"""``wsv detect train|predict|eval``: train an object detector on a project's or dataset folder's boxes, write
+COCO-format detections for images, and score a detector on a dataset's boxes (AP per class, mAP)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from engine.annotations.store import StoreError
+from engine.cli.common import CliError, Progress, emit
+from engine.datasets.folder import DatasetError, DatasetFolder
+from engine.datasets.importer import import_dataset
+from engine.datasets.weak_labels import boxes_from_mask
+from engine.detection.config import OPTIMIZERS, DetectionConfig
+from engine.detection.data import set_images_done
+from engine.detection.evaluate import EVAL_NMS_IOU, GroundTruth, evaluate_detections
+from engine.detection.hog_svm import METHOD as HOG_SVM, HogSvmConfig, HogSvmTrainer
+from engine.detection.inference import detect_file, load_detector
+from engine.detection.models import DEFAULT_DETECTOR, DETECTORS, DetectorError
+from engine.detection.postprocess import postprocess
+from engine.detection.trainer import DetectionTrainer
+from engine.io.images import ImageLoadError, list_images, read_image_size
+from engine.project import Project
+from engine.training.trainer import TrainingError, pick_device
+
+METHODS = ("torchvision", HOG_SVM)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("detect", help="train, run and evaluate object detectors on boxes",
+                            description="Object detection from the same boxes: torchvision detectors or HOG + SVM.")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    p = actions.add_parser("train", help="train a detector on a project's or a dataset folder's boxes",
+                           description="A dataset folder is imported into RUN/project first; where it has no "
+                                       "boxes/, boxes are derived from its masks. Images whose boxes are known "
+                                       "count as complete, so those without objects teach as negatives.")
+    p.add_argument("source", type=Path, help="WSV Studio project folder, or dataset folder")
+    p.add_argument("--out", type=Path, required=True, help="run folder to write (detector, summary, history)")
+    p.add_argument("--method", choices=METHODS, default="torchvision")
+    p.add_argument("--model", choices=list(DETECTORS), default=DEFAULT_DETECTOR, help="torchvision detector")
+    p.add_argument("--steps", type=int, default=DetectionConfig.steps)
+    p.add_argument("--max-minutes", type=float, help="stop after this long")
+    p.add_argument("--batch-size", type=int, default=DetectionConfig.batch_size)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=DetectionConfig.optimizer)
+    p.add_argument("--lr", type=float, help="learning rate (default depends on the optimizer)")
+    p.add_argument("--working-size", type=int, default=DetectionConfig.working_size,
+                   help="longer image side given to the detector, in pixels")
+    p.add_argument("--min-size", type=int, help="the detector's internal resize of the shorter side")
+    p.add_argument("--max-size", type=int, help="the detector's internal cap on the longer side")
+    p.add_argument("--holdout", type=float, default=DetectionConfig.holdout_fraction,
+                   help="fraction of images held out for evaluation where none has the test split")
+    p.add_argument("--window", type=int, default=HogSvmConfig.window_short_side,
+                   help="HOG + SVM: shorter side of the detection window, in pixels (multiple of 8)")
+    p.add_argument("--mining-rounds", type=int, default=HogSvmConfig.mining_rounds,
+                   help="HOG + SVM: rounds of hard-negative mining")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--allow-download", action="store_true", help="let torchvision download ImageNet backbones")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = actions.add_parser("predict", help="detect objects in images; writes COCO-format JSON")
+    p.add_argument("run", type=Path, help="run folder written by wsv detect train")
+    p.add_argument("images", type=Path, nargs="+", help="image files or folders of images")
+    p.add_argument("--out", type=Path, required=True, help="folder for detections.json")
+    p.add_argument("--score-threshold", type=float, help="default: the detector's (0.5 for networks, 0 for HOG + SVM)")
+    p.add_argument("--nms-iou", type=float, default=EVAL_NMS_IOU)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = actions.add_parser("eval", help="score a detector on a dataset folder's boxes (AP, mAP)",
+                           description="Ground truth: boxes/ID.json, or boxes derived from masks where the "
+                                       "dataset has no boxes/ folder.")
+    p.add_argument("run", type=Path)
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--split", choices=["train", "test", "all"], default="test")
+    p.add_argument("--nms-iou", type=float, default=EVAL_NMS_IOU)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+
+# ---- train ------------------------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        if args.method == HOG_SVM:
+            config = HogSvmConfig(window_short_side=args.window, mining_rounds=args.mining_rounds,
+                                  working_size=args.working_size, holdout_fraction=args.holdout, seed=args.seed)
+        else:
+            config = DetectionConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
+                                     batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                                     working_size=args.working_size, min_size=args.min_size, max_size=args.max_size,
+                                     holdout_fraction=args.holdout, device=args.device, threads=args.threads,
+                                     seed=args.seed, eval_interval_s=0, allow_download=args.allow_download)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    project_root = _training_project(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        summary, history = (_train_hog_svm if args.method == HOG_SVM else _train_network)(project_root, config, args)
+    except (TrainingError, DetectorError, StoreError) as exc:
+        raise CliError(str(exc)) from None
+    (args.out / "history.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    held = summary["heldout"]
+    score = f"; held-out mAP@0.5 {_pct(held['map50'])}" if held else ""
+    emit(summary, args.json, f"trained {summary['detector']} in {summary['minutes']} min on {summary['train_images']} "
+                             f"images{score}; saved to {args.out}")
+    return 0
+
+
+def _train_network(project_root: Path, config: DetectionConfig, args: argparse.Namespace) -> tuple[dict, list]:
+    log, history = Progress("training"), []
+    trainer = DetectionTrainer(project_root, config)
+    try:
+        for rec in trainer.run():
+            history.append({"step": rec.step, "lr": rec.lr, **rec.losses})
+            log(rec.step, rec.total_steps, f"loss {rec.losses['total']:.4f} {rec.steps_per_s:.1f} it/s")
+            _print_notes(rec.notes, args, log)
+        trainer.save(args.out)
+        held = trainer.evaluate() if trainer.data.heldout else None
+        summary = {"run": str(args.out.resolve()), "method": "torchvision", "detector": config.model,
+                   "steps": trainer.step, "minutes": round(rec.elapsed_s / 60, 2), "device": str(trainer.device),
+                   "initial_weights": trainer.pretrained, "train_images": rec.train_images,
+                   "negative_images": rec.negative_images, "boxes": rec.boxes, "heldout_images": rec.heldout_images,
+                   "final_losses": rec.losses, "heldout": held.as_dict(trainer.classes) if held else None,
+                   "config": config.as_dict()}
+    finally:
+        trainer.close()
+    return summary, history
+
+
+def _train_hog_svm(project_root: Path, config: HogSvmConfig, args: argparse.Namespace) -> tuple[dict, list]:
+    log, history = Progress("training"), []
+    t0 = time.monotonic()
+    trainer = HogSvmTrainer(project_root, config)
+    try:
+        for rec in trainer.run():
+            history.append({"stage": rec.stage, "description": rec.description, "positives": rec.positives,
+                            "negatives": rec.negatives, "elapsed_s": rec.elapsed_s})
+            log(rec.stage, rec.total_stages, rec.description)
+            _print_notes(rec.notes, args, log)
+        trainer.save(args.out)
+        held = trainer.evaluate()
+        data = trainer.data
+        summary = {"run": str(args.out.resolve()), "method": HOG_SVM, "detector": HOG_SVM,
+                   "minutes": round((time.monotonic() - t0) / 60, 2), "device": "cpu",
+                   "train_images": len(data.samples), "negative_images": data.negative_count, "boxes": data.box_count,
+                   "heldout_images": len(data.heldout), "heldout": held.as_dict(trainer.classes) if held else None,
+                   "windows": {trainer.classes[m.label]: list(m.window) for m in trainer.detector.models},
+                   "config": asdict(config)}
+    finally:
+        trainer.close()
+    return summary, history
+
+
+def _print_notes(notes: list[str], args: argparse.Namespace, log: Progress) -> None:
+    if not args.json and not log.enabled:
+        for note in notes:
+            print(note, file=sys.stderr)
+
+
+def _training_project(args: argparse.Namespace) -> Path:
+    """A project to train from: the given project, or the dataset folder imported into RUN/project with every
+    image whose boxes are known (a boxes file, or a mask to derive them from) marked complete."""
+    if Project.exists(args.source):
+        return args.source
+    target = args.out / "project"
+    if target.exists():
+        shutil.rmtree(target)
+    try:
+        ds = DatasetFolder.open(args.source)
+        derive = not ds.has("boxes")
+        if derive:
+            if not ds.has("masks"):
+                raise DatasetError(f"{ds.root} has neither boxes/ nor masks/ to derive boxes from")
+            print(f"wsv detect: {ds.root} has no boxes; deriving them from its masks", file=sys.stderr)
+        project, report = import_dataset(ds.root, target, split="all", simulate_boxes=derive,
+                                         on_progress=Progress("importing"))
+        try:
+            ids = {project.relative(path): image_id for image_id, path in ds.images.items()}
+            known = [rec.id for rec in project.store.images()
+                     if (ds.root / ("masks" if derive else "boxes") / f"{ids[rec.path]}.{'png' if derive else 'json'}").is_file()]
+            set_images_done(project.store, known)
+        finally:
+            project.close()
+    except (DatasetError, StoreError) as exc:
+        raise CliError(str(exc)) from None
+    if report.errors:
+        print(f"wsv detect: {len(report.errors)} images skipped, first: {report.errors[0]}", file=sys.stderr)
+    if not report.boxes:
+        raise CliError(f"{ds.root} has no boxes around objects (nor masks with objects to derive them from)")
+    return target
+
+
+# ---- predict ----------------------------------------------------------------------------------------------------
+def _load(run: Path, device: str):
+    try:
+        return load_detector(run, pick_device(device))
+    except (DetectorError, TrainingError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    detector = _load(args.run, args.device)
+    threshold = detector.default_score_threshold if args.score_threshold is None else args.score_threshold
+    paths: list[Path] = []
+    for item in args.images:
+        if item.is_dir():
+            paths += list_images(item)
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise CliError(f"{item} does not exist")
+    if not paths:
+        raise CliError(f"no images found in {', '.join(map(str, args.images))}")
+    images, annotations, errors = [], [], []
+    log = Progress("detecting")
+    for i, path in enumerate(paths):
+        try:
+            raw, (w, h) = detect_file(detector, path)
+        except ImageLoadError as exc:
+            errors.append(str(exc))
+            continue
+        image_id = len(images) + 1
+        images.append({"id": image_id, "file_name": str(path), "width": w, "height": h})
+        found = postprocess(raw, threshold, args.nms_iou)
+        for box, score, label in zip(found.boxes.tolist(), found.scores.tolist(), found.labels.tolist()):
+            x0, y0, x1, y1 = box
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": label,
+                                "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                                "area": round((x1 - x0) * (y1 - y0), 2), "score": round(score, 5), "iscrowd": 0})
+        log(i + 1, len(paths))
+    if not images:
+        raise CliError(f"no image could be read; first error: {errors[0]}")
+    coco = {"images": images, "annotations": annotations,
+            "categories": [{"id": k, "name": name} for k, name in enumerate(detector.classes) if k > 0],
+            "info": {"description": f"detections by {args.run}", "score_threshold": threshold, "nms_iou": args.nms_iou}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / "detections.json"
+    out.write_text(json.dumps(coco) + "\n", encoding="utf-8")
+    result = {"out": str(out.resolve()), "images": len(images), "detections": len(annotations), "errors": errors,
+              "score_threshold": threshold, "classes": detector.classes}
+    emit(result, args.json, f"wrote {len(annotations)} detections in {len(images)} images to {out}"
+                            + "".join(f"\nskipped: {e}" for e in errors))
+    return 0
+
+
+# ---- eval -------------------------------------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    detector = _load(args.run, args.device)
+    try:
+        ds = DatasetFolder.open(args.dataset)
+        ids = ds.ids(args.split)
+        if ds.classes != detector.classes:
+            raise CliError(f"the dataset's classes {ds.classes} differ from the detector's {detector.classes}")
+        derive = not ds.has("boxes")
+        preds, gts, skipped = [], [], []
+        log = Progress("evaluating")
+        for n, image_id in enumerate(ids):
+            gt = _ground_truth(ds, image_id, derive)
+            if gt is None:
+                skipped.append(image_id)
+                continue
+            try:
+                raw, _ = detect_file(detector, ds.images[image_id])
+            except ImageLoadError as exc:
+                raise CliError(str(exc)) from None
+            preds.append(postprocess(raw, -np.inf, args.nms_iou))
+            gts.append(gt)
+            log(n + 1, len(ids))
+    except DatasetError as exc:
+        raise CliError(str(exc)) from None
+    if not gts:
+        raise CliError(f"no {args.split} image of {ds.root} has boxes (or a mask to derive them from)")
+    scores = evaluate_detections(preds, gts, len(ds.classes))
+    result = {"images": len(gts), "split": args.split, "ground_truth": "derived from masks" if derive else "boxes",
+              "skipped": skipped, **scores.as_dict(ds.classes)}
+    human = (f"{len(gts)} images: mAP@0.5 {_pct(scores.map50)} (VOC all-point {_pct(scores.map50_voc)}), "
+             f"mAP@[.5:.95] {_pct(scores.map)}\n"
+             + "\n".join(f"  {name:<20} AP50 {_pct(scores.ap50[k]):>5}  AP {_pct(scores.ap[k]):>5}  "
+                         f"({scores.gt_boxes[k]} boxes)" for k, name in enumerate(ds.classes) if k > 0))
+    emit(result, args.json, human)
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value * 100:.1f}"
+
+
+def _ground_truth(ds: DatasetFolder, image_id: str, derive: bool) -> GroundTruth | None:
+    """The image's boxes in original pixels: its boxes file, or boxes derived from its mask where the dataset has
+    no boxes/ at all (as training does); None where neither exists."""
+    if derive:
+        try:
+            size = read_image_size(ds.images[image_id])
+        except ImageLoadError as exc:
+            raise CliError(str(exc)) from None
+        mask = ds.mask(image_id, size)
+        items = None if mask is None else boxes_from_mask(mask)
+    else:
+        items = ds.boxes(image_id)
+    if items is None:
+        return None
+    return GroundTruth([box for _, box in items], [k for k, _ in items])
