@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QColorDialog, QDockWidget, QFileDialog, QInputDial
 
 from engine.annotations.store import StoreError
 from engine.annotations.types import Box, Stroke
+from engine.detection.data import done_image_ids
 from engine.io.images import ImageLoadError
 from engine.project import Project
 from engine.training.records import ProgressRecord
@@ -22,6 +23,7 @@ from wsv_gui.canvas.view import BOX, BRUSH, ERASER, PAN, CanvasView
 from wsv_gui.class_panel import ClassPanel
 from wsv_gui.commands import AddBox, AddClass, AddStrokes, DeleteBox, DeleteClass, EditClass, MoveBox, \
     ReorderClasses, SetTags
+from wsv_gui.detection.tab import DetectionTab
 from wsv_gui.export_jobs import ExportMasksJob
 from wsv_gui.image_list import ImageList
 from wsv_gui.prediction import overlay_rgba, prediction_strokes
@@ -63,6 +65,8 @@ class MainWindow(QMainWindow):
         split.setSizes([900, 380])
         self.tabs = QTabWidget()
         self.tabs.addTab(split, "Segmentation")
+        self.detection = DetectionTab()
+        self.tabs.addTab(self.detection, "Detection")
         self.setCentralWidget(self.tabs)
 
         self.image_list = ImageList()
@@ -101,9 +105,11 @@ class MainWindow(QMainWindow):
         c, t = self.canvas, self.toolbar
         c.zoomChanged.connect(lambda z: self.status_zoom.setText(f"zoom {z * 100:.0f}%"))
         c.strokeFinished.connect(self.commit_stroke)
-        c.boxDrawn.connect(self.add_box)
-        c.boxMoved.connect(lambda box, xyxy: self._push(MoveBox(self.project.store, box, xyxy, self._on_change)))
-        c.boxDeleteRequested.connect(lambda box_id: self._push(DeleteBox(self.project.store, box_id, self._on_change)))
+        for canvas in (c, self.detection.canvas):  # both tabs edit the same boxes
+            canvas.boxDrawn.connect(self.add_box)
+            canvas.boxMoved.connect(lambda box, xyxy: self._push(MoveBox(self.project.store, box, xyxy, self._on_change)))
+            canvas.boxDeleteRequested.connect(
+                lambda box_id: self._push(DeleteBox(self.project.store, box_id, self._on_change)))
         self.tags_panel.tagsChanged.connect(self.set_tags)
         c.brushSizeChanged.connect(lambda r: (t.radius.blockSignals(True), t.radius.setValue(r), t.radius.blockSignals(False)))
         t.toolChanged.connect(self.set_tool)
@@ -177,6 +183,7 @@ class MainWindow(QMainWindow):
         self.canvas.clear()
         self.gradient_view.clear()
         self.training_panel.reset()
+        self.detection.set_project(project)
         self.setWindowTitle(f"WSV Studio — {project.root.name}")
         self._remember(project.root)
         self._refresh_classes()
@@ -245,6 +252,7 @@ class MainWindow(QMainWindow):
         names = [c.name for c in classes]
         self.toolbar.set_classes(names)
         self.gradient_view.set_classes(names, self.class_colors())
+        self.detection.set_classes(names, self.class_colors())
         self.refresh_tags()
 
     def _class_selected(self, class_id: int) -> None:
@@ -344,8 +352,10 @@ class MainWindow(QMainWindow):
         if self.current_image_id is None:
             return
         classes = self.project.store.classes()
-        self.canvas.boxes.set_boxes(self.project.store.boxes(self.current_image_id),
-                                    {c.id: QColor(*c.color) for c in classes}, {c.id: c.name for c in classes})
+        boxes = self.project.store.boxes(self.current_image_id)
+        for canvas in (self.canvas, self.detection.canvas):
+            canvas.boxes.set_boxes(boxes, {c.id: QColor(*c.color) for c in classes}, {c.id: c.name for c in classes})
+        self.detection.canvas.boxes.set_visible(self.detection.show_truth.isChecked())
 
     def refresh_tags(self) -> None:
         image_id = self.current_image_id
@@ -377,12 +387,14 @@ class MainWindow(QMainWindow):
             image = project.load_image(rec)
         except ImageLoadError as exc:
             self.canvas.clear()
+            self.detection.clear_image()
             self.current_image_id = None
             self.refresh_tags()
             self.status_image.setText(str(exc))
             return
         self.current_image_id = image_id
         self.canvas.set_image(image, project.store.seed_map(image_id), self.class_colors())
+        self.detection.show_image(image_id, image, project.image_path(rec), image_id in done_image_ids(project.store))
         self.refresh_boxes()
         self.refresh_tags()
         if self.training is not None:
@@ -511,6 +523,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         """Stop training cleanly (the worker finishes its step and saves the model) before the window goes."""
         self.stop_training(wait=True)
+        self.detection.shutdown()
         self.image_list.stop_loading()
         if self.project is not None:
             self.project.close()

@@ -1,0 +1,1 @@
+"""The Detection tab: detectors trained from the project's boxes, live detections, evaluation."""
