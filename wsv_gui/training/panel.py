@@ -38,11 +38,11 @@ class TrainingPanel(QWidget):
         self.status = QLabel("Mark a few strokes for two or more classes, then press Train.")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
-        box = QGroupBox("Settings")
-        box_layout = QVBoxLayout(box)
+        self.settings_box = QGroupBox("Settings")
+        box_layout = QVBoxLayout(self.settings_box)
         self.settings = SettingsForm()
         box_layout.addWidget(self.settings)
-        layout.addWidget(box)
+        layout.addWidget(self.settings_box)
 
         self.loss_plot = pg.PlotWidget(title="loss")
         self.loss_plot.addLegend(offset=(-5, 5))
@@ -54,6 +54,7 @@ class TrainingPanel(QWidget):
         self.miou_plot.setLabel("bottom", "step")
         self.miou_plot.setYRange(0, 1)
         self.miou_curve = self.miou_plot.plot(pen=pg.mkPen((120, 220, 120), width=2), symbol="o", symbolSize=5)
+        self.miou_plot.setMinimumHeight(110)
         self.miou_plot.hide()
         layout.addWidget(self.miou_plot, 1)
 
@@ -68,12 +69,13 @@ class TrainingPanel(QWidget):
         self.set_state("idle")
 
     def set_state(self, state: str) -> None:
-        """'idle', 'running' or 'paused': which buttons make sense."""
+        """'idle', 'running' or 'paused': which buttons make sense. Settings apply when training starts, so they
+        are shown only while it is stopped, and the curves get their room while it runs."""
         self.train_button.setText("Resume" if state == "paused" else "Train")
         self.train_button.setEnabled(state != "running")
         self.pause_button.setEnabled(state == "running")
         self.stop_button.setEnabled(state != "idle")
-        self.settings.setEnabled(state == "idle")
+        self.settings_box.setVisible(state == "idle")
 
     def reset(self) -> None:
         self._steps.clear()
