@@ -47,3 +47,14 @@ def test_bench_errors(capsys, tmp_path):
     assert code == 1 and "nope" in err
     code, _, err = run(capsys, "bench", "quality", "--data", tmp_path, "--methods", "magic")
     assert code == 1 and "magic" in err
+
+
+def test_bench_detect_records(capsys, tmp_path):
+    make_dataset(tmp_path / "toy", n=6, size=(96, 64))
+    code, out, err = run(capsys, "bench", "detect", "--data", tmp_path, "--datasets", "toy", "--methods", "hog-svm",
+                         "--work", tmp_path / "work", "--json")
+    assert code == 0, err
+    (record,) = json.loads(out)
+    assert record["method"] == "hog-svm" and record["test_images"] == 1 and 0 <= record["map50"] <= 1
+    code, _, err = run(capsys, "bench", "detect", "--data", tmp_path, "--datasets", "toy", "--methods", "yolo")
+    assert code == 1 and "yolo" in err

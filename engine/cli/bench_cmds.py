@@ -46,6 +46,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_crf)
 
+    d = bench.add_parser("detect", help="mAP and speed of a CNN detector vs HOG + linear SVM on boxes from masks")
+    d.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    d.add_argument("--datasets", default="horses")
+    d.add_argument("--methods", default="fasterrcnn_mobilenet_v3_large_320_fpn,hog-svm",
+                   help="comma-separated torchvision detector names and/or hog-svm")
+    d.add_argument("--steps", type=int, default=300, help="training steps of the CNN detectors")
+    d.add_argument("--device", default="auto")
+    d.add_argument("--work", type=Path, default=Path("runs/bench-detect"), help="folder for the imported projects")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_detect)
+
     g = bench.add_parser("gui", help="event-loop stalls and stroke latency on a 4000x3000 image while training")
     g.add_argument("--seconds", type=float, default=30.0, help="how long to measure while training")
     g.add_argument("--json", action="store_true")
@@ -73,6 +84,29 @@ def _ints(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise CliError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from engine.bench.detect import run_detect
+    from engine.training.trainer import TrainingError
+    from engine.detection.hog_svm import METHOD as HOG_SVM
+    from engine.detection.models import DETECTORS
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in DETECTORS and m != HOG_SVM]
+    if unknown:
+        raise CliError(f"unknown methods {unknown}; choose from {', '.join([*DETECTORS, HOG_SVM])}")
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    missing = [d for d in datasets if not (args.data / d / "classes.txt").is_file()]
+    if missing:
+        raise CliError(f"data sets not found in {args.data}: {', '.join(missing)}")
+    try:
+        records = run_detect(args.data, datasets, methods, args.steps, args.work, args.device,
+                             log=lambda m: print(m, file=sys.stderr))
+    except (ValueError, TrainingError) as exc:
+        raise CliError(str(exc)) from None
+    emit(records, args.json, "\n".join(_row(r) for r in records))
+    return 0
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
