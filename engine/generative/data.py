@@ -1,0 +1,170 @@
+"""Training images for the generative models: small square copies of a project's images, or a built-in
+offline digits set, as one (N, C, S, S) float tensor in [−1, 1] (the range tanh outputs and DDPM assumes)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine.io.images import ImageLoadError
+from engine.project import Project
+
+SIZES = (16, 32, 64)
+"""16 px is for tests and very quick experiments; the models' up/down-sampling stacks adapt to each"""
+MIN_IMAGES = 64
+"""below this, every model mostly memorises: the caller is told so"""
+LARGE_FACTOR = 4
+"""an image whose shorter side is at least this many times the target size also gives random crops"""
+BUILTIN = ("digits",)
+
+# 5 x 7 bitmap glyphs for 0-9 (rows top to bottom, '#' = ink): the built-in set needs no download and no sklearn.
+_FONT = {
+    "0": (".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."),
+    "1": ("..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."),
+    "2": (".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"),
+    "3": ("#####", "...#.", "..#..", "...#.", "....#", "#...#", ".###."),
+    "4": ("...#.", "..##.", ".#.#.", "#..#.", "#####", "...#.", "...#."),
+    "5": ("#####", "#....", "####.", "....#", "....#", "#...#", ".###."),
+    "6": ("..##.", ".#...", "#....", "####.", "#...#", "#...#", ".###."),
+    "7": ("#####", "....#", "...#.", "..#..", ".#...", ".#...", ".#..."),
+    "8": (".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."),
+    "9": (".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingImages:
+    images: torch.Tensor
+    """(N, C, S, S) float32 in [−1, 1]"""
+    name: str
+    """where the images came from, in words (shown with results)"""
+    warning: str | None = None
+    """something the user should know (too few images, unreadable files), or None"""
+
+    @property
+    def size(self) -> int:
+        return self.images.shape[-1]
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+
+def _check(size: int, channels: int) -> None:
+    if size not in SIZES:
+        raise ValueError(f"image size must be one of {SIZES}, got {size}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (colour), got {channels}")
+
+
+def _few_warning(n: int) -> str | None:
+    if n >= MIN_IMAGES:
+        return None
+    return (f"only {n} training image{'s' * (n != 1)}: with fewer than {MIN_IMAGES} a generative model mostly "
+            f"memorises them (check the memorisation figure), so add images or use random crops")
+
+
+def _to_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
+    """uint8 (S, S, C) arrays to one float tensor in [−1, 1]."""
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+def _square(im: Image.Image, size: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """The given square (default: the centred one) resized to ``size``, with an antialiasing filter so that
+    downscaling large photos does not alias."""
+    w, h = im.size
+    if box is None:
+        side = min(w, h)
+        box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+    out = np.asarray(im.crop(box).resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+    return out[..., None] if out.ndim == 2 else out
+
+
+def project_images(root: str | Path, size: int = 32, channels: int = 3, random_crops: int = 0,
+                   seed: int = 0) -> TrainingImages:
+    """Every readable image of a project, centre-cropped to a square and resized; an image whose shorter side is
+    at least LARGE_FACTOR × ``size`` also gives ``random_crops`` random squares of half its shorter side, which
+    multiplies a small set of large photos into more (overlapping) training images."""
+    _check(size, channels)
+    rng = np.random.default_rng(seed)
+    arrays: list[np.ndarray] = []
+    failed = 0
+    with Project.open(root) as project:
+        records = project.store.images()
+        for rec in records:
+            try:
+                loaded = project.load_image(rec, max_side=max(1024, size * LARGE_FACTOR * 4))
+            except ImageLoadError:
+                failed += 1
+                continue
+            im = Image.fromarray(loaded.pixels).convert("L" if channels == 1 else "RGB")
+            arrays.append(_square(im, size))
+            w, h = im.size
+            if random_crops and min(w, h) >= LARGE_FACTOR * size:
+                side = min(w, h) // 2
+                for _ in range(random_crops):
+                    x, y = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+                    arrays.append(_square(im, size, (x, y, x + side, y + side)))
+    if not arrays:
+        raise ValueError(f"the project at {root} has no readable images" + (f" ({failed} could not be read)" if failed else ""))
+    notes = [n for n in (_few_warning(len(arrays)), f"{failed} image{'s' * (failed != 1)} could not be read" if failed else None) if n]
+    crops = " + random crops" if len(arrays) > len(records) - failed else ""
+    return TrainingImages(_to_tensor(arrays), f"project {Path(root).name} ({len(records) - failed} images{crops}, {size} px)",
+                          "; ".join(notes) or None)
+
+
+def _sklearn_digits() -> np.ndarray | None:
+    """scikit-learn's 1797 8 x 8 digits in 0..1 where scikit-learn is installed (they ship inside the package)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        return None
+    return load_digits().images.astype(np.float32) / 16.0
+
+
+def _rendered_digits(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` 10 x 10 digit images in 0..1 from the 5 x 7 font: random digit, stroke thickness (1 or 2 font pixels
+    dilated), shift and per-pixel noise, so that the set has variety within each class as handwriting does."""
+    glyphs = np.array([[[c == "#" for c in row] for row in _FONT[str(d)]] for d in range(10)], np.float32)
+    out = np.zeros((n, 10, 10), np.float32)
+    for k in range(n):
+        g = glyphs[rng.integers(10)]
+        if rng.random() < 0.5:  # a bolder stroke: dilate to the right
+            g = np.maximum(g, np.pad(g, ((0, 0), (1, 0)))[:, :5])
+        y, x = rng.integers(0, 10 - 7 + 1), rng.integers(0, 10 - 5 + 1)
+        out[k, y:y + 7, x:x + 5] = g * rng.uniform(0.7, 1.0)
+    out += rng.normal(0, 0.05, out.shape).astype(np.float32)
+    return out.clip(0, 1)
+
+
+def builtin_digits(size: int = 32, channels: int = 1, n: int = 2000, seed: int = 0) -> TrainingImages:
+    """An offline set of small white-on-black digits: scikit-learn's digits where it is installed, else digits
+    rendered from a built-in bitmap font. Colour (channels = 3) gives each digit a random bright colour."""
+    _check(size, channels)
+    rng = np.random.default_rng(seed)
+    digits = _sklearn_digits()
+    if digits is not None:
+        small, name = digits[rng.permutation(len(digits))[:n]], "scikit-learn digits (8x8, upsampled)"
+    else:
+        small, name = _rendered_digits(n, rng), "built-in digits (rendered)"
+    x = torch.from_numpy(small)[:, None]
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+    if channels == 3:
+        colours = torch.from_numpy(rng.uniform(0.3, 1.0, (len(x), 3, 1, 1)).astype(np.float32))
+        x = x * colours
+    return TrainingImages(x * 2 - 1, f"{name}, {len(x)} images at {size} px", _few_warning(len(x)))
+
+
+def load_training_images(source: str, size: int = 32, channels: int = 1, random_crops: int = 0,
+                         seed: int = 0) -> TrainingImages:
+    """``source``: 'builtin:digits' or a project folder."""
+    if source.startswith("builtin:"):
+        name = source.split(":", 1)[1]
+        if name not in BUILTIN:
+            raise ValueError(f"unknown built-in set {name!r}; choose one of {', '.join(BUILTIN)}")
+        return builtin_digits(size, channels, seed=seed)
+    return project_images(source, size, channels, random_crops, seed)

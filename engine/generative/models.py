@@ -1,0 +1,172 @@
+"""The three generative models behind one interface (build, sample, save, load). Saved as safetensors weights
+plus a JSON description; loading never unpickles anything."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from engine.generative import vae as vae_ops
+from engine.generative.config import GenerativeConfig
+from engine.generative.diffusion import EMA, ReverseStep, Schedule, ddim_sample, ddpm_sample, last, make_schedule
+from engine.generative.gan import Discriminator, Generator, latent
+from engine.generative.unet import UNet
+from engine.generative.vae import ConvVAE
+
+DESCRIPTION_FILE = "generative.json"
+WEIGHTS_FILE = "generative.safetensors"
+FORMAT_VERSION = 1
+
+
+class GenerativeModelError(Exception):
+    """A saved model that cannot be read, with the reason in words."""
+
+
+def unet_mults(size: int) -> tuple[int, ...]:
+    """Down to 8 x 8 at most three times (16 px: two levels): enough context for small images at CPU cost."""
+    return (1, 2, 2) if size >= 32 else (1, 2)
+
+
+@dataclass
+class GenerativeModel:
+    config: GenerativeConfig
+    net: nn.Module
+    """ConvVAE, Generator (GAN) or UNet (DDPM, the raw trained weights)"""
+    discriminator: Discriminator | None = None
+    ema: EMA | None = None
+    """DDPM: the averaged weights that sampling uses"""
+    schedule: Schedule | None = None
+    steps_done: int = 0
+    data_name: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.config.model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        c = self.config
+        return c.channels, c.image_size, c.image_size
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The model's input noise for ``n`` samples: latents z (VAE, GAN) or x_T (DDPM). Fixing it (same seed)
+        gives comparable grids over training."""
+        if self.kind == "ddpm":
+            return torch.randn(n, *self.shape, generator=generator).to(self.device)
+        return latent(n, self.config.latent_dim, generator, self.device)
+
+    def eps_model(self) -> nn.Module:
+        """DDPM: the EMA weights where there are any."""
+        return (self.ema.model if self.ema is not None else self.net).eval()
+
+    @torch.no_grad()
+    def decode(self, noise: torch.Tensor, generator: torch.Generator | None = None, ddim_steps: int | None = None,
+               eta: float = 0.0, clip: bool = True) -> torch.Tensor:
+        """Samples in [−1, 1] from given noise (``noise``); DDPM runs DDIM when ``ddim_steps`` is set."""
+        if self.kind != "ddpm":
+            was = self.net.training
+            self.net.eval()
+            out = self.net.decode(noise) if self.kind == "vae" else self.net(noise)
+            self.net.train(was)
+            return out
+        return last(self.reverse_process(noise, generator, ddim_steps, eta, clip))
+
+    def sample(self, n: int, generator: torch.Generator | None = None, ddim_steps: int | None = None,
+               eta: float = 0.0, clip: bool = True) -> torch.Tensor:
+        return self.decode(self.noise(n, generator), generator, ddim_steps, eta, clip)
+
+    def reverse_process(self, x_T: torch.Tensor, generator: torch.Generator | None = None,
+                        ddim_steps: int | None = None, eta: float = 0.0, clip: bool = True,
+                        variance: str = "beta") -> Iterator[ReverseStep]:
+        """DDPM only: every step of ancestral sampling (``ddim_steps`` None) or of DDIM, with x_t and x̂_0, for a
+        player. ``variance`` applies to ancestral sampling (see diffusion.py)."""
+        if self.kind != "ddpm":
+            raise GenerativeModelError(f"a {self.kind} has no reverse process; only ddpm does")
+        if ddim_steps is None:
+            return ddpm_sample(self.eps_model(), self.schedule, x_T, generator, variance, clip)
+        return ddim_sample(self.eps_model(), self.schedule, x_T, ddim_steps, eta, generator, clip)
+
+
+def build_generative(config: GenerativeConfig, device: torch.device | str = "cpu") -> GenerativeModel:
+    c = config
+    if c.model == "vae":
+        return GenerativeModel(c, ConvVAE(c.channels, c.image_size, c.latent_dim, c.base_channels, c.recon).to(device))
+    if c.model == "gan":
+        return GenerativeModel(c, Generator(c.channels, c.image_size, c.latent_dim, c.base_channels).to(device),
+                               Discriminator(c.channels, c.image_size, c.base_channels).to(device))
+    net = UNet(c.channels, c.base_channels, unet_mults(c.image_size)).to(device)
+    return GenerativeModel(c, net, ema=EMA(net, c.ema_decay), schedule=make_schedule(c.schedule, c.timesteps))
+
+
+def _parts(model: GenerativeModel) -> dict[str, nn.Module]:
+    parts = {"net": model.net}
+    if model.discriminator is not None:
+        parts["discriminator"] = model.discriminator
+    if model.ema is not None:
+        parts["ema"] = model.ema.model
+    return parts
+
+
+def save_generative(model: GenerativeModel, folder: str | Path) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {f"{name}.{k}": v.detach().cpu().contiguous()
+             for name, part in _parts(model).items() for k, v in part.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE))
+    description = {"format_version": FORMAT_VERSION, "config": model.config.as_dict(), "steps_done": model.steps_done,
+                   "ema_updates": model.ema.updates if model.ema else 0, "data": model.data_name, "extra": model.extra}
+    (folder / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
+def load_generative(folder: str | Path, device: torch.device | str = "cpu") -> GenerativeModel:
+    folder = Path(folder)
+    path = folder / DESCRIPTION_FILE
+    if not path.is_file():
+        raise GenerativeModelError(f"{folder} holds no generative model ({DESCRIPTION_FILE} expected; train one "
+                                   f"with wsv generate train)")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+            raise GenerativeModelError(f"{path} was written by a newer version of WSV Studio")
+        known = {f.name for f in fields(GenerativeConfig)}
+        config = GenerativeConfig(**{k: v for k, v in raw["config"].items() if k in known})
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise GenerativeModelError(f"{path} is not a valid generative model description: {exc}") from None
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise GenerativeModelError(f"{folder} has no {WEIGHTS_FILE}")
+    model = build_generative(config, "cpu")
+    state = load_file(str(weights))
+    try:
+        for name, part in _parts(model).items():
+            prefix = name + "."
+            part.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
+    except RuntimeError as exc:
+        raise GenerativeModelError(f"{weights} does not match its description: {exc}") from None
+    if model.ema is not None:
+        model.ema.updates = int(raw.get("ema_updates", 0))
+    for part in _parts(model).values():
+        part.to(device).eval()
+    model.steps_done, model.data_name, model.extra = int(raw.get("steps_done", 0)), str(raw.get("data", "")), raw.get("extra", {})
+    return model
+
+
+def reconstructions(model: GenerativeModel, x: torch.Tensor) -> torch.Tensor:
+    """VAE: originals and their reconstructions interleaved (original, reconstruction, ...), for a grid whose
+    columns come in pairs."""
+    was = model.net.training
+    model.net.eval()
+    rec = vae_ops.reconstruct(model.net, x)
+    model.net.train(was)
+    return torch.stack([x, rec], 1).flatten(0, 1)

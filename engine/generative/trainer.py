@@ -1,0 +1,150 @@
+"""Training a VAE, DCGAN or DDPM as a generator of plain-data records.
+
+``GenerativeTrainer.run()`` yields a GenerativeRecord after every step, so whoever drives it decides about pausing
+(stop calling ``next``), stopping (``close()`` the generator) and throttling. Batches and all noise come from the
+trainer's own CPU generator, so a seeded CPU run is exactly repeatable.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from engine.generative.config import GenerativeConfig
+from engine.generative.data import TrainingImages, load_training_images
+from engine.generative.diffusion import ddpm_loss
+from engine.generative.gan import discriminator_step, generator_step, sample_diversity
+from engine.generative.grids import image_grid
+from engine.generative.models import GenerativeModel, build_generative, reconstructions, save_generative
+from engine.generative.records import GenerativePreview, GenerativeRecord
+from engine.generative.vae import vae_loss_terms
+from engine.training.trainer import TrainingError, pick_device
+
+PREVIEW_SEED = 12345
+"""fixed noise for previews, independent of the training seed so runs with different seeds compare directly"""
+
+
+class GenerativeTrainer:
+    def __init__(self, config: GenerativeConfig, data: TrainingImages | None = None) -> None:
+        """``data``: training images already loaded (the GUI may reuse them); default: from ``config.source``."""
+        c = self.config = config
+        self.device = pick_device(config.device)
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        if data is None:
+            try:
+                data = load_training_images(c.source, c.image_size, c.channels, c.random_crops, c.seed)
+            except (ValueError, OSError) as exc:
+                raise TrainingError(str(exc)) from None
+        if data.size != c.image_size or data.channels != c.channels:
+            raise TrainingError(f"the training images are {data.channels} x {data.size} px but the model expects "
+                                f"{c.channels} x {c.image_size} px")
+        if len(data.images) < 2:
+            raise TrainingError("a generative model needs at least two training images")
+        self.data = data
+        self.images = data.images.to(self.device)
+        torch.manual_seed(c.seed)
+        self.rng = torch.Generator().manual_seed(c.seed)
+        self.model: GenerativeModel = build_generative(c, self.device)
+        self.model.data_name = data.name
+        betas = (0.5, 0.999) if c.model == "gan" else (0.9, 0.999)
+        self.optimizer = torch.optim.Adam(self.model.net.parameters(), lr=c.effective_lr, betas=betas)
+        self.opt_d = (torch.optim.Adam(self.model.discriminator.parameters(), lr=c.effective_lr, betas=betas)
+                      if self.model.discriminator is not None else None)
+        self.amp = self.device.type == "cuda" and c.model != "gan"
+        """mixed precision on CUDA for the VAE and DDPM; the GAN's two-player updates stay in float32, where
+        loss scaling would interleave awkwardly with the alternating steps"""
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        preview_rng = torch.Generator().manual_seed(PREVIEW_SEED)
+        self.preview_noise = self.model.noise(c.preview_count, preview_rng)
+        idx = torch.randperm(len(self.images), generator=preview_rng)[:max(1, c.preview_count // 2)]
+        self.preview_real = self.images[idx.to(self.device)]
+        self.step = 0
+        self.active_s = 0.0
+        """seconds spent inside the loop; pauses between records do not count against ``max_minutes``"""
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+    def run(self) -> Iterator[GenerativeRecord]:
+        c = self.config
+        n_params = sum(p.numel() for p in self.model.net.parameters())
+        notes = [f"{c.model} ({n_params / 1e6:.2f} M parameters) on {self.device}; data: {self.data.name}"]
+        if self.data.warning:
+            notes.append(self.data.warning)
+        start = last_preview = time.monotonic()
+        window: list[float] = []
+        self.model.net.train()
+        while self.step < c.steps:
+            entered = time.monotonic()
+            t0 = time.monotonic()
+            try:
+                losses = self._train_step()
+            except torch.OutOfMemoryError:
+                raise TrainingError(f"out of memory on {self.device} at batch size {c.batch_size}: lower the batch "
+                                    f"size or the base channels, or use the CPU") from None
+            window = (window + [time.monotonic() - t0])[-20:]
+            self.step += 1
+            self.model.steps_done = self.step
+            now = time.monotonic()
+            timed_out = c.max_minutes is not None and self.active_s + now - entered > c.max_minutes * 60
+            if timed_out:
+                notes.append(f"stopped after {c.max_minutes} minutes (max_minutes)")
+            preview = None
+            if (now - last_preview >= c.preview_interval_s or self.step in (1, c.steps)) or timed_out:
+                preview = self.preview()
+                last_preview = time.monotonic()
+            self.active_s += time.monotonic() - entered
+            yield GenerativeRecord(self.step, c.steps, losses, c.effective_lr, len(window) / max(sum(window), 1e-9),
+                                   now - start, str(self.device), preview, notes)
+            notes = []
+            if timed_out:
+                break
+
+    def _batch(self) -> torch.Tensor:
+        idx = torch.randint(0, len(self.images), (self.config.batch_size,), generator=self.rng)
+        return self.images[idx.to(self.device)]
+
+    def _train_step(self) -> dict[str, float]:
+        c = self.config
+        real = self._batch()
+        if c.model == "gan":
+            try:
+                out = discriminator_step(self.model.net, self.model.discriminator, self.opt_d, real, self.rng)
+                out.update(generator_step(self.model.net, self.model.discriminator, self.optimizer, c.batch_size,
+                                          self.device, self.rng))
+            except FloatingPointError as exc:
+                raise TrainingError(f"{exc} at step {self.step + 1}; lower the learning rate (now {c.effective_lr})") from None
+            return out
+        with torch.autocast(self.device.type, enabled=self.amp):
+            if c.model == "vae":
+                terms = vae_loss_terms(self.model.net, real, c.beta, self.rng)
+            else:
+                terms = {"loss": ddpm_loss(self.model.net, self.model.schedule, real, self.rng)}
+        total = terms["total" if c.model == "vae" else "loss"]
+        if not torch.isfinite(total.detach()):
+            raise TrainingError(f"the loss became {total.item()} at step {self.step + 1}; lower the learning rate "
+                                f"(now {c.effective_lr})")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.model.ema is not None:
+            self.model.ema.update(self.model.net)
+        return {name: t.detach().item() for name, t in terms.items()}
+
+    # ---- previews ---------------------------------------------------------------------------------------------
+    def preview(self) -> GenerativePreview:
+        c = self.config
+        # DDIM with η = 0 draws no noise, so the preview generator never touches the training RNG.
+        samples = self.model.decode(self.preview_noise, ddim_steps=min(c.preview_ddim_steps, c.timesteps))
+        recon = diversity = None
+        if c.model == "vae":
+            recon = image_grid(reconstructions(self.model, self.preview_real), nrow=2 * max(1, int(len(self.preview_real) ** 0.5)))
+        if c.model == "gan":
+            diversity = sample_diversity(samples, self.preview_real if len(self.preview_real) > 1 else self.images[:16])
+        return GenerativePreview(self.step, image_grid(samples), recon, diversity)
+
+    def save(self, folder: str | Path) -> Path:
+        self.model.extra = {"train": self.config.as_dict(), "active_minutes": round(self.active_s / 60, 3)}
+        return save_generative(self.model, folder)
