@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         w, h = (int(v) for v in args.size.lower().split("x"))
         window.resize(w, h)
     window.show()
+    app.aboutToQuit.connect(window.close)  # however the loop ends, worker threads stop before Python tears down
     if args.screenshot:
         _screenshot_when_ready(app, window, args.screenshot)
     return app.exec()
