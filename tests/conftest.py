@@ -25,3 +25,15 @@ def user_data(tmp_path, monkeypatch):
     home = tmp_path / "xdg-data"
     monkeypatch.setenv("XDG_DATA_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def one_thread():
+    """One CPU thread for tests that train: they run beside other work on small machines, where threads only
+    contend; torch's process-wide thread count is given back afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

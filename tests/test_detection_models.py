@@ -13,13 +13,7 @@ from engine.detection.models import DETECTORS, DetectorConfig, DetectorError, bu
     load_torchvision_detector, pretrained_note, save_detector
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: these tests run beside other work on small machines, where threads only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -5,20 +5,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from engine.cli.main import main
 from engine.generative.data import builtin_digits, project_images
 from engine.project import Project
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_builtin_digits_range_and_colour():

@@ -12,14 +12,6 @@ from engine.generative.diffusion import (EMA, ddim_sample, ddim_timesteps, ddpm_
 from engine.generative.unet import UNet
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_linear_schedule_matches_formula():
     s = make_schedule("linear", 1000)
     assert s.betas[0].item() == pytest.approx(1e-4)

@@ -19,14 +19,6 @@ from engine.generative.vae import ConvVAE, kl_divergence, reconstruction_loss, r
 from engine.training.trainer import TrainingError
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_kl_matches_closed_form():
     """KL(N(μ, σ²) ‖ N(0, 1)) = ½(μ² + σ² − 1 − ln σ²) per dimension, summed."""
     mu = torch.tensor([[1.0, -2.0], [0.0, 0.0]])
