@@ -1,4 +1,4 @@
-"""``wsv detect train|predict|eval`` end to end on a small dataset folder."""
+"""``wsv detect train|predict|eval|export`` end to end on a small dataset folder."""
 import json
 
 import pytest
@@ -68,6 +68,12 @@ def test_train_predict_eval_network(tmp_path, capsys):
     code, out, err = run(capsys, "eval", tmp_path / "run", ds, "--device", "cpu")  # human output, test split
     assert code == 0 and "mAP@0.5" in out and "cat" in out
 
+    code, out, err = run(capsys, "export", tmp_path / "run", "--onnx", tmp_path / "onnx" / "d.onnx", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (tmp_path / "onnx" / "d.onnx").stat().st_size > 100_000  # the weights are inside
+    assert result["checked"] and result["max_box_difference_px"] < 1e-2  # the onnx extra is in the dev group
+
 
 def test_hog_svm_from_masks(tmp_path, capsys):
     ds = tmp_path / "ds"
@@ -88,6 +94,8 @@ def test_hog_svm_from_masks(tmp_path, capsys):
     code, out, err = run(capsys, "predict", tmp_path / "run", ds / "images", "--out", tmp_path / "pred", "--json")
     assert code == 0, err
     assert json.loads(out)["score_threshold"] == 0.0  # the SVM's decision boundary by default
+    code, _, err = run(capsys, "export", tmp_path / "run", "--onnx", tmp_path / "d.onnx")
+    assert code == 1 and "only network detectors" in err
 
 
 def test_errors(tmp_path, capsys):

@@ -1,5 +1,6 @@
-"""``wsv detect train|predict|eval``: train an object detector on a project's or dataset folder's boxes, write
-COCO-format detections for images, and score a detector on a dataset's boxes (AP per class, mAP)."""
+"""``wsv detect train|predict|eval|export``: train an object detector on a project's or dataset folder's boxes,
+write COCO-format detections for images, score a detector on a dataset's boxes (AP per class, mAP), and export a
+network detector as ONNX."""
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ from engine.detection.data import set_images_done
 from engine.detection.evaluate import EVAL_NMS_IOU, GroundTruth, evaluate_detections
 from engine.detection.hog_svm import METHOD as HOG_SVM, HogSvmConfig, HogSvmTrainer
 from engine.detection.inference import detect_file, load_detector
-from engine.detection.models import DEFAULT_DETECTOR, DETECTORS, DetectorError
+from engine.detection.models import DEFAULT_DETECTOR, DETECTORS, DetectorError, export_onnx
 from engine.detection.postprocess import postprocess
 from engine.detection.trainer import DetectionTrainer
 from engine.io.images import ImageLoadError, list_images, read_image_size
@@ -88,6 +89,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    p = actions.add_parser("export", help="write a network detector as ONNX (needs the 'onnx' extra)",
+                           description="The run folder already holds the detector as safetensors + JSON; this adds "
+                                       "an ONNX file, run once with onnxruntime (when installed) and compared with "
+                                       "PyTorch.")
+    p.add_argument("run", type=Path, help="run folder written by wsv detect train")
+    p.add_argument("--onnx", type=Path, required=True, help="ONNX file to write")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
 
 
 # ---- train ------------------------------------------------------------------------------------------------------
@@ -253,6 +263,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
               "score_threshold": threshold, "classes": detector.classes}
     emit(result, args.json, f"wrote {len(annotations)} detections in {len(images)} images to {out}"
                             + "".join(f"\nskipped: {e}" for e in errors))
+    return 0
+
+
+# ---- export -----------------------------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    detector = _load(args.run, "cpu")
+    if detector.method != "torchvision":
+        raise CliError(f"{args.run} holds a {detector.method} detector; only network detectors export to ONNX")
+    args.onnx.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        result = export_onnx(detector.model, detector.config, args.onnx)
+    except DetectorError as exc:
+        raise CliError(f"{exc}; install it with: uv sync --extra onnx") from None
+    check = (f"onnxruntime agrees with PyTorch (largest box difference {result['max_box_difference_px']:.2g} px)"
+             if result["checked"] else "not checked: onnxruntime is not installed")
+    emit(result, args.json, f"wrote {args.onnx}; {check}")
     return 0
 
 
