@@ -25,6 +25,7 @@ from wsv_gui.commands import AddBox, AddClass, AddStrokes, DeleteBox, DeleteClas
     ReorderClasses, SetTags
 from wsv_gui.detection.tab import DetectionTab
 from wsv_gui.export_jobs import ExportMasksJob
+from wsv_gui.generative.tab import GenerativeTab
 from wsv_gui.image_list import ImageList
 from wsv_gui.prediction import overlay_rgba, prediction_strokes
 from wsv_gui.tags_panel import TagsPanel
@@ -67,6 +68,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(split, "Segmentation")
         self.detection = DetectionTab()
         self.tabs.addTab(self.detection, "Detection")
+        self.generative = GenerativeTab()
+        self.tabs.addTab(self.generative, "Generative")
         self.setCentralWidget(self.tabs)
 
         self.image_list = ImageList()
@@ -184,6 +187,7 @@ class MainWindow(QMainWindow):
         self.gradient_view.clear()
         self.training_panel.reset()
         self.detection.set_project(project)
+        self.generative.set_project(project)
         self.setWindowTitle(f"WSV Studio — {project.root.name}")
         self._remember(project.root)
         self._refresh_classes()
@@ -524,6 +528,7 @@ class MainWindow(QMainWindow):
         """Stop training cleanly (the worker finishes its step and saves the model) before the window goes."""
         self.stop_training(wait=True)
         self.detection.shutdown()
+        self.generative.shutdown()
         self.image_list.stop_loading()
         if self.project is not None:
             self.project.close()

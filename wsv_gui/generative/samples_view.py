@@ -1,0 +1,134 @@
+"""Looking inside a trained model: samples drawn on request from N(0, I) (or a DDPM's x_T) with a chosen seed,
+and, for a VAE, a walk through the latent space between two training images.
+
+The interpolation decodes points on the straight line between the posterior means μ(A) and μ(B); its two ends are
+the VAE's reconstructions of A and B, shown beside the originals so the gap between them is visible too.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, \
+    QWidget
+
+from engine.generative.grids import to_uint8
+from wsv_gui.generative.images import GridView
+from wsv_gui.generative.messages import Interpolation
+
+
+def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setValue(value)
+    s.setToolTip(tip)
+    return s
+
+
+class SamplesView(QWidget):
+    drawRequested = Signal(int, int, int)  # n, seed, DDPM sampler steps (0: full DDPM)
+    interpolateRequested = Signal(int, int, int)  # image a, image b, steps
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.images: np.ndarray | None = None
+        self.kind: str | None = None
+        self.interpolation: Interpolation | None = None
+
+        draw_box = QGroupBox("Samples")
+        dv = QVBoxLayout(draw_box)
+        row = QHBoxLayout()
+        self.count = _spin(1, 256, 64, "number of samples")
+        self.seed = _spin(0, 1_000_000, 0, "the same seed gives the same noise, so models can be compared")
+        self.ddim = _spin(0, 4000, 50, "DDPM: DDIM steps with the EMA weights (deterministic); 0 runs the full "
+                                        "ancestral DDPM, T steps")
+        self.ddim.setSpecialValueText("full DDPM")
+        self.draw_button = QPushButton("Draw samples")
+        self.draw_button.clicked.connect(lambda: self.drawRequested.emit(self.count.value(), self.seed.value(),
+                                                                         self.ddim.value()))
+        for label, w in (("n", self.count), ("seed", self.seed), ("DDIM steps", self.ddim)):
+            row.addWidget(QLabel(label))
+            row.addWidget(w)
+        row.addWidget(self.draw_button)
+        row.addStretch(1)
+        dv.addLayout(row)
+        self.samples = GridView("Train or load a model, then draw samples.")
+        self.samples_label = QLabel("")
+        dv.addWidget(self.samples, 1)
+        dv.addWidget(self.samples_label)
+
+        interp_box = QGroupBox("Latent interpolation (VAE): decodes between μ(A) and μ(B)")
+        iv = QVBoxLayout(interp_box)
+        form = QFormLayout()
+        pick = QHBoxLayout()
+        self.a = _spin(0, 0, 0, "index of training image A")
+        self.b = _spin(0, 0, 1, "index of training image B")
+        self.frames = _spin(2, 32, 10, "points on the line, ends included")
+        self.thumb_a, self.thumb_b = GridView("", 48), GridView("", 48)
+        for label, spin, thumb in (("A", self.a, self.thumb_a), ("B", self.b, self.thumb_b)):
+            pick.addWidget(QLabel(label))
+            pick.addWidget(spin)
+            thumb.setFixedSize(64, 64)
+            pick.addWidget(thumb)
+        pick.addWidget(QLabel("steps"))
+        pick.addWidget(self.frames)
+        self.interpolate_button = QPushButton("Interpolate")
+        self.interpolate_button.clicked.connect(self.request_interpolation)
+        pick.addWidget(self.interpolate_button)
+        pick.addStretch(1)
+        form.addRow(pick)
+        iv.addLayout(form)
+        self.strip = GridView("Train or load a VAE, pick two training images.", 64)
+        iv.addWidget(self.strip, 1)
+        self.strip_label = QLabel("left: image A; then the decodes from μ(A) to μ(B); right: image B")
+        iv.addWidget(self.strip_label)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(draw_box, 3)
+        layout.addWidget(interp_box, 2)
+        self._debounce = QTimer(self, singleShot=True, interval=150)
+        self._debounce.timeout.connect(self.request_interpolation)
+        for spin in (self.a, self.b, self.frames):
+            spin.valueChanged.connect(self._show_thumbs)
+            spin.valueChanged.connect(lambda _: self._debounce.start() if self.kind == "vae" else None)
+        self.set_model(None)
+
+    def set_images(self, images: np.ndarray) -> None:
+        """The training images (N, C, S, S) in [−1, 1], for picking A and B."""
+        self.images = images
+        for spin in (self.a, self.b):
+            spin.setMaximum(max(0, len(images) - 1))
+        self._show_thumbs()
+
+    def set_model(self, kind: str | None) -> None:
+        self.kind = kind
+        self.draw_button.setEnabled(kind is not None)
+        self.ddim.setEnabled(kind == "ddpm")
+        is_vae = kind == "vae"
+        for w in (self.interpolate_button, self.a, self.b, self.frames):
+            w.setEnabled(is_vae)
+        if not is_vae:
+            self.strip.clear_image("Latent interpolation needs a VAE: train or load one." if kind else
+                                   "Train or load a VAE, pick two training images.")
+
+    def request_interpolation(self) -> None:
+        if self.kind == "vae":
+            self.interpolateRequested.emit(self.a.value(), self.b.value(), self.frames.value())
+
+    def _show_thumbs(self) -> None:
+        if self.images is None or not len(self.images):
+            return
+        for spin, thumb in ((self.a, self.thumb_a), (self.b, self.thumb_b)):
+            i = min(spin.value(), len(self.images) - 1)
+            thumb.set_array(to_uint8(torch.from_numpy(self.images[i:i + 1]))[0])
+
+    def show_samples(self, grid: np.ndarray, description: str) -> None:
+        self.samples.set_array(grid)
+        self.samples_label.setText(description)
+
+    def show_interpolation(self, result: Interpolation) -> None:
+        self.interpolation = result
+        a, b = result.a, result.b
+        self.strip.set_array(result.grid)
+        self.strip_label.setText(f"left: training image {a}; then {len(result.frames)} decodes from μ({a}) to "
+                                 f"μ({b}) (the ends are their reconstructions); right: training image {b}")
