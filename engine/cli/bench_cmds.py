@@ -57,6 +57,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_detect)
 
+    add_generative_parser(bench)
+
     g = bench.add_parser("gui", help="event-loop stalls and stroke latency on a 4000x3000 image while training")
     g.add_argument("--seconds", type=float, default=30.0, help="how long to measure while training")
     g.add_argument("--json", action="store_true")
@@ -106,6 +108,62 @@ def cmd_detect(args: argparse.Namespace) -> int:
     except (ValueError, TrainingError) as exc:
         raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
+    return 0
+
+
+def add_generative_parser(bench: argparse._SubParsersAction) -> None:
+    from engine.generative.config import GenerativeConfig
+    from engine.generative.data import SIZES
+
+    p = bench.add_parser("generative", help="training speed of the VAE, GAN and DDPM; DDPM vs DDIM sampling time "
+                                            "and KID/FID of every sampler")
+    p.add_argument("--models", default="vae,gan,ddpm", help="comma-separated, from: vae, gan, ddpm")
+    p.add_argument("--data", default="builtin:digits", help="'builtin:digits' or a project folder")
+    p.add_argument("--size", type=int, choices=SIZES, default=GenerativeConfig.image_size)
+    p.add_argument("--color", action="store_true", help="colour images (default: grayscale)")
+    p.add_argument("--steps", type=int, default=GenerativeConfig.steps, help="training steps per model")
+    p.add_argument("--max-minutes", type=float, default=3.5, help="training budget per model")
+    p.add_argument("--batch-size", type=int, default=GenerativeConfig.batch_size)
+    p.add_argument("--base-channels", type=int, default=GenerativeConfig.base_channels)
+    p.add_argument("--timesteps", type=int, default=GenerativeConfig.timesteps, help="DDPM T")
+    p.add_argument("--samples", type=int, default=256, help="samples scored per model (and DDIM)")
+    p.add_argument("--ddpm-samples", type=int, default=64,
+                   help="samples drawn with T-step ancestral DDPM, and again with DDIM from the same noise")
+    p.add_argument("--ddim-steps", type=int, default=50)
+    p.add_argument("--device", default="auto", help="auto (CPU, and CUDA when present), cpu or cuda")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", type=Path, default=Path("runs/bench-generative"), help="folder for the trained models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_generative)
+
+
+def cmd_generative(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.annotations.store import StoreError
+    from engine.bench.generative import run_generative, table
+    from engine.generative.config import MODELS, GenerativeConfig
+    from engine.training.trainer import TrainingError
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise CliError(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
+    if args.samples < 4 or args.ddpm_samples < 4:
+        raise CliError("--samples and --ddpm-samples must be >= 4 (KID's spread is taken over half-size subsets)")
+    if not 1 <= args.ddim_steps <= args.timesteps:
+        raise CliError(f"--ddim-steps must lie in 1..{args.timesteps} (the DDPM's T)")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
+    try:
+        base = GenerativeConfig(source=args.data, image_size=args.size, channels=3 if args.color else 1,
+                                steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
+                                base_channels=args.base_channels, timesteps=args.timesteps, threads=args.threads, seed=args.seed)
+        records = run_generative(base, models, args.samples, args.ddpm_samples, args.ddim_steps, devices, args.work,
+                                 log=lambda m: print(m, file=sys.stderr))
+    except (ValueError, OSError, StoreError, TrainingError) as exc:
+        raise CliError(str(exc)) from None
+    emit(records, args.json, table(records))
     return 0
 
 
