@@ -96,11 +96,12 @@ def test_ddpm_trains_and_its_views_work(window, qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(png), ""))
     tab.export_png()
     assert Image.open(png).size[0] == 2 * tab.last_grid.shape[1]
-    tab.eval_count.setValue(8)
-    tab.samples_view.ddim.setValue(5)
-    tab.eval_button.click()
-    qtbot.waitUntil(lambda: "KID" in tab.eval_label.text(), timeout=60000)
-    text = tab.eval_label.text()
+    view = tab.samples_view
+    view.eval_count.setValue(8)
+    view.ddim.setValue(5)
+    view.eval_button.click()
+    qtbot.waitUntil(lambda: "KID" in view.eval_label.text(), timeout=60000)
+    text = view.eval_label.text()
     assert "EfficientNet-Lite0" in text and "8 samples vs 8 training images" in text and "Memorisation" in text
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(saved))
     tab.save_model()

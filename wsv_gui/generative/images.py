@@ -1,5 +1,5 @@
-"""A label that shows a small uint8 image grid enlarged by whole-pixel replication, so 16-64 px samples stay
-crisp at any window size instead of being blurred by smooth scaling."""
+"""A label that shows a small uint8 image grid enlarged by pixel replication (whole multiples where there is room
+for two or more), so 16-64 px samples stay crisp at any window size instead of being blurred by smooth scaling."""
 from __future__ import annotations
 
 import numpy as np
@@ -49,8 +49,11 @@ class GridView(QLabel):
         h, w = self.array.shape[:2]
         pixmap = QPixmap.fromImage(to_qimage(self.array))
         scale = min(self.width() / w, self.height() / h)
-        if scale >= 1:  # whole multiples only, so every source pixel becomes the same square
+        if scale >= 2:  # whole multiples, so every source pixel becomes the same square
             pixmap = pixmap.scaled(w * int(scale), h * int(scale), Qt.AspectRatioMode.IgnoreAspectRatio,
+                                   Qt.TransformationMode.FastTransformation)
+        elif scale >= 1:  # below 2 a whole multiple would waste up to half the room: unequal squares instead
+            pixmap = pixmap.scaled(self.width(), self.height(), Qt.AspectRatioMode.KeepAspectRatio,
                                    Qt.TransformationMode.FastTransformation)
         else:
             pixmap = pixmap.scaled(self.width(), self.height(), Qt.AspectRatioMode.KeepAspectRatio,

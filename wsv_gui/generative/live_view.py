@@ -87,6 +87,8 @@ class LiveView(QWidget):
         g.setContentsMargins(0, 0, 0, 0)
         g.addWidget(self.samples_box, 0, 0)
         g.addWidget(self.recon_box, 0, 1)
+        g.setColumnStretch(0, 1)
+        g.setColumnStretch(1, 1)
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(plots)
@@ -119,9 +121,8 @@ class LiveView(QWidget):
                                                           symbol="o" if name == "diversity" else None, symbolSize=5)
             self.second_plot.addItem(self.collapse_line)
         else:
-            self.second_plot.setTitle("training speed")
-            self.curves["steps_per_s"] = self.second_plot.plot(pen=pg.mkPen(COLORS["steps_per_s"], width=1),
-                                                               name=LABELS["steps_per_s"])
+            self.second_plot.setTitle("training speed (steps/s)")
+            self.curves["steps_per_s"] = self.second_plot.plot(pen=pg.mkPen(COLORS["steps_per_s"], width=1))
         self.samples.clear_image("Samples appear here while training.")
         self.reconstructions.clear_image("VAE reconstructions appear here.")
         self.recon_box.setVisible(kind == "vae")

@@ -1,5 +1,6 @@
 """Looking inside a trained model: samples drawn on request from N(0, I) (or a DDPM's x_T) with a chosen seed,
-and, for a VAE, a walk through the latent space between two training images.
+their quality (KID/FID and memorisation, computed by the service), and, for a VAE, a walk through the latent
+space between two training images.
 
 The interpolation decodes points on the straight line between the posterior means μ(A) and μ(B); its two ends are
 the VAE's reconstructions of A and B, shown beside the originals so the gap between them is visible too.
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, \
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, \
     QWidget
 
 from engine.generative.grids import to_uint8
@@ -28,6 +29,7 @@ def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
 class SamplesView(QWidget):
     drawRequested = Signal(int, int, int)  # n, seed, DDPM sampler steps (0: full DDPM)
     interpolateRequested = Signal(int, int, int)  # image a, image b, steps
+    evaluateRequested = Signal(int, int)  # n samples, DDPM sampler steps (0: full DDPM)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -51,15 +53,27 @@ class SamplesView(QWidget):
             row.addWidget(w)
         row.addWidget(self.draw_button)
         row.addStretch(1)
+        self.eval_count = _spin(2, 5000, 256, "samples drawn for evaluation, compared with as many training images")
+        self.eval_button = QPushButton("Evaluate")
+        self.eval_button.setToolTip("KID and FID on EfficientNet-Lite0 features, and the nearest training image of "
+                                    "every sample (DDPM: sampled with the DDIM steps on the left)")
+        self.eval_button.clicked.connect(lambda: self.evaluateRequested.emit(self.eval_count.value(), self.ddim.value()))
+        row.addWidget(self.eval_button)
+        row.addWidget(QLabel("on"))
+        row.addWidget(self.eval_count)
+        row.addWidget(QLabel("samples"))
         dv.addLayout(row)
         self.samples = GridView("Train or load a model, then draw samples.")
         self.samples_label = QLabel("")
+        self.eval_label = QLabel("")
+        self.eval_label.setWordWrap(True)
+        self.eval_label.setTextFormat(Qt.TextFormat.RichText)
         dv.addWidget(self.samples, 1)
         dv.addWidget(self.samples_label)
+        dv.addWidget(self.eval_label)
 
         interp_box = QGroupBox("Latent interpolation (VAE): decodes between μ(A) and μ(B)")
         iv = QVBoxLayout(interp_box)
-        form = QFormLayout()
         pick = QHBoxLayout()
         self.a = _spin(0, 0, 0, "index of training image A")
         self.b = _spin(0, 0, 1, "index of training image B")
@@ -69,6 +83,7 @@ class SamplesView(QWidget):
             pick.addWidget(QLabel(label))
             pick.addWidget(spin)
             thumb.setFixedSize(64, 64)
+            thumb.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
             pick.addWidget(thumb)
         pick.addWidget(QLabel("steps"))
         pick.addWidget(self.frames)
@@ -76,8 +91,7 @@ class SamplesView(QWidget):
         self.interpolate_button.clicked.connect(self.request_interpolation)
         pick.addWidget(self.interpolate_button)
         pick.addStretch(1)
-        form.addRow(pick)
-        iv.addLayout(form)
+        iv.addLayout(pick)
         self.strip = GridView("Train or load a VAE, pick two training images.", 64)
         iv.addWidget(self.strip, 1)
         self.strip_label = QLabel("left: image A; then the decodes from μ(A) to μ(B); right: image B")
@@ -103,6 +117,7 @@ class SamplesView(QWidget):
     def set_model(self, kind: str | None) -> None:
         self.kind = kind
         self.draw_button.setEnabled(kind is not None)
+        self.eval_button.setEnabled(kind is not None)
         self.ddim.setEnabled(kind == "ddpm")
         is_vae = kind == "vae"
         for w in (self.interpolate_button, self.a, self.b, self.frames):

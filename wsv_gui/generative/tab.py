@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QThread, QTimer, Qt
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSpinBox, QSplitter, \
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter, \
     QTabWidget, QVBoxLayout, QWidget
 
 from engine.generative.grids import save_gif, save_png
@@ -84,17 +84,6 @@ class GenerativeTab(QWidget):
         self.gif_button = QPushButton("Export reverse GIF…")
         self.gif_button.setToolTip("the reverse process in the Diffusion view, x_t beside x̂₀")
         self.gif_button.clicked.connect(self.export_gif)
-        self.eval_count = QSpinBox()
-        self.eval_count.setRange(2, 5000)
-        self.eval_count.setValue(256)
-        self.eval_count.setToolTip("samples drawn, compared with as many training images")
-        self.eval_button = QPushButton("Evaluate")
-        self.eval_button.setToolTip("KID and FID on EfficientNet-Lite0 features, and the nearest training image "
-                                    "of every sample")
-        self.eval_button.clicked.connect(self.evaluate)
-        self.eval_label = QLabel("")
-        self.eval_label.setWordWrap(True)
-        self.eval_label.setTextFormat(Qt.TextFormat.RichText)
 
         panel = QWidget()
         pv = QVBoxLayout(panel)
@@ -105,14 +94,12 @@ class GenerativeTab(QWidget):
         pv.addWidget(self.model_label)
         pv.addLayout(self._row(self.save_button, self.load_button))
         pv.addLayout(self._row(self.png_button, self.gif_button))
-        pv.addLayout(self._row(QLabel("Samples"), self.eval_count, self.eval_button))
-        pv.addWidget(self.eval_label)
         pv.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(330)
+        scroll.setMinimumWidth(panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
 
         self.live = LiveView()
         self.samples_view = SamplesView()
@@ -175,6 +162,7 @@ class GenerativeTab(QWidget):
         svc.failed.connect(self._on_service_failed)
         self.samples_view.drawRequested.connect(self._draw)
         self.samples_view.interpolateRequested.connect(self._interpolate)
+        self.samples_view.evaluateRequested.connect(self._evaluate)
         self.player.runRequested.connect(self._reverse)
         self.player.cancelRequested.connect(svc.cancel)
 
@@ -190,7 +178,7 @@ class GenerativeTab(QWidget):
         self._set_model(None)
         self.live.reset(self.settings.kind)
         self.notes.setText("")
-        self.eval_label.setText("")
+        self.samples_view.eval_label.setText("")
         self._say("Choose the images and a model, then press Train.")
         folder = project_model_dir(project.root)
         if has_model(folder):
@@ -225,7 +213,8 @@ class GenerativeTab(QWidget):
     def _on_data(self, data: TrainingSet) -> None:
         if data.key != self._data_wanted:
             return  # the settings changed since
-        text = f"{len(data.images)} images: {data.name}."
+        count = str(len(data.images))
+        text = f"{data.name}." if count in data.name else f"{count} images: {data.name}."
         if data.warning:
             text += f" <span style='{WARNING_STYLE}'>Warning: {data.warning}.</span>"
         self.settings.data_label.setStyleSheet("")
@@ -316,13 +305,14 @@ class GenerativeTab(QWidget):
         kind = info.kind if info else None
         self.samples_view.set_model(kind)
         self.player.set_enabled_model(kind == "ddpm")
-        for button in (self.save_button, self.eval_button):
-            button.setEnabled(info is not None)
+        self.save_button.setEnabled(info is not None)
         if info is None:
             self.model_label.setText("No model yet: the views below Training need one.")
         else:
-            self.model_label.setText(f"Model: {MODEL_NAMES[info.kind]}, {info.steps_done} steps on {info.data_name} "
-                                     f"({info.folder}).")
+            here = self.project is not None and Path(info.folder) == project_model_dir(self.project.root)
+            where = "saved in this project (models/generative)" if here else f"from {info.folder}"
+            self.model_label.setText(f"Model: {MODEL_NAMES[info.kind]}, {info.steps_done} steps on {info.data_name}; "
+                                     f"{where}.")
 
     @property
     def model_dir(self) -> Path | None:
@@ -346,7 +336,7 @@ class GenerativeTab(QWidget):
             self.settings.data_label.setStyleSheet(ERROR_STYLE)
             self.settings.data_label.setText(message)
         elif request == "evaluate":
-            self.eval_label.setText(f"<span style='{ERROR_STYLE}'>Evaluation failed: {message}</span>")
+            self.samples_view.eval_label.setText(f"<span style='{ERROR_STYLE}'>Evaluation failed: {message}</span>")
         elif request != "reverse":  # the player shows its own reason
             self._say(f"{'Loading the model' if request == 'model' else request.capitalize()} failed: {message}",
                       ERROR_STYLE)
@@ -371,15 +361,14 @@ class GenerativeTab(QWidget):
         self.service.cancel()  # a run still going gives way to the new one
         self.service.reverse.emit(str(self.model_dir), n, seed, steps, eta)
 
-    def evaluate(self) -> None:
+    def _evaluate(self, n: int, steps: int) -> None:
         if self.model_dir is None:
             return
-        n = self.eval_count.value()
-        self.eval_label.setText(f"Evaluating: drawing {n} samples, then EfficientNet-Lite0 features…")
-        self.service.evaluate.emit(str(self.model_dir), n, self.samples_view.ddim.value())
+        self.samples_view.eval_label.setText(f"Evaluating: drawing {n} samples, then EfficientNet-Lite0 features…")
+        self.service.evaluate.emit(str(self.model_dir), n, steps)
 
     def _on_evaluated(self, report: dict) -> None:
-        self.eval_label.setText(describe_quality(report))
+        self.samples_view.eval_label.setText(describe_quality(report))
 
     # ---- files ------------------------------------------------------------------------------------------------
     def save_model(self) -> None:
