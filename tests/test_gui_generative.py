@@ -187,6 +187,16 @@ def test_non_finite_loss_and_bad_data_give_messages(window, qtbot, monkeypatch, 
     qtbot.waitUntil(lambda: "fewer than 64" in s.data_label.text(), timeout=20000)
     assert "6 images" in s.data_label.text() and s.crops.isVisible()
 
+    # a model folder whose files are damaged: a message from the service thread, which carries on
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "generative.json").write_text("{not json")
+    (broken / "generative.safetensors").write_bytes(b"garbage")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(broken))
+    tab.load_model()
+    qtbot.waitUntil(lambda: "Loading the model failed" in tab.status.text(), timeout=10000)
+    assert "not a valid generative model description" in tab.status.text() and tab.model_info is None
+
     # a project without images: a message, in the data label and when training
     empty = Project.create(tmp_path / "empty")
     window.set_project(empty)
@@ -194,3 +204,13 @@ def test_non_finite_loss_and_bad_data_give_messages(window, qtbot, monkeypatch, 
     tab.train()
     qtbot.waitUntil(lambda: tab.training is None, timeout=30000)
     assert "no readable images" in tab.status.text()
+
+
+def test_reverse_frames_are_thinned_evenly():
+    from wsv_gui.generative.service import MAX_FRAMES, frame_indices
+
+    assert frame_indices(5) == {0, 1, 2, 3, 4, 5}
+    kept = frame_indices(1000)
+    assert len(kept) == MAX_FRAMES and {0, 1000} <= kept
+    gaps = np.diff(sorted(kept))
+    assert gaps.min() >= 5 and gaps.max() <= 6

@@ -147,3 +147,15 @@ class SamplesView(QWidget):
         self.strip.set_array(result.grid)
         self.strip_label.setText(f"left: training image {a}; then {len(result.frames)} decodes from μ({a}) to "
                                  f"μ({b}) (the ends are their reconstructions); right: training image {b}")
+
+    def show_quality(self, r: dict) -> None:
+        """The evaluation as it should be read: which features, how many images, and what the numbers mean."""
+        mem = r["memorization"]
+        self.eval_label.setText(
+            f"<b>KID {r['kid']:.4f}</b> on {r['features']}, {r['samples']} samples vs {r['reference_images']} "
+            f"training images ({r['sampler']}). FID {r['fid']:.1f} on the same features (biased upward with few "
+            f"samples; compare runs with each other, not with published Inception figures).<br>"
+            f"<b>Memorisation:</b> a sample's nearest training image lies a median "
+            f"{mem['median_sample_to_train']:.2f} away (pixel L2), training images {mem['train_to_train']:.2f} from "
+            f"each other: ratio {mem['ratio']:.2f} (well below 1 means copies); {mem['close_fraction'] * 100:.0f}% of "
+            f"samples are closer than half that.")

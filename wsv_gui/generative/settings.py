@@ -20,9 +20,9 @@ from engine.generative.diffusion import SCHEDULES
 BUILTIN = "builtin:digits"
 PROJECT = "project"
 MODEL_NAMES = {"vae": "VAE (variational auto-encoder)", "gan": "GAN (DCGAN)", "ddpm": "DDPM (diffusion)"}
-PREVIEW_INTERVAL_S = 3.0
-"""a DDPM preview runs its sampler (DDIM) for 16 images, as costly as a few training steps on a CPU: every 3 s
-keeps the grid lively without halving the training speed"""
+PREVIEW_INTERVAL_S = {"vae": 2.0, "gan": 2.0, "ddpm": 10.0}
+"""seconds between sample previews: a VAE or GAN preview is one forward pass, but a DDPM preview runs DDIM over
+25 steps for 16 images, as costly as several training steps on a CPU, so it comes less often"""
 
 
 def _spin(lo: int, hi: int, value: int, step: int = 1, tip: str = "") -> QSpinBox:
@@ -37,7 +37,6 @@ def _spin(lo: int, hi: int, value: int, step: int = 1, tip: str = "") -> QSpinBo
 class GenerativeSettings(QWidget):
     dataChanged = Signal()
     scheduleChanged = Signal()
-    modelChanged = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -132,7 +131,6 @@ class GenerativeSettings(QWidget):
     def _model_changed(self) -> None:
         self.lr.setValue(DEFAULT_LR[self.kind])
         self._show_rows()
-        self.modelChanged.emit(self.kind)
 
     def _show_rows(self) -> None:
         kind = self.kind
@@ -160,7 +158,7 @@ class GenerativeSettings(QWidget):
                                 max_minutes=self.minutes.value() or None, base_channels=self.base.value(),
                                 latent_dim=self.latent.value(), beta=self.beta.value(),
                                 schedule=self.schedule.currentText(), timesteps=self.timesteps.value(),
-                                preview_interval_s=PREVIEW_INTERVAL_S, threads=max(1, (os.cpu_count() or 2) - 1))
+                                preview_interval_s=PREVIEW_INTERVAL_S[self.kind], threads=max(1, (os.cpu_count() or 2) - 1))
 
     def apply(self, config: dict) -> None:
         """Show a loaded model's settings (its training images: the built-in set, or this project's)."""

@@ -36,18 +36,6 @@ WARNING_STYLE = "color: #e8710a"
 ERROR_STYLE = "color: #d93025"
 
 
-def describe_quality(r: dict) -> str:
-    """The evaluation as the user should read it: which features, how many images, and what the numbers mean."""
-    mem = r["memorization"]
-    return (f"<b>KID {r['kid']:.4f}</b> on {r['features']}, {r['samples']} samples vs {r['reference_images']} "
-            f"training images ({r['sampler']}). FID {r['fid']:.1f} on the same features (biased upward with few "
-            f"samples; compare runs with each other, not with published Inception figures).<br>"
-            f"<b>Memorisation:</b> a sample's nearest training image lies a median {mem['median_sample_to_train']:.2f} "
-            f"away (pixel L2), training images {mem['train_to_train']:.2f} from each other: ratio "
-            f"{mem['ratio']:.2f} (well below 1 means copies); {mem['close_fraction'] * 100:.0f}% of samples are "
-            f"closer than half that.")
-
-
 class GenerativeTab(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -57,6 +45,8 @@ class GenerativeTab(QWidget):
         self.last_grid = None
         """the newest samples grid, from a training preview or drawn on request (what Export PNG writes)"""
         self._data_wanted: dict | None = None
+        self._model_wanted: str | None = None
+        """the folder last asked for: a model still loading for an earlier project or request is ignored"""
         self._reset_views_on_load = False
         self._training_failed = False
 
@@ -164,7 +154,8 @@ class GenerativeTab(QWidget):
         self.samples_view.interpolateRequested.connect(self._interpolate)
         self.samples_view.evaluateRequested.connect(self._evaluate)
         self.player.runRequested.connect(self._reverse)
-        self.player.cancelRequested.connect(svc.cancel)
+        # cancel() must reach the service while it is busy, so it is called directly, not queued behind the job
+        self.player.cancelRequested.connect(svc.cancel, Qt.ConnectionType.DirectConnection)
 
     def _say(self, text: str, style: str = "") -> None:
         self.status.setStyleSheet(style)
@@ -181,9 +172,10 @@ class GenerativeTab(QWidget):
         self.samples_view.eval_label.setText("")
         self._say("Choose the images and a model, then press Train.")
         folder = project_model_dir(project.root)
+        self._model_wanted = None
         if has_model(folder):
             self._reset_views_on_load = True
-            self.service.load_model.emit(str(folder))
+            self.request_model(str(folder))
             self._say("Loading the generative model saved in this project…")
         self._data_wanted = None
         if self.isVisible():
@@ -233,7 +225,7 @@ class GenerativeTab(QWidget):
             return
         worker = GenerativeWorker(config, project_model_dir(self.project.root))
         worker.progress.connect(self._on_progress)
-        worker.saved.connect(self.service.load_model)
+        worker.saved.connect(self.request_model)
         worker.failed.connect(self._on_training_failed)
         worker.stopped.connect(self._on_stopped)
         self.training = WorkerThread(worker, self)
@@ -256,7 +248,7 @@ class GenerativeTab(QWidget):
         self._say("Stopping after this step…")
         if wait:  # the project or the window goes away: nothing the worker still says applies to it
             worker.progress.disconnect(self._on_progress)
-            worker.saved.disconnect(self.service.load_model)
+            worker.saved.disconnect(self.request_model)
             worker.stopped.disconnect(self._on_stopped)
             self.training.wait(120000)
             self._finish_training()
@@ -283,7 +275,7 @@ class GenerativeTab(QWidget):
     def _on_stopped(self, saved: str) -> None:
         self._finish_training()
         if saved:
-            self.service.load_model.emit(saved)
+            self.request_model(saved)
             if not self._training_failed:
                 self._say(f"Model saved in {saved}.")
         elif not self._training_failed:
@@ -318,7 +310,13 @@ class GenerativeTab(QWidget):
     def model_dir(self) -> Path | None:
         return Path(self.model_info.folder) if self.model_info else None
 
+    def request_model(self, folder: str) -> None:
+        self._model_wanted = folder
+        self.service.load_model.emit(folder)
+
     def _on_model(self, info: ModelInfo) -> None:
+        if info.folder != self._model_wanted:
+            return
         self._set_model(info)
         if self.training is None:
             self.settings.apply(info.config)
@@ -331,15 +329,21 @@ class GenerativeTab(QWidget):
             self.samples_view.request_interpolation()
 
     def _on_service_failed(self, request: str, message: str) -> None:
+        """Each failure is shown where its request was made (the reverse player shows its own, from
+        reverse_finished)."""
         if request == "data":
             self._data_wanted = None
             self.settings.data_label.setStyleSheet(ERROR_STYLE)
             self.settings.data_label.setText(message)
+        elif request == "model":
+            self._reset_views_on_load = False
+            self._say(f"Loading the model failed: {message}", ERROR_STYLE)
         elif request == "evaluate":
             self.samples_view.eval_label.setText(f"<span style='{ERROR_STYLE}'>Evaluation failed: {message}</span>")
-        elif request != "reverse":  # the player shows its own reason
-            self._say(f"{'Loading the model' if request == 'model' else request.capitalize()} failed: {message}",
-                      ERROR_STYLE)
+        elif request == "draw":
+            self.samples_view.samples_label.setText(f"Drawing samples failed: {message}")
+        elif request == "interpolate":
+            self.samples_view.strip_label.setText(f"Interpolation failed: {message}")
 
     def _draw(self, n: int, seed: int, steps: int) -> None:
         if self.model_dir is not None:
@@ -368,7 +372,7 @@ class GenerativeTab(QWidget):
         self.service.evaluate.emit(str(self.model_dir), n, steps)
 
     def _on_evaluated(self, report: dict) -> None:
-        self.samples_view.eval_label.setText(describe_quality(report))
+        self.samples_view.show_quality(report)
 
     # ---- files ------------------------------------------------------------------------------------------------
     def save_model(self) -> None:
@@ -393,7 +397,7 @@ class GenerativeTab(QWidget):
             return
         self._reset_views_on_load = True
         self._say(f"Loading the model in {folder}…")
-        self.service.load_model.emit(folder)
+        self.request_model(folder)
 
     def export_png(self) -> None:
         if self.last_grid is None:
