@@ -214,3 +214,9 @@ def test_reverse_frames_are_thinned_evenly():
     assert len(kept) == MAX_FRAMES and {0, 1000} <= kept
     gaps = np.diff(sorted(kept))
     assert gaps.min() >= 5 and gaps.max() <= 6
+
+
+def test_trailing_mean_by_hand():
+    from wsv_gui.generative.live_view import trailing_mean
+
+    np.testing.assert_allclose(trailing_mean(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1.0, 2.0, 4.0, 6.0])

@@ -18,6 +18,9 @@ from engine.generative.records import GenerativeRecord
 from wsv_gui.generative.images import GridView
 
 REDRAW_S = 0.25
+SMOOTH_STEPS = 25
+"""a loss term is drawn raw (faint) and as its mean over the last SMOOTH_STEPS steps: a DDPM's loss depends on
+the t drawn for each batch, so the raw curve is a wide band whose trend is hard to read"""
 MAX_HISTORY = 240
 """sample grids kept for the history slider; beyond it every other one is dropped, so the slider still spans the
 whole run"""
@@ -30,6 +33,29 @@ LABELS = {"recon": "reconstruction", "kl": "KL", "total": "total (recon + β·KL
 COLORS = {"recon": (80, 160, 240), "kl": (240, 150, 60), "total": (235, 235, 235), "d_loss": (230, 90, 80),
           "g_loss": (80, 160, 240), "loss": (120, 200, 90), "d_real": (120, 200, 90), "d_fake": (230, 90, 80),
           "diversity": (190, 110, 220), "steps_per_s": (200, 200, 200)}
+
+
+def trailing_mean(y: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last ``window`` values at every point (fewer at the start)."""
+    c = np.concatenate([[0.0], np.cumsum(y)])
+    n = np.arange(1, len(y) + 1)
+    lo = np.maximum(n - window, 0)
+    return (c[n] - c[lo]) / (n - lo)
+
+
+class LogLabelsAxis(pg.AxisItem):
+    """On a log axis, labels only at 1, 2 and 5 × 10^k: over less than two decades pyqtgraph labels every minor
+    tick (0.02, 0.03, …, 0.09) and the labels pile up."""
+
+    def tickStrings(self, values, scale, spacing):
+        strings = super().tickStrings(values, scale, spacing)
+        if not self.logMode:
+            return strings
+        kept = []
+        for value, text in zip(values, strings):
+            mantissa = 10 ** (value - np.floor(value))
+            kept.append(text if min(abs(mantissa - k) for k in (1, 2, 5, 10)) < 1e-6 else "")
+        return kept
 
 
 def _titled(title: str, widget: QWidget) -> QWidget:
@@ -53,9 +79,11 @@ class LiveView(QWidget):
         self.diversity: list[tuple[int, float]] = []
         self.history: list[tuple[int, np.ndarray]] = []
         self.curves: dict[str, pg.PlotDataItem] = {}
+        """raw values per term"""
+        self.smoothed: dict[str, pg.PlotDataItem] = {}
         self._last_draw = 0.0
 
-        self.loss_plot = pg.PlotWidget(title="loss per term")
+        self.loss_plot = pg.PlotWidget(axisItems={"left": LogLabelsAxis("left")})
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.setLogMode(y=True)
         self.loss_plot.addLegend(offset=(-5, 5))
@@ -83,12 +111,11 @@ class LiveView(QWidget):
         self.reconstructions = GridView("VAE reconstructions appear here.")
         self.recon_box = _titled("Reconstructions: each training image, then its reconstruction", self.reconstructions)
         grids = QWidget()
-        g = QGridLayout(grids)
+        self.grid_layout = g = QGridLayout(grids)
         g.setContentsMargins(0, 0, 0, 0)
         g.addWidget(self.samples_box, 0, 0)
         g.addWidget(self.recon_box, 0, 1)
         g.setColumnStretch(0, 1)
-        g.setColumnStretch(1, 1)
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(plots)
@@ -110,9 +137,11 @@ class LiveView(QWidget):
         for plot in (self.loss_plot, self.second_plot):
             plot.clear()
         self.curves.clear()
+        self.smoothed.clear()
         for name in LOSS_TERMS[kind]:
-            self.curves[name] = self.loss_plot.plot(pen=pg.mkPen(COLORS[name], width=2 if name in ("total", "loss") else 1),
-                                                    name=LABELS[name])
+            self.curves[name] = self.loss_plot.plot(pen=pg.mkPen((*COLORS[name], 70), width=1))
+            self.smoothed[name] = self.loss_plot.plot(pen=pg.mkPen(COLORS[name], width=2), name=LABELS[name])
+        self.loss_plot.setTitle(f"loss (solid: mean of {SMOOTH_STEPS} steps)")
         if kind == "gan":
             self.second_plot.setTitle("discriminator outputs and diversity")
             self.second_plot.setLogMode(y=False)
@@ -126,6 +155,7 @@ class LiveView(QWidget):
         self.samples.clear_image("Samples appear here while training.")
         self.reconstructions.clear_image("VAE reconstructions appear here.")
         self.recon_box.setVisible(kind == "vae")
+        self.grid_layout.setColumnStretch(1, 1 if kind == "vae" else 0)
         self.samples_box.title.setText(
             {"vae": "Samples: fixed draws z ~ N(0, I) through the decoder",
              "gan": "Samples: G(z) for a fixed batch of noise z, over training",
@@ -159,9 +189,11 @@ class LiveView(QWidget):
             values = self.values.get(name)
             if values:
                 y = np.asarray(values, dtype=np.float64)
+                x = steps[-len(y):]
                 if name in LOSS_TERMS[self.kind]:
                     y = np.maximum(y, 1e-8)  # log axis
-                curve.setData(steps[-len(y):], y)
+                    self.smoothed[name].setData(x, trailing_mean(y, SMOOTH_STEPS))
+                curve.setData(x, y)
 
     def _add_preview(self, rec: GenerativeRecord) -> None:
         p = rec.preview
