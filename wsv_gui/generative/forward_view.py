@@ -73,8 +73,7 @@ class ForwardView(QWidget):
         betas = self.schedule.betas.numpy()
         self.alpha_curve.setData(steps, self.schedule.alpha_bars.numpy())
         self.beta_curve.setData(steps, betas / betas.max())
-        self.beta_max = float(betas.max())
-        self.plot.setTitle(f"{kind} schedule, T = {T} (β_t ÷ {self.beta_max:.3g})")
+        self.plot.setTitle(f"{kind} schedule, T = {T} (β_t ÷ {betas.max():.3g})")
         self.redraw()
 
     def set_images(self, images: np.ndarray) -> None:
