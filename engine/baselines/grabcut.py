@@ -39,27 +39,55 @@ def grabcut_from_scribbles(image: np.ndarray, seeds: np.ndarray, num_classes: in
     return labels
 
 
-def grabcut_from_boxes(image: np.ndarray, boxes: np.ndarray, num_classes: int, background: int = 0,
-                       iterations: int = 5) -> np.ndarray:
-    """Fake full mask from boxes, the naive "proposals" baseline: GrabCut initialised with each box
-    (largest first, so smaller boxes on top win), background outside every box and where GrabCut says so.
-    ``boxes`` is (M, 5) (class index, x0, y0, x1, y1) in pixels."""
-    seeds_shape = image.shape[:2]
-    h, w = seeds_shape
+def _box_claims(image: np.ndarray, boxes: np.ndarray, iterations: int) -> list[tuple[int, tuple[int, int, int, int], np.ndarray]]:
+    """(class, (r0, r1, c0, c1), what GrabCut initialised with the box calls foreground) for each usable box,
+    largest box first, so that painting them in order leaves smaller boxes on top."""
+    h, w = image.shape[:2]
     bgr = np.ascontiguousarray(image[..., ::-1])
-    labels = np.full(seeds_shape, background, np.uint8)
     order = sorted(range(len(boxes)), key=lambda i: -(boxes[i][3] - boxes[i][1]) * (boxes[i][4] - boxes[i][2]))
+    claims = []
     for i in order:
         k, x0, y0, x1, y1 = boxes[i]
         c0, r0 = max(0, int(round(x0))), max(0, int(round(y0)))
         c1, r1 = min(w, int(round(x1))), min(h, int(round(y1)))
         if c1 - c0 < 2 or r1 - r0 < 2:
             continue
-        mask = np.zeros(seeds_shape, np.uint8)
+        mask = np.zeros((h, w), np.uint8)
         if c1 - c0 >= w - 1 and r1 - r0 >= h - 1:  # a box as large as the image leaves GrabCut no background
-            labels[r0:r1, c0:c1] = int(k)
-            continue
-        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.grabCut(bgr, mask, (c0, r0, c1 - c0, r1 - r0), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
-        labels[(mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)] = int(k)
+            mask[r0:r1, c0:c1] = cv2.GC_PR_FGD
+        else:
+            bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+            cv2.grabCut(bgr, mask, (c0, r0, c1 - c0, r1 - r0), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
+        claims.append((int(k), (r0, r1, c0, c1), (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)))
+    return claims
+
+
+def grabcut_from_boxes(image: np.ndarray, boxes: np.ndarray, num_classes: int, background: int = 0,
+                       iterations: int = 5) -> np.ndarray:
+    """Fake full mask from boxes, the naive "proposals" baseline: GrabCut initialised with each box
+    (largest first, so smaller boxes on top win), background outside every box and where GrabCut says so.
+    ``boxes`` is (M, 5) (class index, x0, y0, x1, y1) in pixels."""
+    labels = np.full(image.shape[:2], background, np.uint8)
+    for k, _, fg in _box_claims(image, boxes, iterations):
+        labels[fg] = k
     return labels
+
+
+def grabcut_box_cores(image: np.ndarray, boxes: np.ndarray, erode_fraction: float = 0.1,
+                      iterations: int = 5) -> np.ndarray:
+    """Object seeds from boxes where GrabCut is most likely right: its foreground inside each box, eroded by
+    ``erode_fraction`` of the box's shorter side, so that the uncertain band along the object's outline (where
+    GrabCut's colour models err) stays unlabeled for the CRF loss to decide. Returns (H, W) uint8, the box's
+    class on core pixels and UNLABELED elsewhere; a pixel in the cores of two classes' boxes stays unlabeled."""
+    seeds = np.full(image.shape[:2], UNLABELED, np.uint8)
+    conflict = np.zeros(image.shape[:2], bool)
+    for k, (r0, r1, c0, c1), fg in _box_claims(image, boxes, iterations):
+        radius = int(erode_fraction * min(r1 - r0, c1 - c0))
+        core = fg.astype(np.uint8)
+        if radius > 0:
+            core = cv2.erode(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+        core = core.astype(bool)
+        conflict |= core & (seeds != UNLABELED) & (seeds != k)
+        seeds[core] = k
+    seeds[conflict] = UNLABELED
+    return seeds

@@ -3,8 +3,8 @@
 For each data set, the train split is imported with its scribbles (real ones for ACDC; simulated, sparse ones
 for data sets without), and with object boxes and image tags derived from its masks where it has none. Networks
 are trained with full masks, pCE alone, pCE + grid CRF and pCE + dense CRF on the scribbles; on the boxes with
-the naive GrabCut proposals as fake masks, with the box losses (background outside boxes, tightness prior,
-consistency) and with the box losses + dense CRF; and on the tags alone and tags + dense CRF — all under the
+the naive GrabCut proposals as fake masks, with the box losses (background outside boxes, GrabCut's eroded
+core as object seeds, tightness prior, consistency) and with the box losses + dense CRF; and on the tags alone and tags + dense CRF — all under the
 same budget. Each is scored on the held-out test split, and on the marked training images themselves, where
 OpenCV GrabCut seeded with the same scribbles (or boxes) is the classic baseline.
 """
@@ -106,7 +106,8 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                             "pct_of_full": round(100 * test / full_miou, 1) if full_miou else None,
                             "marked_images": len(marked), "marked_miou": round(on_marked, 4),
                             "device": str(trainer.device)})
-            log(f"{name}: {method}: test mIoU {test * 100:.1f}, marked images {on_marked * 100:.1f}")
+            log(f"{name}: {method}: test mIoU {test * 100:.1f}, marked images {on_marked * 100:.1f} "
+                f"({trainer.step} steps, {minutes:.1f} min)")
         conf = np.zeros((k, k), np.int64)
         for image_id, path in marked_paths.items():
             img = load_image(path, max_side=None)

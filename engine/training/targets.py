@@ -3,7 +3,9 @@ box losses, tags for the tag losses — all at working resolution.
 
 * full: the ground-truth mask (the upper bound benchmarks compare against);
 * scribbles: the strokes;
-* boxes: pixels outside every box are background seeds, the boxes themselves go to the box losses;
+* boxes: pixels outside every box are background seeds, GrabCut's confident core inside each box (its foreground
+  eroded, see engine.baselines.grabcut.grabcut_box_cores) seeds the box's class, the rest of the box is left to
+  the box losses and the CRF loss;
 * boxes-grabcut: the naive baseline — GrabCut inside each box makes a fake full mask, trained as if true;
 * tags: the classes present;
 * marks: whatever marks each image has (strokes, boxes, tags together): what the app trains on.
@@ -17,7 +19,7 @@ import numpy as np
 
 from engine.annotations.store import AnnotationStore
 from engine.annotations.types import UNLABELED
-from engine.baselines.grabcut import grabcut_from_boxes
+from engine.baselines.grabcut import grabcut_box_cores, grabcut_from_boxes
 
 SUPERVISION = ("full", "scribbles", "boxes", "boxes-grabcut", "tags", "marks")
 BACKGROUND = 0
@@ -85,6 +87,9 @@ def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray:
             seeds = grabcut_from_boxes(image, boxes, len(classes))
             boxes = np.zeros((0, 5), np.float32)
         else:
+            core = grabcut_box_cores(image, boxes)
+            free = (core != UNLABELED) & (seeds == UNLABELED)  # the user's strokes win over GrabCut
+            seeds[free] = core[free]
             outside = np.ones((h, w), bool)
             for _, x0, y0, x1, y1 in boxes:
                 outside[max(0, round(y0)):round(y1), max(0, round(x0)):round(x1)] = False
