@@ -174,7 +174,10 @@ def test_hog_svm_learns_to_find_bright_squares(tmp_path):
     root = square_project(tmp_path / "p")
     trainer = HogSvmTrainer(root, HogSvmConfig(holdout_fraction=0.3, mining_rounds=1))
     records = list(trainer.run())
-    assert [r.stage for r in records] == [1, 2, 3, 4] and records[-1].total_stages == 4
+    # features, SVM, one mining stage per training image, SVM again
+    total = 3 + len(trainer.data.samples)
+    assert [r.stage for r in records] == list(range(1, total + 1)) and records[-1].total_stages == total
+    assert "mining" in records[2].description and "round 2" in records[-1].description
     assert records[0].positives == 2 * len(trainer.data.samples)  # each box and its mirror image
     assert records[-1].negatives > records[0].negatives  # hard negatives were added
     assert trainer.data.heldout, "the split holds some images out"
@@ -192,6 +195,19 @@ def test_hog_svm_learns_to_find_bright_squares(tmp_path):
     raw = trainer.detector.detect(img)
     np.testing.assert_array_equal(again.boxes, raw.boxes)
     np.testing.assert_array_equal(again.scores, raw.scores)
+    trainer.close()
+
+
+def test_a_stop_during_mining_keeps_the_first_svms(tmp_path):
+    trainer = HogSvmTrainer(square_project(tmp_path / "p", n=6), HogSvmConfig(holdout_fraction=0.0, mining_rounds=1))
+    records = trainer.run()
+    for record in records:
+        if "mining" in record.description:
+            break
+    records.close()
+    assert trainer.detector is not None and [m.label for m in trainer.detector.models] == [1]
+    img, _ = square_image(np.random.default_rng(5))
+    assert len(trainer.detector.detect(img)) > 0
     trainer.close()
 
 

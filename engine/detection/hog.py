@@ -55,10 +55,13 @@ def gradient_votes(image: np.ndarray) -> np.ndarray:
     lo = np.floor(pos)
     frac = (pos - lo).astype(np.float32)
     lo = lo.astype(np.int64) % BINS
-    hi = (lo + 1) % BINS
-    low_part, high_part = mag * (1.0 - frac), mag * frac
-    return np.stack([np.where(lo == k, low_part, 0.0) + np.where(hi == k, high_part, 0.0)
-                     for k in range(BINS)]).astype(np.float32)
+    hi = (lo + 1) % BINS  # never equal to lo, so the two scatters below never hit the same entry
+    h, w = mag.shape
+    votes = np.zeros((BINS, h * w), np.float32)
+    pixel = np.arange(h * w)
+    votes[lo.ravel(), pixel] = (mag * (1.0 - frac)).ravel()
+    votes[hi.ravel(), pixel] = (mag * frac).ravel()
+    return votes.reshape(BINS, h, w)
 
 
 def cell_histograms(image: np.ndarray) -> np.ndarray:

@@ -98,20 +98,28 @@ class HogSvmDetector:
 
     def detect(self, pixels: np.ndarray) -> Detections:
         """Raw detections in the pixel coordinates of ``pixels`` (H, W, 3) uint8."""
-        grids: dict[int, tuple[np.ndarray, float, float]] = {}
-        parts = []
-        for model in self.models:
-            for level in model.levels:
-                if level not in grids:
-                    grids[level] = self._level(pixels, level)
-                grid, sx, sy = grids[level]
-                parts.append(_windows(model, grid, sx, sy, self.border, SCORE_FLOOR))
-        found = Detections.concatenate(parts)
+        found = Detections.concatenate(self.detect_per_class(pixels))
         if not len(found):
             return found
         keep = batched_nms(torch.from_numpy(found.boxes), torch.from_numpy(found.scores),
                            torch.from_numpy(found.labels), RAW_NMS_IOU).numpy()[:RAW_MAX_DETECTIONS]
         return found.take(keep)
+
+    def detect_per_class(self, pixels: np.ndarray, floor: float = SCORE_FLOOR) -> list[Detections]:
+        """Every window scoring above ``floor``, one Detections per class model (in ``models`` order), before
+        NMS. Each pyramid level's HOG blocks are computed once and scored by every model that searches that
+        level: computing the blocks is what costs, scoring them is a cheap correlation."""
+        grids: dict[int, tuple[np.ndarray, float, float]] = {}
+        out = []
+        for model in self.models:
+            parts = []
+            for level in model.levels:
+                if level not in grids:
+                    grids[level] = self._level(pixels, level)
+                grid, sx, sy = grids[level]
+                parts.append(_windows(model, grid, sx, sy, self.border, floor))
+            out.append(Detections.concatenate(parts))
+        return out
 
     @property
     def border(self) -> int:
@@ -192,6 +200,9 @@ class HogSvmTrainer:
         self.project.close()
 
     def run(self) -> Iterator[HogSvmRecord]:
+        """Stages: each class's initial windows, each class's SVM, then per mining round one pass over the
+        training images (a stage per image, mining for every class at once, so each image's pyramid is computed
+        once per round rather than once per class) and each class's SVM again."""
         c = self.config
         start = time.monotonic()
         self.data.refresh()
@@ -199,30 +210,39 @@ class HogSvmTrainer:
         labels = sorted({int(k) for s in samples for k in s.labels})
         if not labels:
             raise TrainingError("no training image has boxes yet: draw boxes around a few objects")
-        total = len(labels) * (2 + 2 * c.mining_rounds)
+        total = 2 * len(labels) + c.mining_rounds * (len(samples) + len(labels))
         stage = 0
-        detector = HogSvmDetector(self.classes, c.working_size, c.scale_step, c.max_side, [])
+        models, pos, neg = [], {}, {}
         for label in labels:
-            model, pos, neg = self._initial(samples, label)
+            model, pos[label], neg[label] = self._initial(samples, label)
+            models.append(model)
             stage += 1
-            yield HogSvmRecord(stage, total, f"{self.classes[label]}: features of {len(pos)} positive and "
-                                             f"{len(neg)} negative windows", time.monotonic() - start, len(pos), len(neg),
+            yield HogSvmRecord(stage, total, f"{self.classes[label]}: features of {len(pos[label])} positive and "
+                                             f"{len(neg[label])} negative windows", time.monotonic() - start,
+                               len(pos[label]), len(neg[label]),
                                [f"{self.classes[label]}: {model.window[0]} x {model.window[1]} window, "
                                 f"{len(model.levels)} pyramid levels"])
-            for round_ in range(c.mining_rounds + 1):
-                self._fit(model, pos, neg)
+        for round_ in range(c.mining_rounds + 1):
+            for model in models:
+                self._fit(model, pos[model.label], neg[model.label])
                 stage += 1
-                yield HogSvmRecord(stage, total, f"{self.classes[label]}: SVM trained (round {round_ + 1})",
-                                   time.monotonic() - start, len(pos), len(neg))
-                if round_ == c.mining_rounds:
-                    break
-                hard = self._hard_negatives(model, samples, label)
-                neg = np.concatenate([neg, hard]) if len(hard) else neg
+                yield HogSvmRecord(stage, total, f"{self.classes[model.label]}: SVM trained (round {round_ + 1})",
+                                   time.monotonic() - start, len(pos[model.label]), len(neg[model.label]))
+            # usable from here on: a stop during mining keeps these SVMs
+            self.detector = HogSvmDetector(self.classes, c.working_size, c.scale_step, c.max_side, models)
+            if round_ == c.mining_rounds:
+                break
+            hard: dict[int, list[np.ndarray]] = {m.label: [] for m in models}
+            for i, sample in enumerate(samples):
+                for model, found in zip(models, self.detector.detect_per_class(sample.image)):
+                    hard[model.label] += self._hard_negatives(model, sample, found)
                 stage += 1
-                yield HogSvmRecord(stage, total, f"{self.classes[label]}: {len(hard)} hard negatives mined",
-                                   time.monotonic() - start, len(pos), len(neg))
-            detector.models.append(model)
-        self.detector = detector
+                yield HogSvmRecord(stage, total, f"hard-negative mining (round {round_ + 1}): image {i + 1} of "
+                                                 f"{len(samples)}", time.monotonic() - start,
+                                   sum(len(v) for v in pos.values()), sum(len(v) for v in neg.values()))
+            for label, found in hard.items():
+                if found:
+                    neg[label] = np.concatenate([neg[label], np.stack(found)])
 
     # ---- per class --------------------------------------------------------------------------------------------
     def _initial(self, samples: list[DetectionSample], label: int) -> tuple[ClassModel, np.ndarray, np.ndarray]:
@@ -275,22 +295,17 @@ class HogSvmTrainer:
         model.weights = w.reshape(model.weights.shape)
         model.bias = b
 
-    def _hard_negatives(self, model: ClassModel, samples: list[DetectionSample], label: int) -> np.ndarray:
-        """Descriptors of the highest-scoring windows on training images that overlap no object of the class."""
-        c = self.config
-        single = HogSvmDetector(self.classes, c.working_size, c.scale_step, c.max_side, [model])
-        out = []
-        for s in samples:
-            found = single.detect(s.image)
-            mine = s.boxes[s.labels == label]
-            if len(mine) and len(found):
-                found = found.take(np.flatnonzero(box_iou(found.boxes, mine).max(1) < NEGATIVE_IOU))
-            if not len(found):
-                continue
-            keep = nms(torch.from_numpy(found.boxes), torch.from_numpy(found.scores), 0.5).numpy()
-            out += [descriptor(crop_window(s.image, box, model.window, model.context))
-                    for box in found.boxes[keep[:c.hard_negatives_per_image]]]
-        return np.stack(out) if out else np.zeros((0, model.weights.size), np.float32)
+    def _hard_negatives(self, model: ClassModel, sample: DetectionSample, found: Detections) -> list[np.ndarray]:
+        """Descriptors of the highest-scoring windows of one class on a training image that overlap no object of
+        the class."""
+        mine = sample.boxes[sample.labels == model.label]
+        if len(mine) and len(found):
+            found = found.take(np.flatnonzero(box_iou(found.boxes, mine).max(1) < NEGATIVE_IOU))
+        if not len(found):
+            return []
+        keep = nms(torch.from_numpy(found.boxes), torch.from_numpy(found.scores), 0.5).numpy()
+        return [descriptor(crop_window(sample.image, box, model.window, model.context))
+                for box in found.boxes[keep[:self.config.hard_negatives_per_image]]]
 
     # ---- results ----------------------------------------------------------------------------------------------
     def evaluate(self) -> DetectionScores | None:
