@@ -1,8 +1,8 @@
-"""GrabCut from boxes: the naive full proposals and the eroded cores used as object seeds."""
+"""GrabCut from boxes: the naive full proposals, and the confident part of its answer used as seeds."""
 import numpy as np
 
 from engine.annotations.types import UNLABELED
-from engine.baselines.grabcut import grabcut_box_cores, grabcut_from_boxes
+from engine.baselines.grabcut import grabcut_box_seeds, grabcut_from_boxes
 
 
 def scene() -> tuple[np.ndarray, np.ndarray]:
@@ -22,22 +22,37 @@ def test_proposals_fill_the_object_and_nothing_outside_the_box():
     assert (labels[:20] == 0).all() and (labels[:, :30] == 0).all()
 
 
-def test_cores_are_the_object_shrunk_by_the_erosion_and_unlabeled_elsewhere():
+def test_seeds_trust_grabcut_background_and_its_foreground_in_the_box_centre():
     img, truth = scene()
-    seeds = grabcut_box_cores(img, np.array([[1, 30, 20, 90, 80]], np.float32), erode_fraction=0.1)
-    core = seeds == 1
-    # the box's shorter side is 60 px, so the core is the 40 px square eroded by a 6 px disc: rows/cols 36..63
-    assert set(np.unique(seeds)) == {1, UNLABELED}
-    assert core[36:64, 36 + 10:64 + 10].all() and core.sum() <= 28 * 28 + 4 * 28
-    assert not core[:34].any() and not core[66:].any() and not core[:, :44].any() and not core[:, 76:].any()
-    assert (seeds[~truth.astype(bool)] == UNLABELED).all()  # no object seed off the object
+    seeds = grabcut_box_seeds(img, np.array([[1, 30, 20, 90, 80]], np.float32), margin_fraction=0.05,
+                              center_fraction=0.5)
+    assert set(np.unique(seeds)) == {0, 1, UNLABELED}
+    # object seeds: the 60 px box's central 30 x 30 square (rows 35..64, cols 45..74), all on the object
+    assert (seeds[35:65, 45:75] == 1).all() and (seeds == 1).sum() == 30 * 30
+    # background seeds: inside the box, off the object and at least 3 px (5 % of 60) from it
+    bg = seeds == 0
+    assert not bg[~np.pad(np.ones((60, 60), bool), ((20, 20), (30, 30)))].any()  # nothing outside the box
+    assert not bg[27:73, 40:80].any() and not bg[30:70, 37:83].any()  # 3 px beyond each side of the square
+    assert 60 * 60 - 46 * 46 <= bg.sum() <= 60 * 60 - 46 * 46 + 16  # the disc leaves the band's corners round
+    assert (seeds[truth.astype(bool)] != 0).all()
 
 
-def test_cores_of_two_classes_never_claim_the_same_pixel():
+def test_boxes_never_seed_background_inside_another_box():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 60, (100, 140, 3)).astype(np.uint8)
+    img[30:70, 20:60] = 220
+    img[35:75, 75:115] = (40, 200, 240)
+    boxes = np.array([[1, 10, 20, 80, 80], [2, 65, 25, 125, 85]], np.float32)  # overlapping in x 65..80
+    seeds = grabcut_box_seeds(img, boxes)
+    assert not (seeds[25:80, 65:80] == 0).any()
+    assert (seeds == 1).any() and (seeds == 2).any() and (seeds == 0).any()
+
+
+def test_seeds_of_two_classes_never_claim_the_same_pixel():
     img = np.zeros((60, 60, 3), np.uint8)
     img[10:50, 10:50] = 220
     boxes = np.array([[1, 5, 5, 55, 55], [2, 5, 5, 55, 55]], np.float32)  # two classes, one object
-    seeds = grabcut_box_cores(img, boxes, erode_fraction=0.05)
+    seeds = grabcut_box_seeds(img, boxes)
     assert (seeds == UNLABELED).all()
-    one = grabcut_box_cores(img, boxes[:1], erode_fraction=0.05)
-    assert (one == 1).sum() > 30 * 30
+    one = grabcut_box_seeds(img, boxes[:1])
+    assert (one == 1).sum() > 20 * 20 and (one == 0).any()

@@ -39,11 +39,15 @@ def test_each_supervision_teaches_its_own_marks(tmp_path):
     outside = np.ones((40, 60), bool)
     outside[8:32, 18:42] = False
     assert (boxes.seeds[outside] == 0).all()
-    # inside the box: GrabCut's foreground (the square) eroded by a tenth of the box's 24 px side seeds the
-    # class; the band along the outline and the box's margin stay unlabeled for the CRF and box losses
-    core = np.zeros((40, 60), bool)
-    core[12:28, 22:38] = True
-    assert (boxes.seeds[core] == 1).all() and (boxes.seeds[~outside & ~core] == 255).all()
+    # inside the 24 px box: GrabCut's foreground (the square) seeds the class in the box's central half (rows
+    # 14..25, cols 24..35), its background (the box's 2 px rim around the square) seeds background, and the rest
+    # of the square stays unlabeled for the CRF and box losses
+    centre = np.zeros((40, 60), bool)
+    centre[14:26, 24:36] = True
+    square = np.zeros((40, 60), bool)
+    square[10:30, 20:40] = True
+    assert (boxes.seeds[centre] == 1).all() and (boxes.seeds[square & ~centre] == 255).all()
+    assert (boxes.seeds[~outside & ~square] == 0).all()
     tags = build_sample(store, image_id, img, False, "tags")
     assert tags.present.tolist() == [True, True, False] and (tags.seeds == 255).all()
     marks = build_sample(store, image_id, img, False, "marks")

@@ -73,21 +73,41 @@ def grabcut_from_boxes(image: np.ndarray, boxes: np.ndarray, num_classes: int, b
     return labels
 
 
-def grabcut_box_cores(image: np.ndarray, boxes: np.ndarray, erode_fraction: float = 0.1,
-                      iterations: int = 5) -> np.ndarray:
-    """Object seeds from boxes where GrabCut is most likely right: its foreground inside each box, eroded by
-    ``erode_fraction`` of the box's shorter side, so that the uncertain band along the object's outline (where
-    GrabCut's colour models err) stays unlabeled for the CRF loss to decide. Returns (H, W) uint8, the box's
-    class on core pixels and UNLABELED elsewhere; a pixel in the cores of two classes' boxes stays unlabeled."""
-    seeds = np.full(image.shape[:2], UNLABELED, np.uint8)
-    conflict = np.zeros(image.shape[:2], bool)
-    for k, (r0, r1, c0, c1), fg in _box_claims(image, boxes, iterations):
-        radius = int(erode_fraction * min(r1 - r0, c1 - c0))
-        core = fg.astype(np.uint8)
+def grabcut_box_seeds(image: np.ndarray, boxes: np.ndarray, background: int = 0, margin_fraction: float = 0.03,
+                      center_fraction: float = 0.5, iterations: int = 5) -> np.ndarray:
+    """Seeds inside boxes where GrabCut is most likely right, the rest of each box left unlabeled for the box and
+    CRF losses. Measured on Weizmann horses (boxes from the masks, 320 px), GrabCut's background inside a box is
+    right 95 % of the time once pixels within ``margin_fraction`` of the box's shorter side of its foreground are
+    dropped, while its foreground is right only about 76 % of the time, and eroding it does not help (whole
+    background chunks such as the ground between the legs are claimed, not a thin band): its foreground is
+    trusted only in the box's central ``center_fraction`` (of width and height), where it is right 85 % of the
+    time — in the spirit of Khoreva et al., "Simple Does It" (CVPR 2017), which keeps only the confident part of
+    GrabCut's answer and ignores the rest.
+
+    Returns (H, W) uint8: the box's class on trusted foreground, ``background`` on trusted background inside a
+    box (never inside another box, whose object it may be), UNLABELED elsewhere, including outside every box
+    (the caller decides what that is) and where two classes' seeds meet."""
+    h, w = image.shape[:2]
+    seeds = np.full((h, w), UNLABELED, np.uint8)
+    conflict = np.zeros((h, w), bool)
+    claims = _box_claims(image, boxes, iterations)
+    boxed = np.zeros((len(claims), h, w), bool)
+    for i, (_, (r0, r1, c0, c1), _) in enumerate(claims):
+        boxed[i, r0:r1, c0:c1] = True
+    for i, (k, (r0, r1, c0, c1), fg) in enumerate(claims):
+        bh, bw = r1 - r0, c1 - c0
+        radius = int(margin_fraction * min(bh, bw))
+        near = fg
         if radius > 0:
-            core = cv2.erode(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
-        core = core.astype(bool)
-        conflict |= core & (seeds != UNLABELED) & (seeds != k)
-        seeds[core] = k
+            disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+            near = cv2.dilate(fg.astype(np.uint8), disc).astype(bool)
+        others = boxed[np.arange(len(claims)) != i].any(axis=0)
+        bg = boxed[i] & ~near & ~others
+        dy, dx = int(bh * (1 - center_fraction) / 2), int(bw * (1 - center_fraction) / 2)
+        center = np.zeros((h, w), bool)
+        center[r0 + dy:r1 - dy, c0 + dx:c1 - dx] = True
+        for label, where in ((background, bg), (k, fg & center)):
+            conflict |= where & (seeds != UNLABELED) & (seeds != label)
+            seeds[where] = label
     seeds[conflict] = UNLABELED
     return seeds

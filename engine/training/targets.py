@@ -3,9 +3,10 @@ box losses, tags for the tag losses — all at working resolution.
 
 * full: the ground-truth mask (the upper bound benchmarks compare against);
 * scribbles: the strokes;
-* boxes: pixels outside every box are background seeds, GrabCut's confident core inside each box (its foreground
-  eroded, see engine.baselines.grabcut.grabcut_box_cores) seeds the box's class, the rest of the box is left to
-  the box losses and the CRF loss;
+* boxes: pixels outside every box are background seeds; inside each box, the confident part of GrabCut's answer
+  (engine.baselines.grabcut.grabcut_box_seeds: its background away from its foreground, its foreground in the
+  box's centre) seeds background and the box's class, the rest of the box is left to the box losses and the CRF
+  loss;
 * boxes-grabcut: the naive baseline — GrabCut inside each box makes a fake full mask, trained as if true;
 * tags: the classes present;
 * marks: whatever marks each image has (strokes, boxes, tags together): what the app trains on.
@@ -19,7 +20,7 @@ import numpy as np
 
 from engine.annotations.store import AnnotationStore
 from engine.annotations.types import UNLABELED
-from engine.baselines.grabcut import grabcut_box_cores, grabcut_from_boxes
+from engine.baselines.grabcut import grabcut_box_seeds, grabcut_from_boxes
 
 SUPERVISION = ("full", "scribbles", "boxes", "boxes-grabcut", "tags", "marks")
 BACKGROUND = 0
@@ -87,7 +88,7 @@ def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray:
             seeds = grabcut_from_boxes(image, boxes, len(classes))
             boxes = np.zeros((0, 5), np.float32)
         else:
-            core = grabcut_box_cores(image, boxes)
+            core = grabcut_box_seeds(image, boxes, BACKGROUND)
             free = (core != UNLABELED) & (seeds == UNLABELED)  # the user's strokes win over GrabCut
             seeds[free] = core[free]
             outside = np.ones((h, w), bool)
