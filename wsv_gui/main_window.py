@@ -31,7 +31,8 @@ from wsv_gui.prediction import overlay_rgba, prediction_strokes
 from wsv_gui.tags_panel import TagsPanel
 from wsv_gui.training.gradient_view import GradientView
 from wsv_gui.training.panel import TrainingPanel
-from wsv_gui.training.worker import TrainingThread, TrainingWorker
+from wsv_gui.trainer_worker import WorkerThread
+from wsv_gui.training.worker import TrainingWorker
 
 MAX_RECENT = 8
 
@@ -43,7 +44,7 @@ class MainWindow(QMainWindow):
         self.current_image_id: int | None = None
         self.previews: dict = {}
         self.undo_stack = QUndoStack(self)
-        self.training: TrainingThread | None = None
+        self.training: WorkerThread | None = None
         self.resize(1440, 900)
 
         self.canvas = CanvasView()
@@ -438,7 +439,7 @@ class MainWindow(QMainWindow):
         worker.progress.connect(self._on_progress)
         worker.failed.connect(self._on_failed)
         worker.stopped.connect(self._on_stopped)
-        self.training = TrainingThread(worker, self)
+        self.training = WorkerThread(worker, self)
         self.training_panel.reset()
         self.training_panel.set_state("running")
         self.status_training.setText("starting…")

@@ -29,7 +29,8 @@ from engine.io.images import LoadedImage
 from engine.project import Project
 from wsv_gui.canvas.view import BOX, CanvasView
 from wsv_gui.detection.overlay import DetectionOverlay
-from wsv_gui.detection.worker import DetectionWorker, DetectorService, WorkerThread
+from wsv_gui.detection.worker import DetectionWorker, DetectorService
+from wsv_gui.trainer_worker import WorkerThread
 
 SCORE_RANGE = {"torchvision": (0.0, 1.0), HOG_SVM: (-1.0, 3.0)}
 """slider range of the score threshold: class probabilities for the networks, SVM margins for HOG + SVM"""

@@ -1,17 +1,15 @@
 """Detector training and detection off the GUI thread, with plain-data signals.
 
 ``DetectionWorker`` drives either trainer (a torchvision network or HOG + linear SVM), checks stop between
-records, scores the held-out images and saves the detector into the project when it ends. ``DetectorService``
+records, saves the detector into the project and scores the held-out images when it ends. ``DetectorService``
 lives in its own thread and answers "detect this image" requests with a saved detector, reloading it when a
 new one is saved, so looking at any image after training shows its detections without blocking the window.
 """
 from __future__ import annotations
 
-import threading
-import traceback
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.detection.config import DetectionConfig
 from engine.detection.hog_svm import HogSvmConfig, HogSvmTrainer
@@ -21,66 +19,39 @@ from engine.detection.trainer import DetectionTrainer
 from engine.io.images import ImageLoadError
 from engine.models.registry import ModelError
 from engine.training.trainer import TrainingError
+from wsv_gui.trainer_worker import TrainerWorker
 
 
-class DetectionWorker(QObject):
-    progress = Signal(object)  # DetectionRecord or HogSvmRecord
+class DetectionWorker(TrainerWorker):
+    """Drives either detector trainer and, when it ends, saves the detector and scores the held-out images."""
+
     evaluated = Signal(object)  # DetectionScores, or None without held-out images
-    failed = Signal(str)
-    stopped = Signal(str)  # where the detector was saved ("" if it was not)
+    user_errors = (TrainingError, DetectorError, ModelError, ValueError)
+    what = "detector training"
 
     def __init__(self, project_root: Path, config: DetectionConfig | HogSvmConfig, out: Path) -> None:
         super().__init__()
         self.project_root, self.config, self.out = project_root, config, out
         self.preview_image_id: int | None = None
-        self._stop = threading.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
+    def create(self) -> DetectionTrainer | HogSvmTrainer:
+        if isinstance(self.config, HogSvmConfig):
+            return HogSvmTrainer(self.project_root, self.config)
+        return DetectionTrainer(self.project_root, self.config)
 
-    @Slot()
-    def run(self) -> None:
-        saved = ""
-        trainer = None
-        try:
-            hog = isinstance(self.config, HogSvmConfig)
-            trainer = HogSvmTrainer(self.project_root, self.config) if hog else DetectionTrainer(self.project_root, self.config)
-            records = trainer.run()
-            try:
-                for record in records:
-                    self.progress.emit(record)
-                    if self._stop.is_set():
-                        break
-                    if not hog:
-                        trainer.preview_image_id = self.preview_image_id
-            finally:
-                records.close()
-            if hog and trainer.detector is None:
-                return  # stopped before the first class was trained: nothing to keep
-            if not hog and not trainer.step:
-                return
-            trainer.save(self.out)
-            saved = str(self.out)
-            self.evaluated.emit(trainer.evaluate())
-        except (TrainingError, DetectorError, ModelError, ValueError) as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a bug must reach the user, not kill the thread silently
-            self.failed.emit(f"detector training failed: {exc}\n\n{traceback.format_exc(limit=5)}")
-        finally:
-            if trainer is not None:
-                trainer.close()
-            self.stopped.emit(saved)
+    def before_record(self, trainer) -> bool:
+        if isinstance(trainer, DetectionTrainer):
+            trainer.preview_image_id = self.preview_image_id
+        return super().before_record(trainer)
 
-
-class WorkerThread(QThread):
-    """Owns one worker object for the life of the thread."""
-
-    def __init__(self, worker: QObject, parent=None) -> None:
-        super().__init__(parent)
-        self.worker = worker
-        worker.moveToThread(self)
-        self.started.connect(worker.run)
-        worker.stopped.connect(lambda _: self.quit())
+    def finish(self, trainer) -> str:
+        if isinstance(trainer, HogSvmTrainer) and trainer.detector is None:
+            return ""  # stopped before every class had its first SVM: nothing to keep
+        if isinstance(trainer, DetectionTrainer) and not trainer.step:
+            return ""
+        trainer.save(self.out)
+        self.evaluated.emit(trainer.evaluate())
+        return str(self.out)
 
 
 class DetectorService(QObject):

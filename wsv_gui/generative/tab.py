@@ -19,7 +19,6 @@ from engine.generative.grids import save_gif, save_png
 from engine.generative.models import DESCRIPTION_FILE
 from engine.generative.records import GenerativeRecord
 from engine.project import Project
-from wsv_gui.detection.worker import WorkerThread
 from wsv_gui.generative.forward_view import ForwardView
 from wsv_gui.generative.live_view import LiveView
 from wsv_gui.generative.messages import ModelInfo, SampleGrid, TrainingSet
@@ -29,6 +28,7 @@ from wsv_gui.generative.samples_view import SamplesView
 from wsv_gui.generative.service import GenerativeService
 from wsv_gui.generative.settings import MODEL_NAMES, GenerativeSettings
 from wsv_gui.generative.worker import GenerativeWorker
+from wsv_gui.trainer_worker import WorkerThread
 
 EXPORT_SCALE = 2
 """exported PNGs and GIFs are enlarged by pixel replication: 32 px samples are too small to judge at 1:1"""

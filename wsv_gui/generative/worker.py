@@ -6,63 +6,47 @@ from a recent copy during a long run (DDPM snapshots hold the EMA weights that s
 """
 from __future__ import annotations
 
-import threading
 import time
-import traceback
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import Signal
 
 from engine.annotations.store import StoreError
 from engine.generative.config import GenerativeConfig
 from engine.generative.trainer import GenerativeTrainer
 from engine.training.trainer import TrainingError
 from wsv_gui.generative.model_files import MODEL_FILES_LOCK
+from wsv_gui.trainer_worker import TrainerWorker
 
 SNAPSHOT_INTERVAL_S = 30.0
 
 
-class GenerativeWorker(QObject):
-    progress = Signal(object)  # engine.generative.records.GenerativeRecord
+class GenerativeWorker(TrainerWorker):
     saved = Signal(str)  # a snapshot was written to this folder; training goes on
-    failed = Signal(str)
-    stopped = Signal(str)  # the folder holding the final model ("" if none was saved)
+    user_errors = (TrainingError, StoreError)
+    what = "generative training"
 
     def __init__(self, config: GenerativeConfig, out: Path, snapshot_interval_s: float = SNAPSHOT_INTERVAL_S) -> None:
         super().__init__()
         self.config, self.out, self.snapshot_interval_s = config, out, snapshot_interval_s
-        self._stop = threading.Event()
+        self._last_snapshot = time.monotonic()
 
-    def stop(self) -> None:
-        self._stop.set()
+    def create(self) -> GenerativeTrainer:
+        trainer = GenerativeTrainer(self.config)
+        self._last_snapshot = time.monotonic()
+        return trainer
 
-    @Slot()
-    def run(self) -> None:
-        saved = ""
-        try:
-            trainer = GenerativeTrainer(self.config)
-            records = trainer.run()
-            last_snapshot = time.monotonic()
-            try:
-                for record in records:
-                    self.progress.emit(record)
-                    if self._stop.is_set():
-                        break
-                    if time.monotonic() - last_snapshot >= self.snapshot_interval_s:
-                        self._save(trainer)
-                        self.saved.emit(str(self.out))
-                        last_snapshot = time.monotonic()
-            finally:
-                records.close()
-            if trainer.step:
-                self._save(trainer)
-                saved = str(self.out)
-        except (TrainingError, StoreError) as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a bug must reach the user, not kill the thread silently
-            self.failed.emit(f"generative training failed: {exc}\n\n{traceback.format_exc(limit=5)}")
-        finally:
-            self.stopped.emit(saved)
+    def after_record(self, trainer: GenerativeTrainer, record) -> None:
+        if time.monotonic() - self._last_snapshot >= self.snapshot_interval_s:
+            self._save(trainer)
+            self.saved.emit(str(self.out))
+            self._last_snapshot = time.monotonic()
+
+    def finish(self, trainer: GenerativeTrainer) -> str:
+        if not trainer.step:
+            return ""
+        self._save(trainer)
+        return str(self.out)
 
     def _save(self, trainer: GenerativeTrainer) -> None:
         with MODEL_FILES_LOCK:
