@@ -10,7 +10,8 @@ from PIL import Image
 from engine.annotations.types import Box
 from engine.detection.evaluate import box_iou
 from engine.detection.hog import block_grid, blocks_in, descriptor, gradient_votes, l2hys, score_map, window_shape
-from engine.detection.hog_svm import HogSvmConfig, HogSvmDetector, HogSvmTrainer
+from engine.detection import hog_svm
+from engine.detection.hog_svm import ClassModel, HogSvmConfig, HogSvmDetector, HogSvmTrainer
 from engine.detection.linear_svm import class_weights, svm_objective, train_linear_svm
 from engine.detection.postprocess import postprocess
 from engine.project import Project
@@ -223,3 +224,17 @@ def test_hog_svm_needs_boxes(tmp_path):
     trainer.close()
     with pytest.raises(ValueError, match="multiple of 8"):
         HogSvmConfig(window_short_side=60)
+
+
+def test_only_the_best_windows_per_class_reach_nms(monkeypatch):
+    rng = np.random.default_rng(3)
+    weights = rng.normal(0, 0.05, (7, 7, 36)).astype(np.float32)
+    model = ClassModel(1, (64, 64), 8, weights, 0.0, [0])
+    detector = HogSvmDetector(["background", "thing"], 512, 1.2, 2048, [model])
+    img = rng.integers(0, 255, (160, 200, 3)).astype(np.uint8)
+    (every,) = detector.detect_per_class(img)
+    assert len(every) > 100  # every window lies within the margin
+    monkeypatch.setattr(hog_svm, "PRE_NMS_PER_CLASS", 40)
+    (best,) = detector.detect_per_class(img)
+    assert len(best) == 40
+    np.testing.assert_allclose(np.sort(best.scores), np.sort(every.scores)[-40:])

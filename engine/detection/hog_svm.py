@@ -38,6 +38,9 @@ SCORE_FLOOR = -1.0
 DEFAULT_SCORE_THRESHOLD = 0.0
 """the SVM's decision boundary"""
 RAW_MAX_DETECTIONS = 500
+PRE_NMS_PER_CLASS = 2000
+"""windows per class kept for NMS, best first: every window within the margin of a many-class detector can be
+tens of thousands per image, and greedy NMS is quadratic in them (torchvision's detectors cap theirs the same way)"""
 NEGATIVE_IOU = 0.3
 """a window overlapping an object of the class by less than this is a negative for it"""
 
@@ -106,8 +109,8 @@ class HogSvmDetector:
         return found.take(keep)
 
     def detect_per_class(self, pixels: np.ndarray, floor: float = SCORE_FLOOR) -> list[Detections]:
-        """Every window scoring above ``floor``, one Detections per class model (in ``models`` order), before
-        NMS. Each pyramid level's HOG blocks are computed once and scored by every model that searches that
+        """The best PRE_NMS_PER_CLASS windows scoring above ``floor``, one Detections per class model (in
+        ``models`` order), before NMS. Each pyramid level's HOG blocks are computed once and scored by every model that searches that
         level: computing the blocks is what costs, scoring them is a cheap correlation."""
         grids: dict[int, tuple[np.ndarray, float, float]] = {}
         out = []
@@ -118,7 +121,10 @@ class HogSvmDetector:
                     grids[level] = self._level(pixels, level)
                 grid, sx, sy = grids[level]
                 parts.append(_windows(model, grid, sx, sy, self.border, floor))
-            out.append(Detections.concatenate(parts))
+            found = Detections.concatenate(parts)
+            if len(found) > PRE_NMS_PER_CLASS:
+                found = found.take(np.argpartition(-found.scores, PRE_NMS_PER_CLASS)[:PRE_NMS_PER_CLASS])
+            out.append(found)
         return out
 
     @property
