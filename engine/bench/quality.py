@@ -44,7 +44,8 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                 log: Callable[[str], None] = print, sim_ratio: float = 0.3, figures: Path | None = None,
                 figure_images: int = 4) -> list[dict]:
     """One record per (data set, method), plus the GrabCut baselines. With ``figures``, each method also writes
-    ``DATASET-METHOD.png``: its predictions on the first ``figure_images`` test images next to the truth."""
+    ``DATASET-METHOD.png``: its predictions on ``figure_images`` test images spread over the split, next to the
+    truth."""
     records: list[dict] = []
     for name in datasets:
         ds = DatasetFolder.open(data_root / name)
@@ -90,7 +91,8 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                 on_marked = _score(trainer, list(marked_paths.values()),
                                    [gt(path_to_id[p.resolve()]) for p in marked_paths.values()], k)
                 if figures is not None:
-                    shown = test_ids[:figure_images]
+                    # spread over the split: data sets such as MSRC list their images grouped by class
+                    shown = [test_ids[j] for j in np.linspace(0, len(test_ids) - 1, figure_images).round().astype(int)]
                     prediction_figure([(load_image(ds.images[i], max_side=None).pixels, _predict(trainer, ds.images[i]),
                                         gt(i)) for i in shown], figures / f"{name}-{method}.png")
             finally:
