@@ -92,7 +92,8 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                                    [gt(path_to_id[p.resolve()]) for p in marked_paths.values()], k)
                 if figures is not None:
                     # spread over the split: data sets such as MSRC list their images grouped by class
-                    shown = [test_ids[j] for j in np.linspace(0, len(test_ids) - 1, figure_images).round().astype(int)]
+                    spread = np.unique(np.linspace(0, len(test_ids) - 1, figure_images).round().astype(int))
+                    shown = [test_ids[j] for j in spread]
                     prediction_figure([(load_image(ds.images[i], max_side=None).pixels, _predict(trainer, ds.images[i]),
                                         gt(i)) for i in shown], figures / f"{name}-{method}.png")
             finally:
