@@ -58,3 +58,42 @@ def test_bench_detect_records(capsys, tmp_path):
     assert record["method"] == "hog-svm" and record["test_images"] == 1 and 0 <= record["map50"] <= 1
     code, _, err = run(capsys, "bench", "detect", "--data", tmp_path, "--datasets", "toy", "--methods", "yolo")
     assert code == 1 and "yolo" in err
+
+
+def test_bench_quality_reuses_grabcut_baselines(capsys, tmp_path, monkeypatch):
+    """The GrabCut baselines are computed once per set of marks; a second run on the same project reads them."""
+    import engine.bench.quality as quality
+
+    make_dataset(tmp_path / "toy", n=4, size=(48, 32))
+    args = ["bench", "quality", "--data", tmp_path, "--datasets", "toy", "--methods", "boxes", "--model", "unet",
+            "--steps", "1", "--working-size", "48", "--work", tmp_path / "work", "--json"]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    first = {r["method"]: r for r in json.loads(out)}
+
+    def fail(*a, **k):
+        raise AssertionError("GrabCut recomputed")
+
+    monkeypatch.setattr(quality, "grabcut_from_scribbles", fail)
+    monkeypatch.setattr(quality, "grabcut_from_boxes", fail)
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    second = {r["method"]: r for r in json.loads(out)}
+    assert second["grabcut"] == first["grabcut"] and second["grabcut-boxes"] == first["grabcut-boxes"]
+
+
+def test_baseline_cache_recomputes_when_marks_change(tmp_path):
+    from engine.bench.quality import BaselineCache
+
+    calls = []
+    seeds = np.full((4, 4), 255, np.uint8)
+
+    def compute():
+        calls.append(1)
+        return 0.5 * len(calls)
+
+    assert BaselineCache(tmp_path / "b.json").get("g", [("a.png", seeds)], compute) == 0.5
+    assert BaselineCache(tmp_path / "b.json").get("g", [("a.png", seeds)], compute) == 0.5
+    seeds[1, 1] = 0
+    assert BaselineCache(tmp_path / "b.json").get("g", [("a.png", seeds)], compute) == 1.0
+    assert len(calls) == 2 and len(json.loads((tmp_path / "b.json").read_text())) == 1
