@@ -97,3 +97,21 @@ def test_baseline_cache_recomputes_when_marks_change(tmp_path):
     seeds[1, 1] = 0
     assert BaselineCache(tmp_path / "b.json").get("g", [("a.png", seeds)], compute) == 1.0
     assert len(calls) == 2 and len(json.loads((tmp_path / "b.json").read_text())) == 1
+
+
+def test_bench_quality_scribble_ratio(capsys, tmp_path):
+    """Simulated scribbles follow --scribble-ratio; a work folder imported with another ratio is refused, not
+    silently reused."""
+    import shutil
+
+    make_dataset(tmp_path / "toy", n=4, size=(48, 32))
+    shutil.rmtree(tmp_path / "toy" / "scribbles")
+    args = ["bench", "quality", "--data", tmp_path, "--datasets", "toy", "--methods", "full", "--model", "unet",
+            "--steps", "1", "--working-size", "48", "--work", tmp_path / "work", "--json"]
+    code, out, err = run(capsys, *args, "--scribble-ratio", "0.5")
+    assert code == 0, err
+    assert json.loads(out)[-1]["marks_origin"] == "simulated (ratio 0.5)"
+    code, _, err = run(capsys, *args, "--scribble-ratio", "1")
+    assert code == 1 and "another --work" in err
+    code, _, err = run(capsys, *args, "--scribble-ratio", "0")
+    assert code == 1 and "--scribble-ratio" in err

@@ -42,6 +42,10 @@ METHODS = {
 }
 
 
+class ImportMismatch(ValueError):
+    """The work folder holds a project imported with other simulation settings than asked for."""
+
+
 def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str], base: TrainConfig, work: Path,
                 log: Callable[[str], None] = print, sim_ratio: float = 0.3, figures: Path | None = None,
                 figure_images: int = 4) -> list[dict]:
@@ -52,11 +56,17 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
     for name in datasets:
         ds = DatasetFolder.open(data_root / name)
         project_root = work / name / "project"
+        settings_file = work / name / "import.json"
+        settings = {"scribble_ratio": None if ds.has("scribbles") else sim_ratio}
         if not Project.exists(project_root):
             simulate = None if ds.has("scribbles") else ScribbleSimulation(ratio=sim_ratio)
             project, report = import_dataset(ds.root, project_root, split="train", simulate=simulate,
                                              simulate_boxes=True, simulate_tags=True)
             project.close()
+            settings_file.write_text(json.dumps(settings))
+        elif settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+            raise ImportMismatch(f"{project_root} was imported with {settings_file.read_text()}, not {settings}: "
+                                 f"pass another --work folder")
         origin = {"scribbles": "real" if ds.has("scribbles") else f"simulated (ratio {sim_ratio})",
                   "boxes": "real" if ds.has("boxes") else "from masks", "tags": "real" if ds.has("tags") else "from masks"}
         with Project.open(project_root) as project:

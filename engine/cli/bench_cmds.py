@@ -29,6 +29,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--steps", type=int, default=TrainConfig.steps)
     q.add_argument("--max-minutes", type=float, default=4.5, help="training budget per method")
     q.add_argument("--working-size", type=int, default=TrainConfig.working_size)
+    q.add_argument("--scribble-ratio", type=float, default=0.3,
+                   help="where a data set has no scribbles: how much of each region's centre line the simulated "
+                        "strokes draw (0.3 sparse and quick, 1.0 the whole centre line)")
     q.add_argument("--device", default="auto")
     q.add_argument("--work", type=Path, default=Path("runs/bench-quality"), help="folder for projects and models")
     q.add_argument("--figures", type=Path, help="write each method's predictions on a few test images here (PNG)")
@@ -180,7 +183,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from engine.bench.quality import METHODS, run_quality
+    from engine.bench.quality import METHODS, ImportMismatch, run_quality
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -190,10 +193,15 @@ def cmd_quality(args: argparse.Namespace) -> int:
     missing = [d for d in datasets if not (args.data / d / "classes.txt").is_file()]
     if missing:
         raise CliError(f"data sets not found in {args.data}: {', '.join(missing)}")
+    if not 0 < args.scribble_ratio <= 1:
+        raise CliError(f"--scribble-ratio must be in (0, 1], got {args.scribble_ratio}")
     base = TrainConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
                        working_size=args.working_size, device=args.device, eval_interval_s=0)
-    records = run_quality(args.data, datasets, methods, base, args.work, log=lambda m: print(m, file=sys.stderr),
-                          figures=args.figures)
+    try:
+        records = run_quality(args.data, datasets, methods, base, args.work, log=lambda m: print(m, file=sys.stderr),
+                              sim_ratio=args.scribble_ratio, figures=args.figures)
+    except ImportMismatch as exc:
+        raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
     return 0
 
