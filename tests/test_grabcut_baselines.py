@@ -56,3 +56,18 @@ def test_seeds_of_two_classes_never_claim_the_same_pixel():
     assert (seeds == UNLABELED).all()
     one = grabcut_box_seeds(img, boxes[:1])
     assert (one == 1).sum() > 20 * 20 and (one == 0).any()
+
+
+def test_a_smaller_box_of_another_class_lies_on_top_of_a_larger_one():
+    """A cow box inside a grass box: the grass box's centre seeds stop at the cow's box, as in the proposals."""
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 40, (120, 160, 3)).astype(np.uint8)
+    img[10:110, 10:150] = rng.integers(60, 120, (100, 140, 3))  # the large region
+    img[45:75, 65:95] = 230  # a small bright object in its centre
+    boxes = np.array([[1, 10, 10, 150, 110], [2, 60, 40, 100, 80]], np.float32)
+    seeds = grabcut_box_seeds(img, boxes)
+    assert not (seeds[40:80, 60:100] == 1).any()
+    assert (seeds[35:85, 45:115] == 1).any() and (seeds[40:80, 60:100] == 2).any()
+    proposals = grabcut_from_boxes(img, boxes, 3)
+    seeded = (seeds != UNLABELED) & (seeds != 0)
+    assert (seeds[seeded] == proposals[seeded]).all()
