@@ -71,3 +71,14 @@ def test_a_smaller_box_of_another_class_lies_on_top_of_a_larger_one():
     proposals = grabcut_from_boxes(img, boxes, 3)
     seeded = (seeds != UNLABELED) & (seeds != 0)
     assert (seeds[seeded] == proposals[seeded]).all()
+
+
+def test_a_box_whose_grabcut_answer_stops_short_of_a_side_seeds_no_background():
+    """The 40 px object fills only the left half of an 85 px wide box: GrabCut's foreground ends 35 px (41 %)
+    short of the right side, so its background in that box is not trusted; its centre foreground still is."""
+    img, truth = scene()
+    seeds = grabcut_box_seeds(img, np.array([[1, 30, 20, 115, 80]], np.float32))
+    assert not (seeds == 0).any()
+    assert (seeds == 1).any() and (truth[seeds == 1] == 1).all()
+    tight = grabcut_box_seeds(img, np.array([[1, 30, 20, 90, 80]], np.float32))
+    assert (tight == 0).sum() > 1000
