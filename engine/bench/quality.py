@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -184,7 +185,9 @@ class BaselineCache:
             self.entries = {k: v for k, v in self.entries.items() if not k.startswith(f"{name}:")}
             self.entries[key] = compute()
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.entries, indent=1))
+            partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps(self.entries, indent=1))
+            partial.replace(self.path)  # atomic: a bench running beside this one never reads half a file
         return self.entries[key]
 
 
