@@ -125,9 +125,7 @@ def grabcut_box_seeds(image: np.ndarray, boxes: np.ndarray, background: int = 0,
             disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
             near = cv2.dilate(fg.astype(np.uint8), disc).astype(bool)
         others = boxed[np.arange(len(claims)) != i].any(axis=0)
-        bg = boxed[i] & ~near & ~others
-        if not _reaches_sides(fg[r0:r1, c0:c1], max_gap_fraction):
-            bg[:] = False
+        bg = boxed[i] & ~near & ~others & _reaches_sides(fg[r0:r1, c0:c1], max_gap_fraction)
         dy, dx = int(bh * (1 - center_fraction) / 2), int(bw * (1 - center_fraction) / 2)
         center = np.zeros((h, w), bool)
         center[r0 + dy:r1 - dy, c0 + dx:c1 - dx] = True
