@@ -132,3 +132,22 @@ def test_saved_model_predicts_the_same(tmp_path):
     np.testing.assert_array_equal(got, expected)
     big = predict_full_size(model, image, (96, 96), torch.device("cpu"))
     assert big.shape == (96, 96)
+
+
+def test_new_layers_learn_faster_than_the_pretrained_encoder(tmp_path):
+    """Beside a pretrained encoder the decoder and head get ``new_layer_lr_mult`` times the learning rate; a
+    network with nothing pretrained in it gets the base rate everywhere."""
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config(model="efficientnet-lite0-unet", steps=1, crop_size=32, lr=2e-3,
+                                   new_layer_lr_mult=4.0))
+    list(trainer.run())
+    encoder, rest = trainer.optimizer.param_groups
+    assert {id(p) for p in encoder["params"]} == {id(p) for p in trainer.model.encoder.parameters()}
+    assert len(encoder["params"]) + len(rest["params"]) == len(list(trainer.model.parameters()))
+    assert rest["lr"] == pytest.approx(4 * encoder["lr"]) and encoder["lr"] == pytest.approx(2e-3 / 30)  # warm-up
+    trainer.close()
+    scratch = Trainer(root, config(steps=1, lr=2e-3, new_layer_lr_mult=4.0))
+    list(scratch.run())
+    (group,) = scratch.optimizer.param_groups
+    assert group["lr"] == pytest.approx(2e-3 / 30)
+    scratch.close()

