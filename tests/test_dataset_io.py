@@ -146,3 +146,19 @@ def test_acdc_real_scribbles_round_trip_exactly(shared_data, tmp_path):
             np.testing.assert_array_equal(load_index_png(tmp_path / "out" / sub / f"{image_id}.png"),
                                           np.array(Image.open(acdc / sub / f"{image_id}.png")))
     project.close()
+
+
+@pytest.mark.parametrize("first_class, boxed", [("background", {1, 2}), ("building", {0, 1, 2})])
+def test_simulated_boxes_cover_every_class_when_there_is_no_background(tmp_path, first_class, boxed):
+    """Boxes from masks skip the background class; a data set without one (MSRC) gets boxes for every class."""
+    src = tmp_path / "src"
+    make_dataset(src)
+    for sub in ("boxes", "scribbles"):
+        for f in (src / sub).iterdir():
+            f.unlink()
+    (src / "classes.txt").write_text(f"{first_class}\ncat\ndog\n")
+    project, report = import_dataset(src, tmp_path / "proj", simulate_boxes=True)
+    index = {c.id: c.index for c in project.store.classes()}
+    classes = {index[b.class_id] for r in project.store.images() for b in project.store.marks(r.id).boxes}
+    assert classes == boxed and report.errors == []
+    project.close()

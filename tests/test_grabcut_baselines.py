@@ -82,3 +82,27 @@ def test_a_box_whose_grabcut_answer_stops_short_of_a_side_seeds_no_background():
     assert (seeds == 1).any() and (truth[seeds == 1] == 1).all()
     tight = grabcut_box_seeds(img, np.array([[1, 30, 20, 90, 80]], np.float32))
     assert (tight == 0).sum() > 1000
+
+
+def test_with_no_background_class_only_the_boxes_speak():
+    """MSRC-like: every class is boxed (a large region and an object inside it). Outside every box nothing is
+    claimed; inside, the proposals give each pixel the class of a box holding it, and the seeds are only the
+    boxes' confident centres, never a background class."""
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 40, (120, 160, 3)).astype(np.uint8)
+    img[10:110, 10:150] = rng.integers(60, 120, (100, 140, 3))
+    img[45:75, 65:95] = 230
+    boxes = np.array([[0, 10, 10, 150, 110], [1, 60, 40, 100, 80]], np.float32)
+    proposals = grabcut_from_boxes(img, boxes, 2, background=None)
+    inside = np.zeros((120, 160), bool)
+    inside[10:110, 10:150] = True
+    assert (proposals[~inside] == UNLABELED).all() and (proposals[inside] != UNLABELED).all()
+    assert (proposals[50:70, 70:90] == 1).all()  # the object's core
+    assert not (proposals[:, :60] == 1).any() and not (proposals[:, 100:] == 1).any()  # class 1 only in its box
+    seeds = grabcut_box_seeds(img, boxes, background=None)
+    assert not (seeds[~inside] != UNLABELED).any()
+    assert set(np.unique(seeds)) == {0, 1, UNLABELED}
+    assert (seeds[50:70, 70:90] == 1).all() and not (seeds[40:80, 60:100] == 0).any()
+    with_background = grabcut_box_seeds(img, boxes[1:], background=0)  # the object alone, 0 as background
+    assert (with_background == 0).any()
+    assert not (grabcut_box_seeds(img, boxes[1:], background=None) == 0).any()

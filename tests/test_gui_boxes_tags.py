@@ -125,3 +125,32 @@ def test_cam_view_shows_the_pooled_image_score(window):  # noqa: F811
     assert view.map_item.image.shape == (30, 40)
     view.mode_box.setCurrentIndex(0)
     assert "No regularizer" in view.caption.text()
+
+
+def test_without_a_background_class_every_class_is_boxed_and_tags_tick_only_what_is_ticked(qtbot, tmp_path,
+                                                                                        user_data):
+    """An MSRC-like project (no class named background): the first class is an ordinary class."""
+    import numpy as np
+    from PIL import Image
+
+    from engine.project import Project
+    from wsv_gui.main_window import MainWindow
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(folder / "a.png")
+    project = Project.create(folder, ["building", "grass", "cow"])
+    project.add_folder(folder)
+    w = MainWindow(project)
+    qtbot.addWidget(w)
+    w.resize(1400, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    store, image_id = w.project.store, w.current_image_id
+    building, grass, cow = (c.id for c in store.classes())
+    w.class_panel.select_index(0)
+    w.set_tool("box")
+    drag(w.canvas, [(20, 20), (60, 60)])
+    assert [b.class_id for b in store.boxes(image_id)] == [building]
+    w.tags_panel.list.item(2).setCheckState(Qt.CheckState.Checked)
+    assert store.tags(image_id).class_ids == {cow}

@@ -84,3 +84,17 @@ def test_all_background_is_not_a_minimum_of_the_tag_losses():
     half = probs_2class(torch.cat([torch.zeros(4, 2), torch.ones(4, 2)], 1))
     total = lambda p: tag_consistency_loss(p, present) + tag_classification_loss(p, present)
     assert total(half).item() < total(all_bg).item()
+
+
+def test_with_no_background_class_a_boxed_pixel_is_one_of_its_boxes_classes():
+    boxes = torch.tensor([[1, 0, 0, 2, 2], [2, 1, 1, 3, 3]], dtype=torch.float64)
+    allowed = box_allowed_classes(boxes, 3, 3, 4, background=None)
+    assert allowed[:, 0, 0].tolist() == [False, True, False]     # in box 1 only
+    assert allowed[:, 1, 1].tolist() == [False, True, True]      # in both
+    assert allowed[:, 2, 2].tolist() == [False, False, True]     # in box 2 only
+    assert allowed[:, 0, 3].tolist() == [True, True, True]       # outside: unconstrained
+    p = torch.zeros(1, 3, 3, 4, dtype=torch.float64)
+    p[0, 0] = 1.0  # everything class 0, which no box names: wrong on all 7 boxed pixels
+    eps = 1e-6
+    assert box_consistency_loss(p, [boxes], background=None, eps=eps).item() == pytest.approx(-math.log(eps), rel=1e-6)
+    assert box_consistency_loss(p, [boxes], eps=eps).item() == pytest.approx(0.0, abs=1e-5)  # 0 as background

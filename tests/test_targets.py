@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image
 
-from engine.annotations.types import Box, Stroke
+from engine.annotations.types import Box, Stroke, background_index
 from engine.project import Project
 from engine.training.targets import build_sample
 
@@ -64,3 +64,28 @@ def test_working_resolution_scales_boxes(tmp_path):
     s = build_sample(project.store, image_id, small, False, "boxes")
     assert s.boxes.tolist() == [[1, 9, 4, 21, 16]]
     project.close()
+
+
+def test_a_project_without_a_background_class_seeds_nothing_outside_its_boxes(tmp_path):
+    """Classes like MSRC's (no "background"): the box's centre seeds its class, nothing else is claimed."""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[10:30, 20:40] = 200
+    Image.fromarray(img).save(folder / "a.png")
+    project = Project.create(folder, ["building", "square"])
+    project.add_folder(folder)
+    store = project.store
+    image_id = store.images()[0].id
+    store.add_box(Box(image_id, store.classes()[1].id, 18, 8, 42, 32))
+    boxes = build_sample(store, image_id, img, False, "boxes")
+    assert set(np.unique(boxes.seeds)) == {1, 255} and (boxes.seeds[14:26, 24:36] == 1).all()
+    grab = build_sample(store, image_id, img, False, "boxes-grabcut")
+    assert grab.seeds[0, 0] == 255 and grab.seeds[20, 30] == 1 and not (grab.seeds == 0).any()
+    project.close()
+
+
+def test_the_background_is_the_class_named_so():
+    assert background_index(["background", "horse"]) == 0
+    assert background_index(["cat", " Background "]) == 1
+    assert background_index(["building", "grass", "sky"]) is None

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QColorDialog, QDockWidget, QFileDialog, QInputDial
     QMessageBox, QProgressDialog, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from engine.annotations.store import StoreError
-from engine.annotations.types import Box, Stroke
+from engine.annotations.types import Box, Stroke, background_index
 from engine.detection.data import done_image_ids
 from engine.io.images import ImageLoadError
 from engine.project import Project
@@ -342,7 +342,7 @@ class MainWindow(QMainWindow):
         cls = self.class_panel.current_class()
         if self.current_image_id is None or cls is None:
             return
-        if cls.index == 0:
+        if cls.index == background_index([c.name for c in self.project.store.classes()]):
             self.statusBar().showMessage(f"Boxes outline objects: pick an object class, not '{cls.name}' "
                                          "(everything outside every box is taken as background)", 6000)
             return

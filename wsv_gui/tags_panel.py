@@ -1,7 +1,8 @@
 """Image-level tags of the image on the canvas: tick the classes it shows; every class left unticked is absent.
 
 An image stays untagged (it contributes no tag supervision) until a class is ticked; ticking the first one also
-ticks the background, which nearly every photo has (untick it for a close-up). "Clear" makes the image untagged
+ticks the background class, where the project has one, which nearly every photo shows (untick it for a
+close-up). "Clear" makes the image untagged
 again. Every change is one undoable store edit made by the window.
 """
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
-from engine.annotations.types import ClassDef, Tags
+from engine.annotations.types import ClassDef, Tags, background_index
 from wsv_gui.class_panel import swatch
 
 
@@ -64,6 +65,7 @@ class TagsPanel(QWidget):
 
     def _on_item(self, item: QListWidgetItem) -> None:
         present = self.checked()
-        if self.tags is None and present and self.classes and self.classes[0].id not in present:
-            present.add(self.classes[0].id)  # first tag of an image: the background is there too
+        background = background_index([c.name for c in self.classes])
+        if self.tags is None and present and background is not None:
+            present.add(self.classes[background].id)  # first tag of an image: the background is there too
         self.tagsChanged.emit(present)

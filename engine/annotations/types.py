@@ -13,6 +13,14 @@ UNLABELED = 255
 """Seed-map and mask value for "no label here" (also the ignore index of the losses)."""
 
 
+def background_index(class_names: list[str]) -> int | None:
+    """Index of the class named "background" (any case): what lies outside every box. A project without one
+    (MSRC: building, grass, sky, ...) has every class boxed, and outside all boxes nothing is known — treating
+    its first class as background there taught a box-trained network to call unboxed objects "building"."""
+    names = [n.strip().lower() for n in class_names]
+    return names.index("background") if "background" in names else None
+
+
 @dataclass(frozen=True)
 class ClassDef:
     """One segmentation class. ``index`` is its position in the class list and the value it has in masks;

@@ -62,13 +62,19 @@ def _box_claims(image: np.ndarray, boxes: np.ndarray, iterations: int) -> list[t
     return claims
 
 
-def grabcut_from_boxes(image: np.ndarray, boxes: np.ndarray, num_classes: int, background: int = 0,
+def grabcut_from_boxes(image: np.ndarray, boxes: np.ndarray, num_classes: int, background: int | None = 0,
                        iterations: int = 5) -> np.ndarray:
     """Fake full mask from boxes, the naive "proposals" baseline: GrabCut initialised with each box
     (largest first, so smaller boxes on top win), background outside every box and where GrabCut says so.
-    ``boxes`` is (M, 5) (class index, x0, y0, x1, y1) in pixels."""
-    labels = np.full(image.shape[:2], background, np.uint8)
-    for k, _, fg in _box_claims(image, boxes, iterations):
+    ``boxes`` is (M, 5) (class index, x0, y0, x1, y1) in pixels. With no background class (``background``
+    None: every class is boxed, as on MSRC), what GrabCut leaves unclaimed inside boxes takes the class of the
+    smallest box holding it, and outside every box stays UNLABELED: nothing is known there."""
+    labels = np.full(image.shape[:2], UNLABELED if background is None else background, np.uint8)
+    claims = _box_claims(image, boxes, iterations)
+    if background is None:
+        for k, (r0, r1, c0, c1), _ in claims:
+            labels[r0:r1, c0:c1] = k
+    for k, _, fg in claims:
         labels[fg] = k
     return labels
 
@@ -84,7 +90,7 @@ def _reaches_sides(fg: np.ndarray, max_gap_fraction: float) -> bool:
         max(cols[0], bw - 1 - cols[-1]) <= max_gap_fraction * bw
 
 
-def grabcut_box_seeds(image: np.ndarray, boxes: np.ndarray, background: int = 0, margin_fraction: float = 0.03,
+def grabcut_box_seeds(image: np.ndarray, boxes: np.ndarray, background: int | None = 0, margin_fraction: float = 0.03,
                       center_fraction: float = 0.5, max_gap_fraction: float = 0.2, iterations: int = 5
                       ) -> np.ndarray:
     """Seeds inside boxes where GrabCut is most likely right, the rest of each box left unlabeled for the box and
@@ -106,7 +112,9 @@ def grabcut_box_seeds(image: np.ndarray, boxes: np.ndarray, background: int = 0,
     as in the proposals, the smaller box lies on top — on MSRC a grass or road box's centre holds the cow or car
     boxed inside it, and seeding it grass made a fifth of the in-box seeds wrong), ``background`` on trusted
     background inside a box (never inside another box, whose object it may be), UNLABELED elsewhere, including
-    outside every box (the caller decides what that is) and where two classes' seeds meet."""
+    outside every box (the caller decides what that is) and where two classes' seeds meet. With no background
+    class (``background`` None), GrabCut's background inside a box is some other class nobody named, and seeds
+    nothing."""
     h, w = image.shape[:2]
     seeds = np.full((h, w), UNLABELED, np.uint8)
     conflict = np.zeros((h, w), bool)
@@ -130,6 +138,8 @@ def grabcut_box_seeds(image: np.ndarray, boxes: np.ndarray, background: int = 0,
         center = np.zeros((h, w), bool)
         center[r0 + dy:r1 - dy, c0 + dx:c1 - dx] = True
         for label, where in ((background, bg), (k, fg & center & ~on_top)):
+            if label is None:
+                continue
             conflict |= where & (seeds != UNLABELED) & (seeds != label)
             seeds[where] = label
     seeds[conflict] = UNLABELED

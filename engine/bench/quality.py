@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from engine.bench.figures import prediction_figure
+from engine.annotations.types import UNLABELED, background_index
 from engine.baselines.grabcut import grabcut_from_boxes, grabcut_from_scribbles
 from engine.datasets.folder import DatasetFolder
 from engine.datasets.importer import ScribbleSimulation, import_dataset
@@ -58,14 +59,16 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
         ds = DatasetFolder.open(data_root / name)
         project_root = work / name / "project"
         settings_file = work / name / "import.json"
-        settings = {"scribble_ratio": None if ds.has("scribbles") else sim_ratio}
+        background = background_index(ds.classes)
+        settings = {"scribble_ratio": None if ds.has("scribbles") else sim_ratio, "box_background": background}
         if not Project.exists(project_root):
             simulate = None if ds.has("scribbles") else ScribbleSimulation(ratio=sim_ratio)
             project, report = import_dataset(ds.root, project_root, split="train", simulate=simulate,
                                              simulate_boxes=True, simulate_tags=True)
             project.close()
             settings_file.write_text(json.dumps(settings))
-        elif settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+        elif settings_file.is_file() and {"box_background": 0, **json.loads(settings_file.read_text())} != settings:
+            # (folders imported before the setting was recorded boxed every class but class 0)
             raise ImportMismatch(f"{project_root} was imported with {settings_file.read_text()}, not {settings}: "
                                  f"pass another --work folder")
         origin = {"scribbles": "real" if ds.has("scribbles") else f"simulated (ratio {sim_ratio})",
@@ -151,7 +154,10 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                     img = load_image(path, max_side=None)
                     arr = arrays[image_id].copy()
                     arr[:, 1:] *= img.pixels.shape[1] / width
-                    conf += confusion_matrix(grabcut_from_boxes(img.pixels, arr, k), gt(path_to_id[path.resolve()]), k)
+                    proposal = grabcut_from_boxes(img.pixels, arr, k, background)
+                    truth = gt(path_to_id[path.resolve()]).copy()
+                    truth[proposal == UNLABELED] = UNLABELED  # outside every box with no background: no claim made
+                    conf += confusion_matrix(proposal, truth, k)
                 return scores(conf).miou
 
             miou = cache.get("grabcut-boxes", [(str(boxed[i][0]), a) for i, a in arrays.items()], box_baseline)

@@ -29,6 +29,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--steps", type=int, default=TrainConfig.steps)
     q.add_argument("--max-minutes", type=float, default=4.5, help="training budget per method")
     q.add_argument("--working-size", type=int, default=TrainConfig.working_size)
+    q.add_argument("--new-layer-lr-mult", type=float, default=TrainConfig.new_layer_lr_mult,
+                   help="learning-rate factor for the decoder and head beside a pretrained encoder")
     q.add_argument("--scribble-ratio", type=float, default=0.3,
                    help="where a data set has no scribbles: how much of each region's centre line the simulated "
                         "strokes draw (0.3 sparse and quick, 1.0 the whole centre line)")
@@ -195,8 +197,12 @@ def cmd_quality(args: argparse.Namespace) -> int:
         raise CliError(f"data sets not found in {args.data}: {', '.join(missing)}")
     if not 0 < args.scribble_ratio <= 1:
         raise CliError(f"--scribble-ratio must be in (0, 1], got {args.scribble_ratio}")
-    base = TrainConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
-                       working_size=args.working_size, device=args.device, eval_interval_s=0)
+    try:
+        base = TrainConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
+                           working_size=args.working_size, new_layer_lr_mult=args.new_layer_lr_mult,
+                           device=args.device, eval_interval_s=0)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     try:
         records = run_quality(args.data, datasets, methods, base, args.work, log=lambda m: print(m, file=sys.stderr),
                               sim_ratio=args.scribble_ratio, figures=args.figures)

@@ -13,7 +13,7 @@ from typing import Callable
 
 from engine.annotations.raster import seed_map_to_pens
 from engine.annotations.store import StoreError
-from engine.annotations.types import Box, Stroke
+from engine.annotations.types import Box, Stroke, background_index
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.simulate import simulate_scribbles
 from engine.datasets.weak_labels import boxes_from_mask, tags_from_mask
@@ -62,6 +62,7 @@ def import_dataset(dataset: str | Path, project_root: str | Path, *, split: str 
     else:
         project = Project.create(project_root, ds.classes)
     classes = project.store.classes()
+    background = background_index([c.name for c in classes])
     report = ImportReport()
     known = {rec.path for rec in project.store.images()}
     for n, image_id in enumerate(ids):
@@ -97,7 +98,7 @@ def import_dataset(dataset: str | Path, project_root: str | Path, *, split: str 
                 report.strokes += len(strokes)
             boxes = ds.boxes(image_id)
             if boxes is None and simulate_boxes and mask is not None:
-                boxes = boxes_from_mask(mask)
+                boxes = boxes_from_mask(mask, background=background)
             for k, (x0, y0, x1, y1) in boxes or []:
                 project.store.add_box(Box(rec.id, classes[k].id, x0, y0, x1, y1))
                 report.boxes += 1

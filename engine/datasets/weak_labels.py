@@ -2,7 +2,8 @@
 
 A box is the tight bounding box of one 8-connected region of a class (an object instance, as a person would
 box it); regions smaller than ``min_area`` pixels are skipped as nobody would box them. Tags are the classes
-present in the mask. The background class gets no boxes: whatever lies outside all boxes is background.
+present in the mask. The background class gets no boxes: whatever lies outside all boxes is background. A
+data set without a background class (``background`` None) gets boxes for every class.
 """
 from __future__ import annotations
 

@@ -51,21 +51,25 @@ def box_tightness_loss(probs: torch.Tensor, boxes: Boxes, alpha: float = 4.0, ep
     return torch.cat(terms).mean()
 
 
-def box_allowed_classes(boxes: torch.Tensor, num_classes: int, h: int, w: int, background: int = 0) -> torch.Tensor:
+def box_allowed_classes(boxes: torch.Tensor, num_classes: int, h: int, w: int, background: int | None = 0
+                        ) -> torch.Tensor:
     """(K, H, W) bool: which classes each pixel of one image may take given its boxes (inside boxes: their
-    classes and background; outside all boxes: every class, the pCE seeds already say background there)."""
+    classes and background; outside all boxes: every class, the pCE seeds already say background there). With
+    no background class (``background`` None, every class boxed), a pixel inside boxes is one of their classes."""
     allowed = torch.zeros(num_classes, h, w, dtype=torch.bool, device=boxes.device)
     inside = torch.zeros(h, w, dtype=torch.bool, device=boxes.device)
     for box in boxes:
         r0, r1, c0, c1 = _pixel_bounds(box, h, w)
         allowed[int(box[0]), r0:r1, c0:c1] = True
         inside[r0:r1, c0:c1] = True
-    allowed[background] |= inside
+    if background is not None:
+        allowed[background] |= inside
     allowed[:, ~inside] = True
     return allowed
 
 
-def box_consistency_loss(probs: torch.Tensor, boxes: Boxes, background: int = 0, eps: float = 1e-6) -> torch.Tensor:
+def box_consistency_loss(probs: torch.Tensor, boxes: Boxes, background: int | None = 0, eps: float = 1e-6
+                         ) -> torch.Tensor:
     """Mean over pixels inside boxes of −log Σ_{k allowed} S_p^k (see ``box_allowed_classes``)."""
     b, k, h, w = probs.shape
     terms = []

@@ -36,7 +36,7 @@ class TrainConfig:
     model: str = field(default_factory=default_model_name)
     lr: float = 1e-3
     """learning rate of the pretrained encoder, and of the whole network when nothing in it is pretrained"""
-    new_layer_lr_mult: float = 5.0
+    new_layer_lr_mult: float = 1.0
     """learning-rate factor for the layers that start from random weights beside a pretrained encoder (decoder
     and head): they must grow from nothing while the encoder only adapts. With one rate for all, the logits grew
     so slowly that a 23-class head could not fit even 16 MSRC images in 200 steps; with 5× its test mIoU after

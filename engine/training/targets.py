@@ -6,7 +6,8 @@ box losses, tags for the tag losses — all at working resolution.
 * boxes: pixels outside every box are background seeds; inside each box, the confident part of GrabCut's answer
   (engine.baselines.grabcut.grabcut_box_seeds: its background away from its foreground, its foreground in the
   box's centre) seeds background and the box's class, the rest of the box is left to the box losses and the CRF
-  loss;
+  loss. In a project with no class named background (engine.annotations.types.background_index) every class
+  is boxed: nothing outside the boxes and no GrabCut background is seeded, only the boxes' confident centres;
 * boxes-grabcut: the naive baseline — GrabCut inside each box makes a fake full mask, trained as if true;
 * tags: the classes present;
 * marks: whatever marks each image has (strokes, boxes, tags together): what the app trains on.
@@ -19,12 +20,10 @@ import cv2
 import numpy as np
 
 from engine.annotations.store import AnnotationStore
-from engine.annotations.types import UNLABELED
+from engine.annotations.types import UNLABELED, background_index
 from engine.baselines.grabcut import grabcut_box_seeds, grabcut_from_boxes
 
 SUPERVISION = ("full", "scribbles", "boxes", "boxes-grabcut", "tags", "marks")
-BACKGROUND = 0
-"""class index of the background: what lies outside all boxes"""
 
 
 @dataclass
@@ -70,6 +69,7 @@ def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray:
     scale = w / rec.width
     classes = store.classes()
     index = {c.id: c.index for c in classes}
+    background = background_index([c.name for c in classes])
     seeds = np.full((h, w), UNLABELED, np.uint8)
     boxes = np.zeros((0, 5), np.float32)
     present = None
@@ -85,16 +85,17 @@ def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray:
         boxes = np.array([[index[b.class_id], b.x0 * scale, b.y0 * scale, b.x1 * scale, b.y1 * scale]
                           for b in marks.boxes], np.float32)
         if supervision == "boxes-grabcut":
-            seeds = grabcut_from_boxes(image, boxes, len(classes))
+            seeds = grabcut_from_boxes(image, boxes, len(classes), background)
             boxes = np.zeros((0, 5), np.float32)
         else:
-            core = grabcut_box_seeds(image, boxes, BACKGROUND)
+            core = grabcut_box_seeds(image, boxes, background)
             free = (core != UNLABELED) & (seeds == UNLABELED)  # the user's strokes win over GrabCut
             seeds[free] = core[free]
-            outside = np.ones((h, w), bool)
-            for _, x0, y0, x1, y1 in boxes:
-                outside[max(0, round(y0)):round(y1), max(0, round(x0)):round(x1)] = False
-            seeds[outside & (seeds == UNLABELED)] = BACKGROUND
+            if background is not None:
+                outside = np.ones((h, w), bool)
+                for _, x0, y0, x1, y1 in boxes:
+                    outside[max(0, round(y0)):round(y1), max(0, round(x0)):round(x1)] = False
+                seeds[outside & (seeds == UNLABELED)] = background
     if supervision in ("tags", "marks") and marks.tags is not None:
         present = np.zeros(len(classes), bool)
         present[[index[k] for k in marks.tags.class_ids]] = True

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.annotations.types import background_index
 from engine.losses.box import box_consistency_loss, box_tightness_loss
 from engine.losses.dense_crf import dense_crf_gradient, dense_crf_loss
 from engine.losses.grid_crf import grid_crf_gradient, grid_crf_loss
@@ -55,6 +56,7 @@ class Trainer:
         self.config = config
         self.project = Project.open(project_root)
         self.classes = [c.name for c in self.project.store.classes()]
+        self.background = background_index(self.classes)
         if len(self.classes) < 2:
             raise TrainingError("a project needs at least two classes to train")
         self.device = pick_device(config.device)
@@ -174,7 +176,8 @@ class Trainer:
             ramp = min(1.0, (self.step + 1) / c.reg_ramp_steps) if c.reg_ramp_steps else 1.0
             terms["reg"] = ramp * c.effective_reg_weight * self._regularizer(self._crf_image(batch.images, batch.gray), probs)
         if c.box_weight and any(len(b) for b in batch.boxes):
-            terms["box"] = c.box_weight * (box_tightness_loss(probs, batch.boxes) + box_consistency_loss(probs, batch.boxes))
+            terms["box"] = c.box_weight * (box_tightness_loss(probs, batch.boxes)
+                                           + box_consistency_loss(probs, batch.boxes, self.background))
         if c.tag_weight and bool(batch.tagged.any()):
             p, present = probs[batch.tagged], batch.present[batch.tagged]
             terms["tags"] = c.tag_weight * (tag_consistency_loss(p, present) + tag_classification_loss(p, present)
