@@ -3,10 +3,11 @@
 For each data set, the train split is imported with its scribbles (real ones for ACDC; simulated, sparse ones
 for data sets without), and with object boxes and image tags derived from its masks where it has none. Networks
 are trained with full masks, pCE alone, pCE + grid CRF and pCE + dense CRF on the scribbles; on the boxes with
-the naive GrabCut proposals as fake masks, with the box losses (background outside boxes, the confident part of
-GrabCut's answer as seeds inside them, tightness prior, consistency) and with the box losses + dense CRF; and on
-the tags alone and tags + dense CRF — all under the same budget. Each is scored on the held-out test split, and on the marked training images themselves, where
-OpenCV GrabCut seeded with the same scribbles (or boxes) is the classic baseline.
+the naive GrabCut proposals as fake masks, with the box losses (background outside boxes where the data set has
+a background class, the confident part of GrabCut's answer as seeds inside them, tightness prior, consistency)
+and with the box losses + dense CRF; and on the tags alone and tags + dense CRF — all under the same budget.
+Each is scored on the held-out test split, and on the marked training images themselves, where OpenCV GrabCut
+seeded with the same scribbles (or boxes) is the classic baseline.
 """
 from __future__ import annotations
 
