@@ -10,16 +10,15 @@ from engine.annotations.store import AnnotationStore
 from engine.project import Project
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, user_data):
+def open_window(qtbot, folder, classes=("background", "cat", "dog"), names=("a", "b")):
+    """A shown main window on a new project of random 160x120 photos in ``folder``."""
     from wsv_gui.main_window import MainWindow
 
-    folder = tmp_path / "photos"
     folder.mkdir()
     rng = np.random.default_rng(0)
-    for name in ("a", "b"):
+    for name in names:
         Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(folder / f"{name}.png")
-    project = Project.create(folder, ["background", "cat", "dog"])
+    project = Project.create(folder, list(classes))
     project.add_folder(folder)
     w = MainWindow(project)
     qtbot.addWidget(w)
@@ -27,6 +26,11 @@ def window(qtbot, tmp_path, user_data):
     w.show()
     qtbot.waitExposed(w)
     return w
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, user_data):
+    return open_window(qtbot, tmp_path / "photos")
 
 
 def drag(canvas, points, button=Qt.MouseButton.LeftButton):

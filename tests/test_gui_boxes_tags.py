@@ -4,7 +4,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QApplication
 
-from tests.test_gui_annotate import drag, window  # noqa: F401  (the window fixture)
+from tests.test_gui_annotate import drag, open_window, window  # noqa: F401  (the window fixture)
 
 
 def click(canvas, point):
@@ -130,22 +130,7 @@ def test_cam_view_shows_the_pooled_image_score(window):  # noqa: F811
 def test_without_a_background_class_every_class_is_boxed_and_tags_tick_only_what_is_ticked(qtbot, tmp_path,
                                                                                         user_data):
     """An MSRC-like project (no class named background): the first class is an ordinary class."""
-    import numpy as np
-    from PIL import Image
-
-    from engine.project import Project
-    from wsv_gui.main_window import MainWindow
-
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(folder / "a.png")
-    project = Project.create(folder, ["building", "grass", "cow"])
-    project.add_folder(folder)
-    w = MainWindow(project)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    qtbot.waitExposed(w)
+    w = open_window(qtbot, tmp_path / "photos", classes=("building", "grass", "cow"), names=("a",))
     store, image_id = w.project.store, w.current_image_id
     building, grass, cow = (c.id for c in store.classes())
     w.class_panel.select_index(0)

@@ -7,16 +7,21 @@ from engine.project import Project
 from engine.training.targets import build_sample
 
 
-def project_with_marks(tmp_path):
+def square_project(tmp_path, classes):
+    """A project of one 60x40 image with a bright 20x20 square."""
     folder = tmp_path / "p"
     folder.mkdir()
     img = np.zeros((40, 60, 3), np.uint8)
     img[10:30, 20:40] = 200
     Image.fromarray(img).save(folder / "a.png")
-    project = Project.create(folder, ["background", "square", "other"])
+    project = Project.create(folder, classes)
     project.add_folder(folder)
+    return project, project.store.images()[0].id, img
+
+
+def project_with_marks(tmp_path):
+    project, image_id, img = square_project(tmp_path, ["background", "square", "other"])
     store = project.store
-    image_id = store.images()[0].id
     bg, sq, other = store.classes()
     store.add_box(Box(image_id, sq.id, 18, 8, 42, 32))
     store.add_stroke(Stroke(image_id, sq.id, 0.5, [[30.5, 20.5]]))
@@ -68,15 +73,8 @@ def test_working_resolution_scales_boxes(tmp_path):
 
 def test_a_project_without_a_background_class_seeds_nothing_outside_its_boxes(tmp_path):
     """Classes like MSRC's (no "background"): the box's centre seeds its class, nothing else is claimed."""
-    folder = tmp_path / "p"
-    folder.mkdir()
-    img = np.zeros((40, 60, 3), np.uint8)
-    img[10:30, 20:40] = 200
-    Image.fromarray(img).save(folder / "a.png")
-    project = Project.create(folder, ["building", "square"])
-    project.add_folder(folder)
+    project, image_id, img = square_project(tmp_path, ["building", "square"])
     store = project.store
-    image_id = store.images()[0].id
     store.add_box(Box(image_id, store.classes()[1].id, 18, 8, 42, 32))
     boxes = build_sample(store, image_id, img, False, "boxes")
     assert set(np.unique(boxes.seeds)) == {1, 255} and (boxes.seeds[14:26, 24:36] == 1).all()
