@@ -2,8 +2,7 @@
 
 An image stays untagged (it contributes no tag supervision) until a class is ticked; ticking the first one also
 ticks the background class, where the project has one, which nearly every photo shows (untick it for a
-close-up). "Clear" makes the image untagged
-again. Every change is one undoable store edit made by the window.
+close-up). "Clear" makes the image untagged again. Every change is one undoable store edit made by the window.
 """
 from __future__ import annotations
 
