@@ -29,6 +29,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--steps", type=int, default=TrainConfig.steps)
     q.add_argument("--max-minutes", type=float, default=4.5, help="training budget per method")
     q.add_argument("--working-size", type=int, default=TrainConfig.working_size)
+    q.add_argument("--lr", type=float, default=TrainConfig.lr, help="learning rate of the pretrained encoder")
     q.add_argument("--new-layer-lr-mult", type=float, default=TrainConfig.new_layer_lr_mult,
                    help="learning-rate factor for the decoder and head beside a pretrained encoder")
     q.add_argument("--scribble-ratio", type=float, default=0.3,
@@ -199,8 +200,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
         raise CliError(f"--scribble-ratio must be in (0, 1], got {args.scribble_ratio}")
     try:
         base = TrainConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
-                           working_size=args.working_size, new_layer_lr_mult=args.new_layer_lr_mult,
-                           device=args.device, eval_interval_s=0)
+                           working_size=args.working_size, lr=args.lr,
+                           new_layer_lr_mult=args.new_layer_lr_mult, device=args.device, eval_interval_s=0)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
