@@ -151,3 +151,33 @@ def test_new_layers_learn_faster_than_the_pretrained_encoder(tmp_path):
     (group,) = scratch.optimizer.param_groups
     assert group["lr"] == pytest.approx(2e-3 / 30)
     scratch.close()
+
+
+def test_preparing_marks_does_not_count_against_the_time_budget(tmp_path, monkeypatch):
+    """Reading marks into targets (GrabCut seeds for hundreds of boxed images take minutes) is not training: a
+    two-second budget still trains after a first preparation that took ten seconds on the trainer's clock."""
+    import engine.training.trainer as trainer_module
+    from engine.training.data import TrainingSet
+
+    clock = [0.0]
+
+    def monotonic():
+        clock[0] += 0.01
+        return clock[0]
+
+    refresh = TrainingSet.refresh
+
+    def slow_refresh(self):
+        changed = refresh(self)
+        clock[0] += 10.0 * bool(changed)
+        return changed
+
+    monkeypatch.setattr(trainer_module.time, "monotonic", monotonic)
+    monkeypatch.setattr(TrainingSet, "refresh", slow_refresh)
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config(steps=5, max_minutes=2 / 60))
+    records = list(trainer.run())
+    trainer.close()
+    assert [r.step for r in records] == list(range(1, 6))
+    assert "not counted as training time" in " ".join(records[0].notes)
+    assert trainer.active_s < 2

@@ -72,7 +72,8 @@ class Trainer:
         self.sampler = BatchSampler(config.crop_size, config.seed)
         self.step = 0
         self.active_s = 0.0
-        """seconds spent inside the loop; pauses between records do not count against ``max_minutes``"""
+        """seconds spent training inside the loop: pauses between records do not count against ``max_minutes``,
+        nor does reading marks into targets (GrabCut seeds for boxes take minutes on hundreds of images)"""
         self.preview_image_id: int | None = None
         """set by the driver (the GUI shows this image); read between steps"""
 
@@ -126,6 +127,10 @@ class Trainer:
                 break
             self._set_lr()
             changed = self.data.refresh()
+            preparing = time.monotonic() - entered
+            if preparing > 5:
+                notes.append(f"prepared the marks of {changed} image{'s' * (changed != 1)} in {preparing:.0f} s "
+                             "(not counted as training time)")
             samples = list(self.data.samples.values())
             if not samples:
                 raise TrainingError("no image has a ground-truth mask" if c.supervision == "full" else
@@ -149,7 +154,7 @@ class Trainer:
             if c.eval_interval_s and (now - last_eval >= c.eval_interval_s or self.step == c.steps):
                 miou = self.evaluate()
                 last_eval = time.monotonic()
-            self.active_s += time.monotonic() - entered
+            self.active_s += time.monotonic() - entered - preparing
             yield ProgressRecord(self.step, c.steps, losses, len(window) / max(sum(window), 1e-9), now - start,
                                  str(self.device), len(samples), preview, miou, notes)
             notes = []
