@@ -108,3 +108,10 @@ def test_training_error_is_shown_not_fatal(window, qtbot, monkeypatch):
     window.train()
     qtbot.waitUntil(lambda: window.training is None, timeout=60000)
     assert shown and "no image has marks" in shown[0]
+
+
+def test_settings_form_sets_the_pce_weighting(window):
+    s = window.training_panel.settings
+    assert s.config().balanced_pce and s.pce.currentText() == "balanced"
+    s.pce.setCurrentText("mean")
+    assert not s.config().balanced_pce

@@ -17,6 +17,34 @@ def test_pce_worked_example():
     assert abs(partial_cross_entropy(logits, seeds).item() - expected) < 1e-6
 
 
+def test_balanced_pce_worked_example():
+    logits = torch.zeros(1, 3, 1, 5)
+    logits[0, 0, 0, 0] = math.log(3.0)  # softmax over 3 classes = (3/5, 1/5, 1/5)
+    seeds = torch.tensor([[[0, 0, 0, 1, 255]]])
+    # class 0: pixels -log(3/5), -log(1/3), -log(1/3); class 1: -log(1/3); class 2 unseeded, not counted
+    class0 = (-math.log(0.6) - 2 * math.log(1 / 3)) / 3
+    expected = (class0 - math.log(1 / 3)) / 2
+    assert abs(partial_cross_entropy(logits, seeds, balanced=True).item() - expected) < 1e-6
+    plain = (-math.log(0.6) - 3 * math.log(1 / 3)) / 4
+    assert abs(partial_cross_entropy(logits, seeds).item() - plain) < 1e-6
+
+
+def test_balanced_pce_matches_per_class_means_on_random_batches():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 6, 7, generator=g)
+    seeds = torch.randint(0, 4, (2, 6, 7), generator=g)
+    seeds[torch.rand(2, 6, 7, generator=g) < 0.6] = 255
+    seeds[seeds == 2] = 255  # one class without seeds
+    logp = torch.log_softmax(logits, 1)
+    per_class = []
+    for k in (0, 1, 3):
+        b, y, x = torch.nonzero(seeds == k, as_tuple=True)
+        per_class.append(-logp[b, k, y, x].mean())
+    expected = torch.stack(per_class).mean()
+    assert torch.allclose(partial_cross_entropy(logits, seeds, balanced=True), expected, atol=1e-6)
+    assert partial_cross_entropy(logits, torch.full_like(seeds, 255), balanced=True).item() == 0.0
+
+
 def test_pce_no_seeds_is_zero_with_gradient():
     logits = torch.randn(2, 3, 4, 4, requires_grad=True)
     loss = partial_cross_entropy(logits, torch.full((2, 4, 4), 255))

@@ -181,3 +181,23 @@ def test_preparing_marks_does_not_count_against_the_time_budget(tmp_path, monkey
     assert [r.step for r in records] == list(range(1, 6))
     assert "not counted as training time" in " ".join(records[0].notes)
     assert trainer.active_s < 2
+
+
+@pytest.mark.parametrize("supervision, balanced_pce, expected", [
+    ("scribbles", True, True), ("scribbles", False, False), ("full", True, False)])
+def test_marks_train_with_the_class_balanced_pce_and_full_masks_with_the_plain_mean(
+        tmp_path, monkeypatch, supervision, balanced_pce, expected):
+    import engine.training.trainer as trainer_module
+    seen = []
+    original = trainer_module.partial_cross_entropy
+
+    def spy(logits, seeds, balanced=False):
+        seen.append(balanced)
+        return original(logits, seeds, balanced=balanced)
+
+    monkeypatch.setattr(trainer_module, "partial_cross_entropy", spy)
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config(steps=2, supervision=supervision, balanced_pce=balanced_pce))
+    list(trainer.run())
+    trainer.close()
+    assert seen == [expected, expected]

@@ -32,6 +32,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--lr", type=float, default=TrainConfig.lr, help="learning rate of the pretrained encoder")
     q.add_argument("--new-layer-lr-mult", type=float, default=TrainConfig.new_layer_lr_mult,
                    help="learning-rate factor for the decoder and head beside a pretrained encoder")
+    q.add_argument("--pce", choices=["balanced", "mean"], default="balanced",
+                   help="partial cross-entropy over marks: each seeded class weighs the same, or each pixel")
     q.add_argument("--scribble-ratio", type=float, default=0.3,
                    help="where a data set has no scribbles: how much of each region's centre line the simulated "
                         "strokes draw (0.3 sparse and quick, 1.0 the whole centre line)")
@@ -201,7 +203,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
     try:
         base = TrainConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
                            working_size=args.working_size, lr=args.lr,
-                           new_layer_lr_mult=args.new_layer_lr_mult, device=args.device, eval_interval_s=0)
+                           new_layer_lr_mult=args.new_layer_lr_mult, balanced_pce=args.pce == "balanced",
+                           device=args.device, eval_interval_s=0)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:

@@ -36,6 +36,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reg-weight", type=float, help="regularizer weight (default depends on the regularizer)")
     p.add_argument("--sigma-rgb", type=float, default=TrainConfig.sigma_rgb)
     p.add_argument("--sigma-xy", type=float, default=TrainConfig.sigma_xy)
+    p.add_argument("--pce", choices=["balanced", "mean"], default="balanced",
+                   help="partial cross-entropy over marked pixels: each seeded class weighs the same (balanced, "
+                        "default) or each pixel does (mean)")
     p.add_argument("--split", choices=["train", "test", "all"], default="train")
     p.add_argument("--scribbles-dir", default="scribbles", help="sub-folder with scribble PNGs")
     p.add_argument("--sim-ratio", type=float, default=0.3, help="simulated scribble length ratio, where simulated")
@@ -74,8 +77,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         config = TrainConfig(supervision=args.supervision, regularizer=args.regularizer, reg_weight=args.reg_weight,
-                             sigma_rgb=args.sigma_rgb, sigma_xy=args.sigma_xy, model=args.model, lr=args.lr,
-                             new_layer_lr_mult=args.new_layer_lr_mult,
+                             sigma_rgb=args.sigma_rgb, sigma_xy=args.sigma_xy, balanced_pce=args.pce == "balanced",
+                             model=args.model, lr=args.lr, new_layer_lr_mult=args.new_layer_lr_mult,
                              steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
                              working_size=args.working_size, device=args.device, seed=args.seed,
                              eval_interval_s=0, allow_download=args.allow_download)

@@ -176,7 +176,7 @@ class Trainer:
         on boxed images, tag losses on tagged images (weights already applied)."""
         c = self.config
         probs = torch.softmax(logits, 1)
-        terms = {"pce": partial_cross_entropy(logits, batch.seeds)}
+        terms = {"pce": partial_cross_entropy(logits, batch.seeds, balanced=c.balances_pce)}
         if c.effective_reg_weight:
             ramp = min(1.0, (self.step + 1) / c.reg_ramp_steps) if c.reg_ramp_steps else 1.0
             terms["reg"] = ramp * c.effective_reg_weight * self._regularizer(self._crf_image(batch.images, batch.gray), probs)

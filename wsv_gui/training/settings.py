@@ -35,6 +35,11 @@ class SettingsForm(QWidget):
         self.regularizer.currentTextChanged.connect(lambda r: self.weight.setValue(DEFAULT_REG_WEIGHT[r]))
         self.sigma_rgb = _spin(1, 255, d.sigma_rgb, 1, 1, "colour bandwidth of the dense CRF kernel (0..255 units)")
         self.sigma_xy = _spin(1, 2000, d.sigma_xy, 1, 5, "spatial bandwidth of the dense CRF kernel (pixels)")
+        self.pce = QComboBox()
+        self.pce.addItems(["balanced", "mean"])
+        self.pce.setCurrentText("balanced" if d.balanced_pce else "mean")
+        self.pce.setToolTip("partial cross-entropy on the marked pixels: 'balanced' weighs each marked class the "
+                            "same however long its strokes, 'mean' weighs each marked pixel the same")
         self.model = QComboBox()
         self.model.addItems(MODEL_NAMES)
         self.model.setCurrentText(default_model_name())
@@ -47,8 +52,8 @@ class SettingsForm(QWidget):
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())])
         for label, widget in (("Regularizer", self.regularizer), ("Weight", self.weight), ("σ rgb", self.sigma_rgb),
-                              ("σ xy", self.sigma_xy), ("Model", self.model), ("Learning rate", self.lr),
-                              ("Working size", self.working_size), ("Device", self.device)):
+                              ("σ xy", self.sigma_xy), ("pCE", self.pce), ("Model", self.model),
+                              ("Learning rate", self.lr), ("Working size", self.working_size), ("Device", self.device)):
             form.addRow(label, widget)
 
     def config(self) -> TrainConfig:
@@ -57,6 +62,7 @@ class SettingsForm(QWidget):
         CPU core to the window so it stays responsive."""
         return TrainConfig(supervision="marks", regularizer=self.regularizer.currentText(), reg_weight=self.weight.value(),
                            sigma_rgb=self.sigma_rgb.value(), sigma_xy=self.sigma_xy.value(),
-                           model=self.model.currentText(), lr=self.lr.value(), steps=1_000_000, batch_size=2,
+                           balanced_pce=self.pce.currentText() == "balanced", model=self.model.currentText(),
+                           lr=self.lr.value(), steps=1_000_000, batch_size=2,
                            working_size=self.working_size.value(), device=self.device.currentText(),
                            threads=max(1, (os.cpu_count() or 2) - 1), eval_interval_s=15.0, preview_interval_s=0.5)
