@@ -106,3 +106,11 @@ def test_grid_crf_gradient_is_autograd_gradient_and_zero_for_constant_probs():
     assert torch.allclose(grad, auto)
     flat = torch.full((1, 2, 5, 5), 0.5, dtype=torch.float64)
     assert grid_crf_loss(image, flat, sigma=30.0).item() == 0.0
+
+
+def test_the_losses_import_from_the_package_as_the_readme_shows():
+    import engine.losses as losses
+    from engine.losses import dense_crf_loss, partial_cross_entropy as pce
+
+    assert pce is partial_cross_entropy and callable(dense_crf_loss)
+    assert all(callable(getattr(losses, name)) for name in losses.__all__)

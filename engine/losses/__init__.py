@@ -1,2 +1,12 @@
 """Weakly-supervised segmentation losses: the partial cross-entropy on marked pixels and the CRF regularizers
-(grid and dense) that spread the marks along image structure."""
+(grid and dense) that spread the marks along image structure, plus the box and tag losses. Import them from
+here into your own training script; each function's docstring gives its formula, shapes and units."""
+from engine.losses.box import box_consistency_loss, box_tightness_loss
+from engine.losses.dense_crf import dense_crf_gradient, dense_crf_loss
+from engine.losses.grid_crf import grid_crf_gradient, grid_crf_loss
+from engine.losses.pce import partial_cross_entropy
+from engine.losses.tags import absent_suppression_loss, tag_classification_loss, tag_consistency_loss
+
+__all__ = ["absent_suppression_loss", "box_consistency_loss", "box_tightness_loss", "dense_crf_gradient",
+           "dense_crf_loss", "grid_crf_gradient", "grid_crf_loss", "partial_cross_entropy", "tag_classification_loss",
+           "tag_consistency_loss"]
