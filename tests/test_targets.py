@@ -1,5 +1,6 @@
 """What each image teaches under each supervision, checked on a hand-made project."""
 import numpy as np
+import torch
 from PIL import Image
 
 from engine.annotations.types import Box, Stroke, background_index
@@ -57,6 +58,9 @@ def test_each_supervision_teaches_its_own_marks(tmp_path):
     assert tags.present.tolist() == [True, True, False] and (tags.seeds == 255).all()
     marks = build_sample(store, image_id, img, False, "marks")
     assert marks.kinds == {"seeds", "boxes", "tags"} and marks.seeds[20, 30] == 1 and marks.seeds[0, 0] == 0
+    # which seeds the user drew: the stroke's one pixel, not what the box or the mask gave
+    assert np.argwhere(marks.drawn).tolist() == [[20, 30]] and (scrib.drawn == (scrib.seeds != 255)).all()
+    assert full.drawn is None and boxes.drawn is None
     grab = build_sample(store, image_id, img, False, "boxes-grabcut")
     assert len(grab.boxes) == 0 and grab.seeds[20, 30] == 1 and grab.seeds[0, 0] == 0
     assert (grab.seeds == 1).sum() > 200  # GrabCut found most of the bright square
@@ -87,3 +91,15 @@ def test_the_background_is_the_class_named_so():
     assert background_index(["background", "horse"]) == 0
     assert background_index(["cat", " Background "]) == 1
     assert background_index(["building", "grass", "sky"]) is None
+
+
+def test_batches_crop_the_drawn_flags_with_the_seeds(tmp_path):
+    from engine.training.data import BatchSampler
+
+    project, image_id, img = project_with_marks(tmp_path)
+    sample = build_sample(project.store, image_id, img, False, "marks")
+    batch = BatchSampler(32, seed=0).batch([sample] * 6, 6, 3)
+    assert batch.drawn.dtype == torch.bool and batch.drawn.shape == batch.seeds.shape == (6, 32, 32)
+    assert (batch.seeds[batch.drawn] == 1).all()  # drawn flags land on the stroke's class, never on box seeds
+    assert batch.drawn.any() and (batch.seeds[~batch.drawn] != 255).any()
+    project.close()

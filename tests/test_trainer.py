@@ -185,7 +185,7 @@ def test_preparing_marks_does_not_count_against_the_time_budget(tmp_path, monkey
 
 @pytest.mark.parametrize("supervision, balanced_pce, expected", [
     ("scribbles", True, True), ("scribbles", False, False), ("full", True, False)])
-def test_marks_train_with_the_class_balanced_pce_and_full_masks_with_the_plain_mean(
+def test_strokes_train_with_the_class_balanced_pce_and_full_masks_with_the_plain_mean(
         tmp_path, monkeypatch, supervision, balanced_pce, expected):
     import engine.training.trainer as trainer_module
     seen = []
@@ -201,3 +201,27 @@ def test_marks_train_with_the_class_balanced_pce_and_full_masks_with_the_plain_m
     list(trainer.run())
     trainer.close()
     assert seen == [expected, expected]
+
+
+def test_pce_balances_drawn_seeds_and_averages_derived_ones(tmp_path):
+    from engine.losses.pce import partial_cross_entropy
+    from engine.training.data import Batch
+
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config())
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 2, 8, 8, generator=g)
+    seeds = torch.full((2, 8, 8), 255)
+    drawn = torch.zeros((2, 8, 8), dtype=torch.bool)
+    seeds[0, 1, :6], seeds[0, 6, :2] = 0, 1  # image 0: strokes, six pixels of class 0 and two of class 1
+    drawn[0] = seeds[0] != 255
+    seeds[1, :4], seeds[1, 4:, 3:] = 0, 1  # image 1: seeds from a box (outside it background, inside GrabCut's)
+    batch = Batch(torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 8, 8), seeds, drawn, [],
+                  torch.zeros(2, 2, dtype=torch.bool), torch.zeros(2, dtype=torch.bool), False)
+    logp = torch.log_softmax(logits, 1)
+    strokes = (-logp[0, 0, 1, :6].mean() - logp[0, 1, 6, :2].mean()) / 2
+    derived = -torch.cat([logp[1, 0, :4].flatten(), logp[1, 1, 4:, 3:].flatten()]).mean()
+    assert torch.allclose(trainer._pce(logits, batch), (strokes + derived) / 2, atol=1e-6)
+    trainer.config.balanced_pce = False
+    assert torch.allclose(trainer._pce(logits, batch), partial_cross_entropy(logits, seeds), atol=1e-6)
+    trainer.close()

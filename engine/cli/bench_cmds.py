@@ -33,7 +33,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--new-layer-lr-mult", type=float, default=TrainConfig.new_layer_lr_mult,
                    help="learning-rate factor for the decoder and head beside a pretrained encoder")
     q.add_argument("--pce", choices=["balanced", "mean"], default="balanced",
-                   help="partial cross-entropy over marks: each seeded class weighs the same, or each pixel")
+                   help="partial cross-entropy over drawn strokes: each class weighs the same, or each pixel")
     q.add_argument("--scribble-ratio", type=float, default=0.3,
                    help="where a data set has no scribbles: how much of each region's centre line the simulated "
                         "strokes draw (0.3 sparse and quick, 1.0 the whole centre line)")

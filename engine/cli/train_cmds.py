@@ -37,8 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sigma-rgb", type=float, default=TrainConfig.sigma_rgb)
     p.add_argument("--sigma-xy", type=float, default=TrainConfig.sigma_xy)
     p.add_argument("--pce", choices=["balanced", "mean"], default="balanced",
-                   help="partial cross-entropy over marked pixels: each seeded class weighs the same (balanced, "
-                        "default) or each pixel does (mean)")
+                   help="partial cross-entropy over the scribbles: each class weighs the same (balanced, default) "
+                        "or each pixel does (mean); seeds derived from boxes always take the mean")
     p.add_argument("--split", choices=["train", "test", "all"], default="train")
     p.add_argument("--scribbles-dir", default="scribbles", help="sub-folder with scribble PNGs")
     p.add_argument("--sim-ratio", type=float, default=0.3, help="simulated scribble length ratio, where simulated")

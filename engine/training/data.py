@@ -73,6 +73,8 @@ class Batch:
     """(B, 3, h, w) float 0..255, true colours: what the CRF losses see"""
     seeds: torch.Tensor
     """(B, h, w) int64, 255 = no seed"""
+    drawn: torch.Tensor
+    """(B, h, w) bool: seeds the user drew, as opposed to seeds derived from masks or boxes"""
     boxes: list[torch.Tensor]
     """per image (M, 5) float (class, x0, y0, x1, y1) in crop pixels"""
     present: torch.Tensor
@@ -82,7 +84,7 @@ class Batch:
     gray: bool
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.inputs.to(device), self.images.to(device), self.seeds.to(device),
+        return Batch(self.inputs.to(device), self.images.to(device), self.seeds.to(device), self.drawn.to(device),
                      [b.to(device) for b in self.boxes], self.present.to(device), self.tagged.to(device), self.gray)
 
 
@@ -104,7 +106,7 @@ class BatchSampler:
 
     def batch(self, samples: list[Sample], batch_size: int, num_classes: int) -> Batch:
         picks = [samples[int(i)] for i in self.rng.integers(0, len(samples), batch_size)]
-        inputs, images, seeds, boxes, present, tagged = [], [], [], [], [], []
+        inputs, images, seeds, drawn, boxes, present, tagged = [], [], [], [], [], [], []
         state = torch.random.get_rng_state()
         torch.random.set_rng_state(self.generator.get_state())  # transforms v2 draws from torch's global RNG
         try:
@@ -112,16 +114,19 @@ class BatchSampler:
                 h, w = s.seeds.shape
                 img = tv_tensors.Image(torch.from_numpy(s.image).permute(2, 0, 1))
                 mask = tv_tensors.Mask(torch.from_numpy(s.seeds))
+                strokes = tv_tensors.Mask(torch.zeros((h, w), dtype=torch.uint8) if s.drawn is None
+                                          else torch.from_numpy(s.drawn.view(np.uint8)))
                 bx = tv_tensors.BoundingBoxes(torch.from_numpy(s.boxes[:, 1:]), format="XYXY", canvas_size=(h, w))
                 labels = torch.from_numpy(s.boxes[:, 0])
                 tags_only = s.kinds == {"tags"}
                 if tags_only:
-                    img, mask, bx = self.whole(img, mask, bx)
+                    img, mask, bx, strokes = self.whole(img, mask, bx, strokes)
                 else:
-                    img, mask, bx, labels = self.crop(img, mask, bx, labels)
+                    img, mask, bx, labels, strokes = self.crop(img, mask, bx, labels, strokes)
                 images.append(img.float())
                 inputs.append(self.photometric(img).float())
                 seeds.append(mask.long())
+                drawn.append(strokes.bool())
                 boxes.append(torch.cat([labels[:, None].float(), bx.float()], 1))
                 p = np.zeros(num_classes, bool) if s.present is None else s.present
                 present.append(torch.from_numpy(p))
@@ -129,5 +134,5 @@ class BatchSampler:
             self.generator.set_state(torch.random.get_rng_state())
         finally:
             torch.random.set_rng_state(state)
-        return Batch(torch.stack(inputs), torch.stack(images), torch.stack(seeds), boxes, torch.stack(present),
-                     torch.tensor(tagged), all(s.gray for s in picks))
+        return Batch(torch.stack(inputs), torch.stack(images), torch.stack(seeds), torch.stack(drawn), boxes,
+                     torch.stack(present), torch.tensor(tagged), all(s.gray for s in picks))

@@ -38,6 +38,8 @@ class Sample:
     """(M, 5) float32 (class index, x0, y0, x1, y1) in working-size pixels"""
     present: np.ndarray | None
     """(K,) bool tags, None where the image is untagged"""
+    drawn: np.ndarray | None = None
+    """(H, W) bool: which seeds the user drew (strokes) rather than ones derived from masks or boxes; None: none"""
 
     @property
     def teaches(self) -> bool:
@@ -79,8 +81,10 @@ def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray:
             seeds = resize_labels(gt, (h, w))
         return Sample(image_id, image, gray, seeds, boxes, present)
     marks = store.marks(image_id)
+    drawn = None
     if supervision in ("scribbles", "marks") and marks.strokes:
         seeds = store.seed_map(image_id, (h, w))
+        drawn = seeds != UNLABELED
     if supervision in ("boxes", "boxes-grabcut", "marks") and marks.boxes:
         boxes = np.array([[index[b.class_id], b.x0 * scale, b.y0 * scale, b.x1 * scale, b.y1 * scale]
                           for b in marks.boxes], np.float32)
@@ -99,4 +103,4 @@ def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray:
     if supervision in ("tags", "marks") and marks.tags is not None:
         present = np.zeros(len(classes), bool)
         present[[index[k] for k in marks.tags.class_ids]] = True
-    return Sample(image_id, image, gray, seeds, boxes, present)
+    return Sample(image_id, image, gray, seeds, boxes, present, drawn)

@@ -176,7 +176,7 @@ class Trainer:
         on boxed images, tag losses on tagged images (weights already applied)."""
         c = self.config
         probs = torch.softmax(logits, 1)
-        terms = {"pce": partial_cross_entropy(logits, batch.seeds, balanced=c.balances_pce)}
+        terms = {"pce": self._pce(logits, batch)}
         if c.effective_reg_weight:
             ramp = min(1.0, (self.step + 1) / c.reg_ramp_steps) if c.reg_ramp_steps else 1.0
             terms["reg"] = ramp * c.effective_reg_weight * self._regularizer(self._crf_image(batch.images, batch.gray), probs)
@@ -188,6 +188,19 @@ class Trainer:
             terms["tags"] = c.tag_weight * (tag_consistency_loss(p, present) + tag_classification_loss(p, present)
                                             + absent_suppression_loss(p, present))
         return terms
+
+    def _pce(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The partial cross-entropy: class-balanced over the seeds the user drew, when ``balanced_pce``, and the
+        plain mean over seeds derived from masks or boxes (they label every pixel, or GrabCut chose them, so the
+        length of a stroke says nothing there); the mean of the two where a batch holds both kinds."""
+        if not self.config.balanced_pce:
+            return partial_cross_entropy(logits, batch.seeds)
+        drawn = batch.seeds.masked_fill(~batch.drawn, 255)
+        derived = batch.seeds.masked_fill(batch.drawn, 255)
+        terms = [partial_cross_entropy(logits, drawn, balanced=True) if batch.drawn.any() else None,
+                 partial_cross_entropy(logits, derived) if (derived != 255).any() else None]
+        terms = [t for t in terms if t is not None]
+        return sum(terms) / len(terms) if terms else logits.sum() * 0.0
 
     def _train_step(self, samples) -> dict[str, float]:
         c = self.config
