@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.cli.common import CliError, emit
 from engine.models.registry import MODEL_NAMES, default_model_name
-from engine.training.config import TrainConfig
+from engine.training.config import PCE_MODES, TrainConfig
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -32,7 +32,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--lr", type=float, default=TrainConfig.lr, help="learning rate of the pretrained encoder")
     q.add_argument("--new-layer-lr-mult", type=float, default=TrainConfig.new_layer_lr_mult,
                    help="learning-rate factor for the decoder and head beside a pretrained encoder")
-    q.add_argument("--pce", choices=["balanced", "mean"], default="balanced",
+    q.add_argument("--pce", choices=PCE_MODES, default="balanced",
                    help="partial cross-entropy over drawn strokes: each class weighs the same, or each pixel")
     q.add_argument("--scribble-ratio", type=float, default=0.3,
                    help="where a data set has no scribbles: how much of each region's centre line the simulated "

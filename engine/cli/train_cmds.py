@@ -20,7 +20,7 @@ from engine.io.palette import load_index_png, save_index_png
 from engine.metrics import confusion_matrix, scores
 from engine.models.registry import MODEL_NAMES, ModelError, default_model_name, load_model
 from engine.project import Project
-from engine.training.config import REGULARIZERS, TrainConfig
+from engine.training.config import PCE_MODES, REGULARIZERS, TrainConfig
 from engine.training.targets import SUPERVISION
 from engine.training.trainer import Trainer, TrainingError, pick_device, predict_full_size
 
@@ -36,7 +36,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reg-weight", type=float, help="regularizer weight (default depends on the regularizer)")
     p.add_argument("--sigma-rgb", type=float, default=TrainConfig.sigma_rgb)
     p.add_argument("--sigma-xy", type=float, default=TrainConfig.sigma_xy)
-    p.add_argument("--pce", choices=["balanced", "mean"], default="balanced",
+    p.add_argument("--pce", choices=PCE_MODES, default="balanced",
                    help="partial cross-entropy over the scribbles: each class weighs the same (balanced, default) "
                         "or each pixel does (mean); seeds derived from boxes always take the mean")
     p.add_argument("--split", choices=["train", "test", "all"], default="train")

@@ -7,6 +7,8 @@ from engine.models.registry import default_model_name
 from engine.training.targets import SUPERVISION
 
 REGULARIZERS = ("none", "grid", "dense")
+PCE_MODES = ("balanced", "mean")
+"""how the pCE weighs drawn strokes: each class the same, or each pixel (TrainConfig.balanced_pce)"""
 
 DEFAULT_REG_WEIGHT = {"none": 0.0, "grid": 20.0, "dense": 0.002}
 """Loss weights of the regularizers, tuned on the horses' train split with simulated scribbles (300 steps,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.annotations.types import background_index
+from engine.annotations.types import UNLABELED, background_index
 from engine.losses.box import box_consistency_loss, box_tightness_loss
 from engine.losses.dense_crf import dense_crf_gradient, dense_crf_loss
 from engine.losses.grid_crf import grid_crf_gradient, grid_crf_loss
@@ -195,12 +195,10 @@ class Trainer:
         length of a stroke says nothing there); the mean of the two where a batch holds both kinds."""
         if not self.config.balanced_pce:
             return partial_cross_entropy(logits, batch.seeds)
-        drawn = batch.seeds.masked_fill(~batch.drawn, 255)
-        derived = batch.seeds.masked_fill(batch.drawn, 255)
-        terms = [partial_cross_entropy(logits, drawn, balanced=True) if batch.drawn.any() else None,
-                 partial_cross_entropy(logits, derived) if (derived != 255).any() else None]
-        terms = [t for t in terms if t is not None]
-        return sum(terms) / len(terms) if terms else logits.sum() * 0.0
+        seeded = batch.seeds != UNLABELED
+        terms = [partial_cross_entropy(logits, batch.seeds.masked_fill(~kind, UNLABELED), balanced=balanced)
+                 for kind, balanced in ((batch.drawn, True), (seeded & ~batch.drawn, False)) if kind.any()]
+        return sum(terms) / len(terms) if terms else partial_cross_entropy(logits, batch.seeds)
 
     def _train_step(self, samples) -> dict[str, float]:
         c = self.config

@@ -7,7 +7,7 @@ import torch
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 
 from engine.models.registry import MODEL_NAMES, default_model_name
-from engine.training.config import DEFAULT_REG_WEIGHT, REGULARIZERS, TrainConfig
+from engine.training.config import DEFAULT_REG_WEIGHT, PCE_MODES, REGULARIZERS, TrainConfig
 
 
 def _spin(lo: float, hi: float, value: float, decimals: int, step: float, tip: str) -> QDoubleSpinBox:
@@ -36,10 +36,11 @@ class SettingsForm(QWidget):
         self.sigma_rgb = _spin(1, 255, d.sigma_rgb, 1, 1, "colour bandwidth of the dense CRF kernel (0..255 units)")
         self.sigma_xy = _spin(1, 2000, d.sigma_xy, 1, 5, "spatial bandwidth of the dense CRF kernel (pixels)")
         self.pce = QComboBox()
-        self.pce.addItems(["balanced", "mean"])
+        self.pce.addItems(PCE_MODES)
         self.pce.setCurrentText("balanced" if d.balanced_pce else "mean")
-        self.pce.setToolTip("partial cross-entropy on the marked pixels: 'balanced' weighs each marked class the "
-                            "same however long its strokes, 'mean' weighs each marked pixel the same")
+        self.pce.setToolTip("partial cross-entropy on the brush strokes: 'balanced' weighs each class the same "
+                            "however long its strokes, 'mean' weighs each stroked pixel the same (seeds that "
+                            "boxes give always take the mean)")
         self.model = QComboBox()
         self.model.addItems(MODEL_NAMES)
         self.model.setCurrentText(default_model_name())
