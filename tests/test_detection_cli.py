@@ -115,3 +115,15 @@ def test_errors(tmp_path, capsys):
     assert code == 1 and "no saved detector" in err
     code, _, err = run(capsys, "train", ds, "--out", tmp_path / "run", "--steps", "0")
     assert code == 1 and "steps" in err
+
+
+def test_ground_truth_from_masks_boxes_class_zero_where_no_class_is_background(tmp_path):
+    from engine.cli.detect_cmds import _ground_truth
+    from engine.datasets.folder import DatasetFolder
+    ds = tmp_path / "ds"
+    make_dataset(ds, n=4, size=(48, 32))
+    with_background = _ground_truth(DatasetFolder.open(ds), "im0", derive=True)
+    assert sorted(with_background.labels.tolist()) == [1, 2]  # the background is what no box covers
+    (ds / "classes.txt").write_text("building\ncat\ndog\n")  # MSRC-like: class 0 is an object
+    without = _ground_truth(DatasetFolder.open(ds), "im0", derive=True)
+    assert sorted(without.labels.tolist()) == [0, 1, 2]

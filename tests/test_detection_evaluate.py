@@ -67,6 +67,15 @@ def test_map_over_iou_thresholds_by_hand():
     assert s.ap50[0] is None  # the background is never scored
 
 
+def test_class_zero_is_an_object_where_no_class_is_background():
+    # MSRC-like classes: 'building' is class 0 and is scored like any other; a found building and a missed sky.
+    preds = [det([[0, 0, 10, 10]], [0.9], [0])]
+    truth = [GroundTruth([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 1])]
+    s = evaluate_detections(preds, truth, 2)
+    assert s.ap50 == [pytest.approx(1.0), 0.0] and s.map50 == pytest.approx(0.5)
+    assert s.as_dict(["building", "sky"])["gt_boxes"] == {"building": 1, "sky": 1}
+
+
 def test_classes_without_truth_are_left_out_and_missed_classes_score_zero():
     preds = [det([[0, 0, 10, 10], [50, 50, 60, 60]], [0.9, 0.8], [1, 3])]
     truth = [GroundTruth([[0, 0, 10, 10], [30, 30, 40, 40]], [1, 2])]
@@ -74,8 +83,8 @@ def test_classes_without_truth_are_left_out_and_missed_classes_score_zero():
     assert s.ap50 == [None, pytest.approx(1.0), 0.0, None]  # class 3 has detections but no truth: no AP
     assert s.map50 == pytest.approx(0.5) and s.gt_boxes == [0, 1, 1, 0]
     assert set(s.curves) == {1, 2}
-    d = s.as_dict(["bg", "a", "b", "c"])
-    assert d["ap50"] == {"a": pytest.approx(1.0), "b": 0.0, "c": None} and "bg" not in d["ap50"]
+    d = s.as_dict(["background", "a", "b", "c"])
+    assert d["ap50"] == {"a": pytest.approx(1.0), "b": 0.0, "c": None} and "background" not in d["ap50"]
     empty = evaluate_detections([Detections.empty()], [GroundTruth(np.zeros((0, 4)), [])], 2)
     assert np.isnan(empty.map50) and empty.ap50 == [None, None]
 

@@ -153,7 +153,7 @@ def square_image(rng, size=96):
     return np.clip(img, 0, 255).astype(np.uint8), (x, y, x + s, y + s)
 
 
-def square_project(root, n=10, seed=0):
+def square_project(root, n=10, seed=0, classes=("background", "square")):
     """Noisy dark images, each with one bright square boxed as class 'square'."""
     root.mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -162,9 +162,9 @@ def square_project(root, n=10, seed=0):
         img, box = square_image(rng)
         Image.fromarray(img).save(root / f"im{i}.png")
         truth[f"im{i}.png"] = box
-    project = Project.create(root, ["background", "square"])
+    project = Project.create(root, list(classes))
     project.add_folder(root)
-    square = project.store.classes()[1]
+    square = project.store.classes()[list(classes).index("square")]
     for rec in project.store.images():
         project.store.add_box(Box(rec.id, square.id, *truth[rec.path]))
     project.close()
@@ -238,3 +238,14 @@ def test_only_the_best_windows_per_class_reach_nms(monkeypatch):
     (best,) = detector.detect_per_class(img)
     assert len(best) == 40
     np.testing.assert_allclose(np.sort(best.scores), np.sort(every.scores)[-40:])
+
+
+def test_class_zero_is_found_where_no_class_is_background(tmp_path):
+    # MSRC-like: no class named background, the boxed class comes first and must be learnt like any other.
+    root = square_project(tmp_path / "p", classes=("square", "sky"))
+    trainer = HogSvmTrainer(root, HogSvmConfig(holdout_fraction=0.3, mining_rounds=0))
+    list(trainer.run())
+    assert [m.label for m in trainer.detector.models] == [0]
+    scores = trainer.evaluate()
+    assert scores.ap50[0] >= 0.75 and scores.ap50[1] is None
+    trainer.close()

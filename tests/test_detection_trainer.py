@@ -127,3 +127,43 @@ def test_no_boxes_and_time_budget(squares, tmp_path):
     trainer.close()
     with pytest.raises(ValueError, match="model must be one of"):
         DetectionConfig(model="yolo")
+
+
+@pytest.mark.timeout(120)
+def test_class_zero_is_an_object_where_no_class_is_background(tmp_path, monkeypatch):
+    # torchvision reserves label 0 for "no object": with no background class, the network sees class k as label
+    # k + 1 and answers in class indices again; the saved detector records the offset.
+    root = square_project(tmp_path / "p", n=4, classes=("square", "sky"))
+    trainer = DetectionTrainer(root, config(steps=1, eval_interval_s=0, holdout_fraction=0.0))
+    assert trainer.label_offset == 1 and trainer.model.roi_heads.box_predictor.cls_score.out_features == 3
+    trainer.data.refresh()
+    assert {int(k) for s in trainer.data.samples.values() for k in s.labels} == {0}
+    seen = []
+    forward = trainer.model.forward
+
+    def spy(images, targets=None):
+        seen.extend(int(k) for t in targets or [] for k in t["labels"])
+        return forward(images, targets)
+    monkeypatch.setattr(trainer.model, "forward", spy)
+    list(trainer.run())
+    assert set(seen) == {1}
+    trainer.model.roi_heads.score_thresh = 0.0  # keep whatever the one-step network finds
+    image, _ = trainer.data.load_image(trainer.project.store.images()[0].id)
+    found = run_detector(trainer.model, image, trainer.device, label_offset=trainer.label_offset)
+    assert len(found) and set(found.labels.tolist()) <= {0, 1}
+    trainer.save(tmp_path / "run")
+    loaded = load_detector(tmp_path / "run")
+    assert loaded.config.label_offset == 1 and loaded.classes == ["square", "sky"]
+    trainer.close()
+
+
+def test_class_list_changed_while_training_stops_with_advice(tmp_path):
+    root = square_project(tmp_path / "p", n=3)
+    trainer = DetectionTrainer(root, config(steps=5, eval_interval_s=0, holdout_fraction=0.0))
+    run = trainer.run()
+    next(run)
+    with Project.open(root) as project:
+        project.store.add_class("cow", (10, 20, 30))
+    with pytest.raises(TrainingError, match="classes changed while training .*start training again"):
+        next(run)
+    trainer.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.annotations.store import StoreError
+from engine.annotations.types import background_index
 from engine.cli.common import CliError, Progress, emit
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.importer import import_dataset
@@ -24,6 +25,7 @@ from engine.detection.data import set_images_done
 from engine.detection.evaluate import EVAL_NMS_IOU, GroundTruth, evaluate_detections
 from engine.detection.hog_svm import METHOD as HOG_SVM, HogSvmConfig, HogSvmTrainer
 from engine.detection.inference import detect_file, load_detector
+from engine.detection.labels import object_classes
 from engine.detection.models import DEFAULT_DETECTOR, DETECTORS, DetectorError, export_onnx
 from engine.detection.postprocess import postprocess
 from engine.detection.trainer import DetectionTrainer
@@ -254,7 +256,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not images:
         raise CliError(f"no image could be read; first error: {errors[0]}")
     coco = {"images": images, "annotations": annotations,
-            "categories": [{"id": k, "name": name} for k, name in enumerate(detector.classes) if k > 0],
+            "categories": [{"id": k, "name": detector.classes[k]} for k in object_classes(detector.classes)],
             "info": {"description": f"detections by {args.run}", "score_threshold": threshold, "nms_iou": args.nms_iou}}
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "detections.json"
@@ -314,8 +316,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
               "skipped": skipped, **scores.as_dict(ds.classes)}
     human = (f"{len(gts)} images: mAP@0.5 {_pct(scores.map50)} (VOC all-point {_pct(scores.map50_voc)}), "
              f"mAP@[.5:.95] {_pct(scores.map)}\n"
-             + "\n".join(f"  {name:<20} AP50 {_pct(scores.ap50[k]):>5}  AP {_pct(scores.ap[k]):>5}  "
-                         f"({scores.gt_boxes[k]} boxes)" for k, name in enumerate(ds.classes) if k > 0))
+             + "\n".join(f"  {ds.classes[k]:<20} AP50 {_pct(scores.ap50[k]):>5}  AP {_pct(scores.ap[k]):>5}  "
+                         f"({scores.gt_boxes[k]} boxes)" for k in object_classes(ds.classes)))
     emit(result, args.json, human)
     return 0
 
@@ -333,7 +335,7 @@ def _ground_truth(ds: DatasetFolder, image_id: str, derive: bool) -> GroundTruth
         except ImageLoadError as exc:
             raise CliError(str(exc)) from None
         mask = ds.mask(image_id, size)
-        items = None if mask is None else boxes_from_mask(mask)
+        items = None if mask is None else boxes_from_mask(mask, background=background_index(ds.classes))
     else:
         items = ds.boxes(image_id)
     if items is None:

@@ -2,8 +2,8 @@
 split deterministically into training and held-out images, and augmented batches drawn from them.
 
 An image without boxes teaches nothing by default, since it may simply not have been annotated yet; once the
-user marks it "done" it becomes a negative (nothing to find here). Class index k of the project is detector
-label k; index 0, the background class, has no boxes and is torchvision's reserved background label.
+user marks it "done" it becomes a negative (nothing to find here). Labels are the project's class indices; boxes
+of the class named background are left out (engine.detection.labels.object_classes).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from torchvision.transforms import v2
 
 from engine.annotations.store import AnnotationStore
 from engine.annotations.types import ImageRecord
+from engine.detection.labels import object_classes
 from engine.io.images import ImageLoadError
 from engine.project import Project
 
@@ -68,7 +69,7 @@ class DetectionSample:
     boxes: np.ndarray
     """(M, 4) float32 xyxy in working-resolution pixels"""
     labels: np.ndarray
-    """(M,) int64 class index, >= 1"""
+    """(M,) int64 class index, never the background's"""
     scale: float
     """working width / original width"""
 
@@ -105,10 +106,13 @@ class DetectionSet:
             counts = store.mark_counts()
             revisions = store.marks_revisions()
             done = done_image_ids(store)
-            index = {c.id: c.index for c in store.classes()}
+            classes = store.classes()
+        index = {c.id: c.index for c in classes}
+        objects = set(object_classes([c.name for c in classes]))
         held = held_out_ids(records, self.holdout_fraction, self.holdout_seed)
         wanted = {r.id for r in records if counts[r.id].boxes or r.id in done}
-        current = {i: (revisions[i], i in done, tuple(sorted(index.items()))) for i in wanted}
+        order = tuple((c.id, c.index, c.index in objects) for c in classes)
+        current = {i: (revisions[i], i in done, order) for i in wanted}
         for image_id in set(self._state) - set(current):
             self._forget(image_id)
         changed = [i for i in sorted(current) if self._state.get(i) != current[i]]
@@ -120,7 +124,7 @@ class DetectionSet:
             except ImageLoadError as exc:
                 self.errors.append(str(exc))
                 continue
-            sample = self._sample(image_id, image, scale, index)
+            sample = self._sample(image_id, image, scale, index, objects)
             if len(sample.labels) or image_id in done:
                 self.samples[image_id] = sample
         for image_id in list(self.samples) + list(self.heldout):  # the split may move when 'test' splits appear
@@ -128,12 +132,13 @@ class DetectionSet:
             (self.heldout if image_id in held else self.samples)[image_id] = sample
         return len(changed)
 
-    def _sample(self, image_id: int, image: np.ndarray, scale: float, index: dict[int, int]) -> DetectionSample:
+    def _sample(self, image_id: int, image: np.ndarray, scale: float, index: dict[int, int], objects: set[int]
+                ) -> DetectionSample:
         self._background_boxes.pop(image_id, None)
         boxes, labels = [], []
         for b in self.project.store.boxes(image_id):
             k = index[b.class_id]
-            if k == 0:
+            if k not in objects:
                 self._background_boxes[image_id] = self._background_boxes.get(image_id, 0) + 1
                 continue
             boxes.append(b.xyxy)

@@ -8,7 +8,8 @@ Conventions follow COCO, so our numbers can be compared with published ones:
 - detections of all images are then ranked by score (ties keep image order) into one precision-recall curve;
 - AP is reported with COCO's 101-point interpolation and with VOC's all-point area under the monotone envelope
   (VOC 2010+), at IoU 0.5; COCO's mAP@[.5:.95] averages the 101-point AP over IoU 0.5, 0.55, ..., 0.95.
-A class without ground-truth boxes has no AP (None) and is left out of the means; the background (0) is never scored.
+A class without ground-truth boxes has no AP (None) and is left out of the means: so is the background, which no
+box marks.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from engine.detection.labels import object_classes
 from engine.detection.postprocess import Detections, postprocess
 
 EVAL_NMS_IOU = 0.5
@@ -104,7 +106,8 @@ def ap_voc(precision: np.ndarray, recall: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class DetectionScores:
-    """Per class index (None for the background and for classes without ground truth) and their means."""
+    """Per class index (None for the background and for classes without ground truth) and their means;
+    ``as_dict`` names the object classes only."""
 
     ap50: list[float | None]
     """COCO 101-point AP at IoU 0.5"""
@@ -121,8 +124,10 @@ class DetectionScores:
     """class index -> (precision, recall) at IoU 0.5, for plotting"""
 
     def as_dict(self, class_names: list[str]) -> dict:
+        objects = object_classes(class_names)
+
         def named(values):
-            return {n: v for k, (n, v) in enumerate(zip(class_names, values)) if k > 0}
+            return {class_names[k]: values[k] for k in objects}
         return {"map50": self.map50, "map50_voc": self.map50_voc, "map": self.map, "ap50": named(self.ap50),
                 "ap50_voc": named(self.ap50_voc), "ap": named(self.ap), "gt_boxes": named(self.gt_boxes)}
 
@@ -142,7 +147,7 @@ def evaluate_detections(predictions: list[Detections], ground_truths: list[Groun
     ap: list[float | None] = [None] * num_classes
     counts = [0] * num_classes
     curves = {}
-    for c in range(1, num_classes):
+    for c in range(num_classes):  # the background has no ground-truth boxes, so no AP
         per_image = []
         for det, gt in zip(predictions, ground_truths):
             mine = np.flatnonzero(det.labels == c)

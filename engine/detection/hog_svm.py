@@ -25,6 +25,7 @@ from torchvision.ops import batched_nms, nms
 from engine.detection.data import DetectionSample, DetectionSet
 from engine.detection.evaluate import DetectionScores, evaluate_samples, box_iou
 from engine.detection.hog import CELL, blocks_in, block_grid, crop_window, descriptor, resize, score_map, window_shape
+from engine.detection.labels import object_classes
 from engine.detection.linear_svm import train_linear_svm
 from engine.detection.models import FORMAT_VERSION, DetectorError, read_detector_json, write_detector_json
 from engine.detection.postprocess import RAW_NMS_IOU, Detections
@@ -196,8 +197,8 @@ class HogSvmTrainer:
         self.config = config
         self.project = Project.open(project_root)
         self.classes = [c.name for c in self.project.store.classes()]
-        if len(self.classes) < 2:
-            raise TrainingError("a detector needs a background class and at least one object class")
+        if not object_classes(self.classes):
+            raise TrainingError("a detector needs at least one object class besides the background")
         self.data = DetectionSet(self.project, config.working_size, config.holdout_fraction, config.holdout_seed)
         self.rng = np.random.default_rng(config.seed)
         self.detector: HogSvmDetector | None = None

@@ -33,7 +33,7 @@ class TorchvisionDetector:
 
     def detect(self, pixels: np.ndarray) -> Detections:
         """Raw detections in the pixel coordinates of ``pixels`` (H, W, 3) uint8."""
-        return run_detector(self.model, pixels, self.device, self.device.type == "cuda")
+        return run_detector(self.model, pixels, self.device, self.device.type == "cuda", self.config.label_offset)
 
 
 def load_detector(folder: str | Path, device: str | torch.device = "cpu") -> TorchvisionDetector | HogSvmDetector:

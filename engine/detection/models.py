@@ -69,7 +69,7 @@ class DetectorConfig:
 
     model: str
     classes: list[str]
-    """class index k is detector label k; index 0 is the background"""
+    """the project's class names; ``run_detector`` answers in their indices"""
     working_size: int = 512
     """longer image side, in pixels, of the images the detector was trained on and is given"""
     min_size: int | None = None
@@ -79,7 +79,14 @@ class DetectorConfig:
     """where the backbone's initial weights came from: 'none' or 'imagenet (...)'"""
     method: str = "torchvision"
     extra: dict = field(default_factory=dict)
+    label_offset: int = 0
+    """torchvision label = class index + label_offset (engine.detection.labels.label_offset); detectors saved
+    before projects without a background class could train one lack it, and all used 0"""
     format_version: int = FORMAT_VERSION
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.classes) + self.label_offset
 
 
 def _settings(spec: _Spec, min_size: int | None, max_size: int | None) -> dict:
@@ -97,14 +104,15 @@ def _spec(name: str) -> _Spec:
     return DETECTORS[name]
 
 
-def build_detector(name: str, num_classes: int, *, pretrained: bool = True, allow_download: bool = False,
+def build_detector(name: str, num_labels: int, *, pretrained: bool = True, allow_download: bool = False,
                    min_size: int | None = None, max_size: int | None = None) -> tuple[nn.Module, str]:
-    """The detector and where its backbone's initial weights came from ('imagenet (...)' or 'none')."""
+    """The detector with ``num_labels`` outputs, label 0 meaning "no object", and where its backbone's initial
+    weights came from ('imagenet (...)' or 'none')."""
     spec = _spec(name)
-    if num_classes < 2:
-        raise DetectorError("a detector needs the background class and at least one object class")
+    if num_labels < 2:
+        raise DetectorError("a detector needs at least one object class")
     use = pretrained and (allow_download or backbone_cached(spec.backbone))
-    model = spec.build(weights=None, weights_backbone=spec.backbone if use else None, num_classes=num_classes,
+    model = spec.build(weights=None, weights_backbone=spec.backbone if use else None, num_classes=num_labels,
                        **_settings(spec, min_size, max_size))
     return model, f"imagenet ({spec.backbone})" if use else "none"
 
@@ -129,7 +137,7 @@ def _freeze_batch_norms(module: nn.Module) -> None:
 def _skeleton(config: DetectorConfig) -> nn.Module:
     """The architecture a detector was trained with, with random weights, never reading a weights file."""
     spec = _spec(config.model)
-    model = spec.build(weights=None, weights_backbone=None, num_classes=len(config.classes),
+    model = spec.build(weights=None, weights_backbone=None, num_classes=config.num_labels,
                        **_settings(spec, config.min_size, config.max_size))
     if config.pretrained == "none":
         return model
@@ -140,7 +148,7 @@ def _skeleton(config: DetectorConfig) -> nn.Module:
     norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
     model.backbone = _mobilenet_extractor(mobilenet_v3_large(weights=None, norm_layer=norm, reduced_tail=False), 6, norm)
     channels = det_utils.retrieve_out_channels(model.backbone, (320, 320))
-    model.head = SSDLiteHead(channels, model.anchor_generator.num_anchors_per_location(), len(config.classes), norm)
+    model.head = SSDLiteHead(channels, model.anchor_generator.num_anchors_per_location(), config.num_labels, norm)
     return model
 
 
@@ -182,13 +190,15 @@ def load_torchvision_detector(folder: str | Path, device: str | torch.device = "
     try:
         model.load_state_dict(load_file(str(weights)), strict=True)
     except (RuntimeError, OSError) as exc:
-        raise DetectorError(f"{weights} does not match a {config.model} with {len(config.classes)} classes: {exc}") from None
+        raise DetectorError(f"{weights} does not match a {config.model} with {config.num_labels} labels: {exc}") from None
     return model.to(device).eval(), config
 
 
 @torch.no_grad()
-def run_detector(model: nn.Module, pixels: np.ndarray, device: torch.device, amp: bool = False) -> Detections:
-    """Raw detections (see postprocess) for an (H, W, 3) uint8 image, in its pixel coordinates, in eval mode."""
+def run_detector(model: nn.Module, pixels: np.ndarray, device: torch.device, amp: bool = False,
+                 label_offset: int = 0) -> Detections:
+    """Raw detections (see postprocess) for an (H, W, 3) uint8 image, in its pixel coordinates, in eval mode,
+    labelled with class indices (the model's labels less ``label_offset``)."""
     was_training = model.training
     model.eval()
     x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div(255.0).to(device)
@@ -196,11 +206,12 @@ def run_detector(model: nn.Module, pixels: np.ndarray, device: torch.device, amp
         out = model([x])[0]
     model.train(was_training)
     return Detections(out["boxes"].float().cpu().numpy(), out["scores"].float().cpu().numpy(),
-                      out["labels"].cpu().numpy())
+                      out["labels"].cpu().numpy() - label_offset)
 
 
 def export_onnx(model: nn.Module, config: DetectorConfig, path: str | Path) -> dict:
-    """Write the detector as ONNX (input: one (3, H, W) float image in 0..1; outputs: boxes, scores, labels).
+    """Write the detector as ONNX (input: one (3, H, W) float image in 0..1; outputs: boxes, scores, labels, the
+    labels being class index + ``config.label_offset`` as detector.json records).
     Where onnxruntime is installed, the file is run once and compared with PyTorch; ``checked`` says whether."""
     model = model.cpu().eval()
     h, w = (config.working_size * 3 // 4, config.working_size)

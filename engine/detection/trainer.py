@@ -16,6 +16,7 @@ import torch
 from engine.detection.config import DetectionConfig
 from engine.detection.data import DetectionSampler, DetectionSet
 from engine.detection.evaluate import DetectionScores, evaluate_samples
+from engine.detection.labels import label_offset, object_classes
 from engine.detection.models import DetectorConfig, DetectorError, build_detector, pretrained_note, run_detector, \
     save_detector
 from engine.detection.postprocess import Detections
@@ -32,14 +33,15 @@ class DetectionTrainer:
         self.config = config
         self.project = Project.open(project_root)
         self.classes = [c.name for c in self.project.store.classes()]
-        if len(self.classes) < 2:
-            raise TrainingError("a detector needs a background class and at least one object class")
+        if not object_classes(self.classes):
+            raise TrainingError("a detector needs at least one object class besides the background")
+        self.label_offset = label_offset(self.classes)
         self.device = pick_device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         try:
-            self.model, self.pretrained = build_detector(config.model, len(self.classes),
+            self.model, self.pretrained = build_detector(config.model, len(self.classes) + self.label_offset,
                                                          allow_download=config.allow_download,
                                                          min_size=config.min_size, max_size=config.max_size)
         except DetectorError as exc:
@@ -91,6 +93,10 @@ class DetectionTrainer:
                 break
             lr = self._set_lr()
             changed = self.data.refresh()
+            classes = [k.name for k in self.project.store.classes()]
+            if classes != self.classes:
+                raise TrainingError(f"the classes changed while training ({', '.join(self.classes)} → "
+                                    f"{', '.join(classes)}): start training again with the new classes")
             if not self.data.box_count:
                 raise TrainingError("no training image has boxes yet: draw boxes around a few objects"
                                     + (" (all boxed images are held out for evaluation; lower the held-out fraction)"
@@ -139,7 +145,8 @@ class DetectionTrainer:
         with self._own_rng():
             images, targets = self.sampler.batch(samples, c.batch_size)
             images = [im.to(self.device) for im in images]
-            targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
+            targets = [{"boxes": t["boxes"].to(self.device), "labels": (t["labels"] + self.label_offset).to(self.device)}
+                       for t in targets]
             self.model.train()
             with torch.autocast(self.device.type, enabled=self.amp):
                 terms = self.model(images, targets)
@@ -163,7 +170,7 @@ class DetectionTrainer:
     def detect(self, image_id: int) -> Detections:
         """Raw detections for a project image, in its original pixels; raises ImageLoadError."""
         image, scale = self.data.load_image(image_id)
-        return run_detector(self.model, image, self.device, self.amp).scaled(1.0 / scale)
+        return run_detector(self.model, image, self.device, self.amp, self.label_offset).scaled(1.0 / scale)
 
     def preview(self, image_id: int) -> DetectionPreview | None:
         try:
@@ -174,11 +181,12 @@ class DetectionTrainer:
     def evaluate(self, limit: int = 50) -> DetectionScores:
         """Scores on up to ``limit`` held-out images, at working resolution."""
         samples = list(self.data.heldout.values())[:limit]
-        return evaluate_samples(lambda image: run_detector(self.model, image, self.device, self.amp), samples,
-                                len(self.classes))
+        return evaluate_samples(lambda image: run_detector(self.model, image, self.device, self.amp, self.label_offset),
+                                samples, len(self.classes))
 
     def save(self, folder: str | Path) -> None:
         c = self.config
         save_detector(self.model, DetectorConfig(c.model, self.classes, c.working_size, c.min_size, c.max_size,
-                                                 self.pretrained, extra={"train": c.as_dict(), "steps_done": self.step}),
+                                                 self.pretrained, extra={"train": c.as_dict(), "steps_done": self.step},
+                                                 label_offset=self.label_offset),
                       folder)
