@@ -86,6 +86,26 @@ def test_new_marks_reach_the_running_trainer(tmp_path):
     trainer.close()
 
 
+def test_class_list_edits_while_training(tmp_path):
+    # A renamed class keeps its output and its new name reaches the saved model; a class added (or moved) has
+    # no output to learn into, so the run stops with advice rather than mislabel or crash.
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config(steps=20))
+    run = trainer.run()
+    next(run)
+    other = AnnotationStore(root / "project.wsv")  # the GUI's connection
+    other.rename_class(other.classes()[1].id, "bright")
+    next(run)
+    assert trainer.classes == ["left", "bright"]
+    trainer.save(tmp_path / "model")
+    assert load_model(tmp_path / "model")[1].classes == ["left", "bright"]
+    other.add_class("sky")
+    other.close()
+    with pytest.raises(TrainingError, match=r"classes changed while training \(left, bright → left, bright, sky\)"):
+        next(run)
+    trainer.close()
+
+
 def test_deterministic_under_a_seed(tmp_path):
     root = two_tone_project(tmp_path / "p")
     losses = []

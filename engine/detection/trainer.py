@@ -22,7 +22,7 @@ from engine.detection.models import DetectorConfig, DetectorError, build_detecto
 from engine.detection.postprocess import Detections
 from engine.detection.records import DetectionPreview, DetectionRecord
 from engine.project import Project
-from engine.training.trainer import TrainingError, lr_factor, pick_device
+from engine.training.trainer import TrainingError, current_classes, lr_factor, pick_device
 
 MAX_GRAD_NORM = 10.0
 """Gradient-norm clip: a randomly initialised detector sees huge box-regression gradients in its first steps"""
@@ -32,6 +32,7 @@ class DetectionTrainer:
     def __init__(self, project_root: str | Path, config: DetectionConfig) -> None:
         self.config = config
         self.project = Project.open(project_root)
+        self.class_ids = [c.id for c in self.project.store.classes()]
         self.classes = [c.name for c in self.project.store.classes()]
         if not object_classes(self.classes):
             raise TrainingError("a detector needs at least one object class besides the background")
@@ -92,11 +93,12 @@ class DetectionTrainer:
                 notes.append(f"stopped after {c.max_minutes} minutes (max_minutes)")
                 break
             lr = self._set_lr()
+            classes = current_classes(self.project.store, self.class_ids, self.classes)
+            if object_classes(classes) != object_classes(self.classes):
+                raise TrainingError(f"a class was renamed to or from 'background' while training: start training "
+                                    "again, since what the detector finds changed")
+            self.classes = classes
             changed = self.data.refresh()
-            classes = [k.name for k in self.project.store.classes()]
-            if classes != self.classes:
-                raise TrainingError(f"the classes changed while training ({', '.join(self.classes)} → "
-                                    f"{', '.join(classes)}): start training again with the new classes")
             if not self.data.box_count:
                 raise TrainingError("no training image has boxes yet: draw boxes around a few objects"
                                     + (" (all boxed images are held out for evaluation; lower the held-out fraction)"

@@ -51,10 +51,22 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+def current_classes(store, class_ids: list[int], names: list[str]) -> list[str]:
+    """The project's class names now. A network's outputs are tied to the classes it started with, so a class
+    added, deleted or moved while it trains (the class panel stays live) stops the run with advice instead of
+    feeding it labels it has no output for; a renamed class keeps its output and its new name."""
+    classes = store.classes()
+    if [c.id for c in classes] != class_ids:
+        raise TrainingError(f"the classes changed while training ({', '.join(names)} → "
+                            f"{', '.join(c.name for c in classes)}): start training again with the new classes")
+    return [c.name for c in classes]
+
+
 class Trainer:
     def __init__(self, project_root: str | Path, config: TrainConfig) -> None:
         self.config = config
         self.project = Project.open(project_root)
+        self.class_ids = [c.id for c in self.project.store.classes()]
         self.classes = [c.name for c in self.project.store.classes()]
         self.background = background_index(self.classes)
         if len(self.classes) < 2:
@@ -126,6 +138,8 @@ class Trainer:
                 notes.append(f"stopped after {c.max_minutes} minutes (--max-minutes)")
                 break
             self._set_lr()
+            self.classes = current_classes(self.project.store, self.class_ids, self.classes)
+            self.background = background_index(self.classes)
             changed = self.data.refresh()
             preparing = time.monotonic() - entered
             if preparing > 5:
