@@ -13,7 +13,8 @@ from typing import Callable
 
 from engine.annotations.store import AnnotationStore, StoreError
 from engine.annotations.types import ImageRecord
-from engine.io.images import ImageLoadError, LoadedImage, list_images, load_image, read_image_size, sha256_file
+from engine.io.images import IMAGE_EXTENSIONS, ImageLoadError, LoadedImage, list_images, load_image, read_image_size, \
+    sha256_file
 
 PROJECT_FILE = "project.wsv"
 DEFAULT_CLASSES = ("background", "object")
@@ -25,6 +26,14 @@ class AddImagesReport:
     skipped: list[str] = field(default_factory=list)
     """Paths already in the project."""
     errors: list[ImageLoadError] = field(default_factory=list)
+
+
+@dataclass
+class LocateReport:
+    found: list[ImageRecord] = field(default_factory=list)
+    """the images found again, with their new paths"""
+    missing: list[ImageRecord] = field(default_factory=list)
+    """the images still missing"""
 
 
 class Project:
@@ -113,6 +122,46 @@ class Project:
 
     def add_folder(self, folder: str | Path, on_progress: Callable[[int, int], None] | None = None) -> AddImagesReport:
         return self.add_images(list_images(folder), on_progress)
+
+    def missing_images(self) -> list[ImageRecord]:
+        """Images whose file is not where the project refers to it (moved, renamed, or the project copied
+        without them)."""
+        return [rec for rec in self.store.images() if not self.image_path(rec).is_file()]
+
+    def locate_images(self, folder: str | Path, on_progress: Callable[[int, int], None] | None = None) -> LocateReport:
+        """Point missing images at files under ``folder`` (and its subfolders) whose content is what it was when
+        they were added (same SHA-256), so every mark drawn on them still fits. Files named like a missing image
+        are read first; only while some are still missing is every other image file read, so renamed files are
+        found too at the cost of one pass over the folder."""
+        waiting: dict[str, list[ImageRecord]] = {}
+        for rec in self.missing_images():
+            waiting.setdefault(rec.sha256, []).append(rec)
+        names = {Path(rec.path).name for recs in waiting.values() for rec in recs}
+        files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                       and not p.name.startswith("."))
+        files = [p for p in files if p.name in names] + [p for p in files if p.name not in names]
+        known = {rec.path for rec in self.store.images()}
+        report = LocateReport()
+        for i, path in enumerate(files):
+            if not waiting:
+                break
+            if self.relative(path) in known:
+                continue  # another image of the project, where it should be
+            try:
+                digest = sha256_file(path)
+            except (ImageLoadError, OSError):
+                continue  # unreadable: not the image we are looking for
+            if digest in waiting:
+                rec = waiting[digest].pop(0)  # a picture added twice under two names is found once per copy
+                if not waiting[digest]:
+                    del waiting[digest]
+                self.store.set_image_path(rec.id, self.relative(path))
+                known.add(self.relative(path))
+                report.found.append(self.store.image(rec.id))
+            if on_progress:
+                on_progress(i + 1, len(files))
+        report.missing = sorted((rec for recs in waiting.values() for rec in recs), key=lambda r: r.id)
+        return report
 
     def load_image(self, rec: ImageRecord, max_side: int | None = 4096) -> LoadedImage:
         return load_image(self.image_path(rec), max_side=max_side)

@@ -72,6 +72,32 @@ def test_unreadable_image_is_reported_not_fatal(qtbot, tmp_path, user_data):
     assert "a.png" in w.status_image.text()
 
 
+def test_moved_images_are_located_and_their_marks_shown(qtbot, tmp_path, user_data):
+    import shutil
+
+    from wsv_gui.main_window import MainWindow
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, value in (("a.png", 50), ("b.png", 150)):
+        Image.fromarray(np.full((20, 30, 3), value, np.uint8)).save(folder / name)
+    project = Project.create(tmp_path / "proj")
+    project.add_folder(folder)
+    first = project.store.images()[0]
+    project.store.add_stroke(Stroke(first.id, project.store.classes()[1].id, 2.0, [[3, 3], [10, 10]]))
+    shutil.move(folder, tmp_path / "moved")
+    w = MainWindow(project)
+    qtbot.addWidget(w)
+    assert w.current_image_id is None and "2 of 2 images are not where" in w.status_image.text()
+    w.locate_missing_images(tmp_path / "moved")
+    assert "Found 2 of 2 missing images" in w.statusBar().currentMessage()
+    assert w.current_image_id == first.id and "moved/a.png" in w.status_image.text()
+    np.testing.assert_array_equal(w.canvas.seeds.labels, project.store.seed_map(first.id))
+    assert (w.canvas.seeds.labels == 1).any()  # the stroke drawn before the move is still there
+    w.locate_missing_images()  # nothing missing now: says so without asking for a folder
+    assert "Every image is where" in w.statusBar().currentMessage()
+
+
 def test_screenshot_command(tmp_path, user_data):
     out = tmp_path / "shot.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(user_data))

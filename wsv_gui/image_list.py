@@ -103,6 +103,10 @@ class ImageList(QListWidget):
         if current is not None:
             self.imageSelected.emit(int(current.data(Qt.ItemDataRole.UserRole)))
 
+    def current_id(self) -> int | None:
+        item = self.currentItem()
+        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+
     def select(self, image_id: int) -> None:
         if image_id in self._items:
             self.setCurrentItem(self._items[image_id])

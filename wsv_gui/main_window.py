@@ -35,6 +35,7 @@ from wsv_gui.trainer_worker import WorkerThread
 from wsv_gui.training.worker import TrainingWorker
 
 MAX_RECENT = 8
+LOCATE_HINT = "File ▸ Locate Missing Images… finds moved images"
 
 
 class MainWindow(QMainWindow):
@@ -136,6 +137,7 @@ class MainWindow(QMainWindow):
         self._action(m, "Open &Folder of Images…", self.open_folder_dialog, QKeySequence.StandardKey.Open)
         self._action(m, "Open &Project…", self.open_project_dialog, "Ctrl+Shift+O")
         self.recent_menu = m.addMenu("&Recent Projects")
+        self._action(m, "&Locate Missing Images…", self.locate_missing_images)
         m.addSeparator()
         self._action(m, "Export &Masks…", self.export_masks, "Ctrl+E")
         self._action(m, "Export Trained Mo&del…", self.export_model)
@@ -192,14 +194,54 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"WSV Studio — {project.root.name}")
         self._remember(project.root)
         self._refresh_classes()
-        store = project.store
-        records = store.images()
-        self.image_list.populate(records, {r.id: project.image_path(r) for r in records}, store.mark_counts())
+        records = self._populate_images()
         if records:
             self.image_list.select(records[0].id)
         else:
             self.status_image.setText("This project has no images yet: File ▸ Open Folder of Images…")
         self.status_saved.setText("all marks saved")
+        missing = project.missing_images()
+        if missing:
+            self.status_image.setText(f"{len(missing)} of {len(records)} images are not where the project refers to "
+                                      f"them: {LOCATE_HINT}")
+
+    def _populate_images(self) -> list:
+        records = self.project.store.images()
+        self.image_list.populate(records, {r.id: self.project.image_path(r) for r in records},
+                                 self.project.store.mark_counts())
+        return records
+
+    def locate_missing_images(self, folder: Path | None = None) -> None:
+        """Find moved or renamed images again by their content (engine.project.Project.locate_images); the
+        marks drawn on them were never lost, only the files."""
+        if self.project is None:
+            return
+        missing = self.project.missing_images()
+        if not missing:
+            self.statusBar().showMessage("Every image is where the project refers to it.", 10000)
+            return
+        if folder is None:
+            chosen = QFileDialog.getExistingDirectory(self, f"Where are the {len(missing)} missing images now?")
+            if not chosen:
+                return
+            folder = Path(chosen)
+        progress = QProgressDialog("Looking for the missing images…", "", 0, 0, self)
+        progress.setCancelButton(None)
+        progress.setMinimumDuration(500)
+        try:
+            report = self.project.locate_images(folder, lambda d, t: (progress.setMaximum(t), progress.setValue(d)))
+        except StoreError as exc:
+            QMessageBox.warning(self, "Locate missing images", str(exc))
+            return
+        finally:
+            progress.close()
+        current = self.image_list.current_id()
+        self._populate_images()
+        if current is not None:
+            self.image_list.select(current)  # shows it again, now that its file may be found
+        still = f"; {len(report.missing)} still missing, e.g. {report.missing[0].path}" if report.missing else ""
+        self.statusBar().showMessage(f"Found {len(report.found)} of {len(missing)} missing images in {folder}{still}",
+                                     10000)
 
     def _remember(self, root: Path) -> None:
         settings = QSettings()
@@ -395,7 +437,8 @@ class MainWindow(QMainWindow):
             self.detection.clear_image()
             self.current_image_id = None
             self.refresh_tags()
-            self.status_image.setText(str(exc))
+            moved = not project.image_path(rec).is_file()
+            self.status_image.setText(f"{exc} — {LOCATE_HINT}" if moved else str(exc))
             return
         self.current_image_id = image_id
         self.canvas.set_image(image, project.store.seed_map(image_id), self.class_colors())

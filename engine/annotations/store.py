@@ -227,6 +227,16 @@ class AnnotationStore:
             raise StoreError(f"no image with id {image_id}")
         return ImageRecord(*row)
 
+    def set_image_path(self, image_id: int, path: str) -> None:
+        """Point an image at the file it now lives in (found again by its content hash; see Project.locate_images)."""
+        with self._write() as c:
+            try:
+                updated = c.execute("UPDATE images SET path = ? WHERE id = ?", (path, image_id)).rowcount
+            except sqlite3.IntegrityError:
+                raise StoreError(f"another image of the project already refers to {path!r}") from None
+            if updated == 0:
+                raise StoreError(f"no image with id {image_id}")
+
     def set_split(self, image_id: int, split: str | None) -> None:
         if split not in (None, "train", "test"):
             raise StoreError(f"split must be 'train', 'test' or none, got {split!r}")

@@ -1,4 +1,5 @@
-"""``wsv import``, ``wsv export`` and ``wsv info``: moving data between dataset folders and projects."""
+"""``wsv import``, ``wsv export``, ``wsv info`` and ``wsv locate``: moving data between dataset folders and
+projects, and finding a project's moved images again."""
 from __future__ import annotations
 
 import argparse
@@ -42,6 +43,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", type=Path)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("locate", help="find a project's missing images (moved or renamed) in a folder",
+                       description="Images the project cannot find where it refers to them are looked for in FOLDER "
+                                   "and its subfolders by content (the SHA-256 recorded when they were added), so "
+                                   "the marks drawn on them stay true.")
+    p.add_argument("project", type=Path)
+    p.add_argument("folder", type=Path, help="where the images are now")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_locate)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -94,6 +104,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         boxes = Counter(dict(c.execute("SELECT class_id, COUNT(*) FROM boxes GROUP BY class_id").fetchall()))
         tags = Counter(dict(c.execute("SELECT class_id, COUNT(*) FROM tags GROUP BY class_id").fetchall()))
         gt = len(store.ground_truth_ids())
+    missing = project.missing_images()
     project.close()
     splits = Counter(rec.split or "none" for rec in images)
     result = {
@@ -102,6 +113,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                      "strokes": per_class.get(k.id, 0), "boxes": boxes.get(k.id, 0), "tagged_images": tags.get(k.id, 0)}
                     for k in classes],
         "images": len(images),
+        "missing_images": [rec.path for rec in missing],
         "splits": dict(splits),
         "images_with_strokes": sum(1 for v in counts.values() if v.strokes),
         "images_with_boxes": sum(1 for v in counts.values() if v.boxes),
@@ -117,8 +129,32 @@ def cmd_info(args: argparse.Namespace) -> int:
              f"{result['images_with_boxes']} images, {result['tagged_images']} tagged images", "classes:"]
     lines += [f"  {c['index']:>3} {c['name']:<20} {c['color']}  strokes {c['strokes']}, boxes {c['boxes']}, "
               f"tagged {c['tagged_images']}" for c in result["classes"]]
+    if missing:
+        lines.append(f"{len(missing)} images not found where the project refers to them, e.g. {missing[0].path}: "
+                     f"wsv locate {args.project} FOLDER")
     emit(result, args.json, "\n".join(lines))
     return 0
+
+
+def cmd_locate(args: argparse.Namespace) -> int:
+    if not args.folder.is_dir():
+        raise CliError(f"{args.folder} is not a folder")
+    project = _open(args.project)
+    try:
+        before = len(project.missing_images())
+        report = project.locate_images(args.folder, Progress("reading"))
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        project.close()
+    result = {"missing_before": before, "found": {rec.id: rec.path for rec in report.found},
+              "still_missing": [rec.path for rec in report.missing]}
+    human = ("no image was missing" if not before else
+             f"found {len(report.found)} of {before} missing images in {args.folder}"
+             + (f"; still missing: {', '.join(rec.path for rec in report.missing[:10])}"
+                + (" …" if len(report.missing) > 10 else "") if report.missing else ""))
+    emit(result, args.json, human)
+    return 1 if report.missing else 0
 
 
 def _open(root: Path) -> Project:
