@@ -145,6 +145,8 @@ class Project:
         for i, path in enumerate(files):
             if not waiting:
                 break
+            if on_progress:
+                on_progress(i + 1, len(files))
             if self.relative(path) in known:
                 continue  # another image of the project, where it should be
             try:
@@ -158,8 +160,6 @@ class Project:
                 self.store.set_image_path(rec.id, self.relative(path))
                 known.add(self.relative(path))
                 report.found.append(self.store.image(rec.id))
-            if on_progress:
-                on_progress(i + 1, len(files))
         report.missing = sorted((rec for recs in waiting.values() for rec in recs), key=lambda r: r.id)
         return report
 
