@@ -30,9 +30,11 @@ def test_bench_quality_records(capsys, tmp_path):
     make_dataset(tmp_path / "toy", n=4, size=(48, 32))
     code, out, err = run(capsys, "bench", "quality", "--data", tmp_path, "--datasets", "toy", "--methods",
                          "full,pce+dense,boxes,tags+dense", "--model", "unet", "--steps", "2", "--working-size", "48",
-                         "--work", tmp_path / "work", "--figures", tmp_path / "fig", "--json")
+                         "--work", tmp_path / "work", "--figures", tmp_path / "fig", "--dense-weight", "0.004",
+                         "--sigma-xy", "20", "--json")
     assert code == 0, err
     records = json.loads(out)
+    assert [(r["reg_weight"], r["sigma_xy"]) for r in records[:4]] == [(0.0, 20), (0.004, 20), (0.0, 20), (0.004, 20)]
     assert [r["method"] for r in records] == ["full", "pce+dense", "boxes", "tags+dense", "grabcut", "grabcut-boxes"]
     assert [r["marks"] for r in records] == ["full", "scribbles", "boxes", "tags", "scribbles", "boxes"]
     assert records[1]["pct_of_full"] is not None and 0 <= records[1]["test_miou"] <= 1
@@ -47,6 +49,9 @@ def test_bench_errors(capsys, tmp_path):
     assert code == 1 and "nope" in err
     code, _, err = run(capsys, "bench", "quality", "--data", tmp_path, "--methods", "magic")
     assert code == 1 and "magic" in err
+    make_dataset(tmp_path / "toy", n=4, size=(48, 32))
+    code, _, err = run(capsys, "bench", "quality", "--data", tmp_path, "--datasets", "toy", "--dense-weight", "-1")
+    assert code == 1 and "--dense-weight must be >= 0" in err
 
 
 def test_bench_detect_records(capsys, tmp_path):

@@ -51,10 +51,10 @@ class ImportMismatch(ValueError):
 
 def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str], base: TrainConfig, work: Path,
                 log: Callable[[str], None] = print, sim_ratio: float = 0.3, figures: Path | None = None,
-                figure_images: int = 4) -> list[dict]:
+                figure_images: int = 4, dense_weight: float | None = None) -> list[dict]:
     """One record per (data set, method), plus the GrabCut baselines. With ``figures``, each method also writes
     ``DATASET-METHOD.png``: its predictions on ``figure_images`` test images spread over the split, next to the
-    truth."""
+    truth. ``dense_weight`` replaces the dense CRF loss's default weight in the methods that use it."""
     records: list[dict] = []
     for name in datasets:
         ds = DatasetFolder.open(data_root / name)
@@ -96,6 +96,8 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
         full_miou = None
         for method in methods:
             config = replace(base, **METHODS[method])
+            if config.regularizer == "dense" and dense_weight is not None:
+                config = replace(config, reg_weight=dense_weight)
             log(f"{name}: training {method} ({config.model}, up to {config.steps} steps"
                 f"{f' / {config.max_minutes} min' if config.max_minutes else ''})")
             t0 = time.monotonic()
@@ -121,7 +123,8 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
             records.append({"bench": "quality", "dataset": name, "method": method, "marks": kind,
                             "marks_origin": origin.get(kind, "ground truth"),
                             "model": config.model, "regularizer": config.regularizer,
-                            "reg_weight": config.effective_reg_weight, "lr": config.lr,
+                            "reg_weight": config.effective_reg_weight, "sigma_xy": config.sigma_xy,
+                            "sigma_rgb": config.sigma_rgb, "lr": config.lr,
                             "new_layer_lr_mult": config.new_layer_lr_mult,
                             "balanced_pce": config.balanced_pce, "steps": trainer.step,
                             "minutes": round(minutes, 2), "test_images": len(test_ids), "test_miou": round(test, 4),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.cli.common import CliError, emit
 from engine.models.registry import MODEL_NAMES, default_model_name
-from engine.training.config import PCE_MODES, TrainConfig
+from engine.training.config import DEFAULT_REG_WEIGHT, PCE_MODES, TrainConfig
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -34,6 +34,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="learning-rate factor for the decoder and head beside a pretrained encoder")
     q.add_argument("--pce", choices=PCE_MODES, default="balanced",
                    help="partial cross-entropy over drawn strokes: each class weighs the same, or each pixel")
+    q.add_argument("--dense-weight", type=float, help=f"dense CRF loss weight of the +dense methods (default "
+                                                      f"{DEFAULT_REG_WEIGHT['dense']})")
+    q.add_argument("--sigma-xy", type=float, default=TrainConfig.sigma_xy,
+                   help="dense CRF kernel's reach in working-size pixels")
+    q.add_argument("--sigma-rgb", type=float, default=TrainConfig.sigma_rgb, help="dense CRF kernel's colour bandwidth")
     q.add_argument("--scribble-ratio", type=float, default=0.3,
                    help="where a data set has no scribbles: how much of each region's centre line the simulated "
                         "strokes draw (0.3 sparse and quick, 1.0 the whole centre line)")
@@ -200,16 +205,18 @@ def cmd_quality(args: argparse.Namespace) -> int:
         raise CliError(f"data sets not found in {args.data}: {', '.join(missing)}")
     if not 0 < args.scribble_ratio <= 1:
         raise CliError(f"--scribble-ratio must be in (0, 1], got {args.scribble_ratio}")
+    if args.dense_weight is not None and args.dense_weight < 0:
+        raise CliError(f"--dense-weight must be >= 0, got {args.dense_weight}")
     try:
         base = TrainConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
                            working_size=args.working_size, lr=args.lr,
                            new_layer_lr_mult=args.new_layer_lr_mult, balanced_pce=args.pce == "balanced",
-                           device=args.device, eval_interval_s=0)
+                           sigma_xy=args.sigma_xy, sigma_rgb=args.sigma_rgb, device=args.device, eval_interval_s=0)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
         records = run_quality(args.data, datasets, methods, base, args.work, log=lambda m: print(m, file=sys.stderr),
-                              sim_ratio=args.scribble_ratio, figures=args.figures)
+                              sim_ratio=args.scribble_ratio, figures=args.figures, dense_weight=args.dense_weight)
     except ImportMismatch as exc:
         raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
