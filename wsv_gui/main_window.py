@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QColorDialog, QDockWidget, QFileDialog, QInputDial
     QMessageBox, QProgressDialog, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from engine.annotations.store import StoreError
-from engine.annotations.types import Box, Stroke, background_index
+from engine.annotations.types import Box, ImageRecord, Stroke, background_index
 from engine.detection.data import done_image_ids
 from engine.io.images import ImageLoadError
 from engine.project import Project
@@ -205,7 +205,7 @@ class MainWindow(QMainWindow):
             self.status_image.setText(f"{len(missing)} of {len(records)} images are not where the project refers to "
                                       f"them: {LOCATE_HINT}")
 
-    def _populate_images(self) -> list:
+    def _populate_images(self) -> list[ImageRecord]:
         records = self.project.store.images()
         self.image_list.populate(records, {r.id: self.project.image_path(r) for r in records},
                                  self.project.store.mark_counts())

@@ -32,8 +32,9 @@ class DetectionTrainer:
     def __init__(self, project_root: str | Path, config: DetectionConfig) -> None:
         self.config = config
         self.project = Project.open(project_root)
-        self.class_ids = [c.id for c in self.project.store.classes()]
-        self.classes = [c.name for c in self.project.store.classes()]
+        classes = self.project.store.classes()
+        self.class_ids = [c.id for c in classes]
+        self.classes = [c.name for c in classes]
         if not object_classes(self.classes):
             raise TrainingError("a detector needs at least one object class besides the background")
         self.label_offset = label_offset(self.classes)
@@ -42,7 +43,7 @@ class DetectionTrainer:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         try:
-            self.model, self.pretrained = build_detector(config.model, len(self.classes) + self.label_offset,
+            self.model, self.pretrained = build_detector(config.model, len(classes) + self.label_offset,
                                                          allow_download=config.allow_download,
                                                          min_size=config.min_size, max_size=config.max_size)
         except DetectorError as exc:

@@ -66,8 +66,9 @@ class Trainer:
     def __init__(self, project_root: str | Path, config: TrainConfig) -> None:
         self.config = config
         self.project = Project.open(project_root)
-        self.class_ids = [c.id for c in self.project.store.classes()]
-        self.classes = [c.name for c in self.project.store.classes()]
+        classes = self.project.store.classes()
+        self.class_ids = [c.id for c in classes]
+        self.classes = [c.name for c in classes]
         self.background = background_index(self.classes)
         if len(self.classes) < 2:
             raise TrainingError("a project needs at least two classes to train")
