@@ -31,9 +31,10 @@ def test_bench_quality_records(capsys, tmp_path):
     code, out, err = run(capsys, "bench", "quality", "--data", tmp_path, "--datasets", "toy", "--methods",
                          "full,pce+dense,boxes,tags+dense", "--model", "unet", "--steps", "2", "--working-size", "48",
                          "--work", tmp_path / "work", "--figures", tmp_path / "fig", "--dense-weight", "0.004",
-                         "--sigma-xy", "20", "--json")
+                         "--sigma-xy", "20", "--seed", "3", "--json")
     assert code == 0, err
     records = json.loads(out)
+    assert [r["seed"] for r in records[:4]] == [3] * 4
     assert [(r["reg_weight"], r["sigma_xy"]) for r in records[:4]] == [(0.0, 20), (0.004, 20), (0.0, 20), (0.004, 20)]
     assert [r["method"] for r in records] == ["full", "pce+dense", "boxes", "tags+dense", "grabcut", "grabcut-boxes"]
     assert [r["marks"] for r in records] == ["full", "scribbles", "boxes", "tags", "scribbles", "boxes"]

@@ -126,7 +126,7 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                             "reg_weight": config.effective_reg_weight, "sigma_xy": config.sigma_xy,
                             "sigma_rgb": config.sigma_rgb, "lr": config.lr,
                             "new_layer_lr_mult": config.new_layer_lr_mult,
-                            "balanced_pce": config.balanced_pce, "steps": trainer.step,
+                            "balanced_pce": config.balanced_pce, "seed": config.seed, "steps": trainer.step,
                             "minutes": round(minutes, 2), "test_images": len(test_ids), "test_miou": round(test, 4),
                             "pct_of_full": round(100 * test / full_miou, 1) if full_miou else None,
                             "marked_images": len(marked), "marked_miou": round(on_marked, 4),

@@ -42,6 +42,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--scribble-ratio", type=float, default=0.3,
                    help="where a data set has no scribbles: how much of each region's centre line the simulated "
                         "strokes draw (0.3 sparse and quick, 1.0 the whole centre line)")
+    q.add_argument("--seed", type=int, default=TrainConfig.seed,
+                   help="training seed (sampling, augmentation, initial weights): run again with another to see the spread")
     q.add_argument("--device", default="auto")
     q.add_argument("--work", type=Path, default=Path("runs/bench-quality"), help="folder for projects and models")
     q.add_argument("--figures", type=Path, help="write each method's predictions on a few test images here (PNG)")
@@ -211,7 +213,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
         base = TrainConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
                            working_size=args.working_size, lr=args.lr,
                            new_layer_lr_mult=args.new_layer_lr_mult, balanced_pce=args.pce == "balanced",
-                           sigma_xy=args.sigma_xy, sigma_rgb=args.sigma_rgb, device=args.device, eval_interval_s=0)
+                           sigma_xy=args.sigma_xy, sigma_rgb=args.sigma_rgb, seed=args.seed, device=args.device,
+                           eval_interval_s=0)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
