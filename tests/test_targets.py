@@ -102,4 +102,6 @@ def test_batches_crop_the_drawn_flags_with_the_seeds(tmp_path):
     assert batch.drawn.dtype == torch.bool and batch.drawn.shape == batch.seeds.shape == (6, 32, 32)
     assert (batch.seeds[batch.drawn] == 1).all()  # drawn flags land on the stroke's class, never on box seeds
     assert batch.drawn.any() and (batch.seeds[~batch.drawn] != 255).any()
+    strokes_only = build_sample(project.store, image_id, img, False, "scribbles")
+    assert batch.boxed.all() and not BatchSampler(32, seed=0).batch([strokes_only], 2, 3).boxed.any()
     project.close()

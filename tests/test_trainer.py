@@ -132,7 +132,7 @@ def test_no_marks_is_a_clear_error(tmp_path):
 def test_non_finite_loss_stops_with_advice(tmp_path, monkeypatch):
     root = two_tone_project(tmp_path / "p")
     trainer = Trainer(root, config())
-    monkeypatch.setattr(trainer, "_regularizer", lambda image, probs: probs.sum() * float("nan"))
+    monkeypatch.setattr(trainer, "_regularizer", lambda image, probs, weights=None: probs.sum() * float("nan"))
     with pytest.raises(TrainingError, match="lower the learning rate"):
         list(trainer.run())
     trainer.close()
@@ -237,11 +237,39 @@ def test_pce_balances_drawn_seeds_and_averages_derived_ones(tmp_path):
     drawn[0] = seeds[0] != 255
     seeds[1, :4], seeds[1, 4:, 3:] = 0, 1  # image 1: seeds from a box (outside it background, inside GrabCut's)
     batch = Batch(torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 8, 8), seeds, drawn, [],
-                  torch.zeros(2, 2, dtype=torch.bool), torch.zeros(2, dtype=torch.bool), False)
+                  torch.zeros(2, 2, dtype=torch.bool), torch.zeros(2, dtype=torch.bool),
+                  torch.zeros(2, dtype=torch.bool), False)
     logp = torch.log_softmax(logits, 1)
     strokes = (-logp[0, 0, 1, :6].mean() - logp[0, 1, 6, :2].mean()) / 2
     derived = -torch.cat([logp[1, 0, :4].flatten(), logp[1, 1, 4:, 3:].flatten()]).mean()
     assert torch.allclose(trainer._pce(logits, batch), (strokes + derived) / 2, atol=1e-6)
     trainer.config.balanced_pce = False
     assert torch.allclose(trainer._pce(logits, batch), partial_cross_entropy(logits, seeds), atol=1e-6)
+    trainer.close()
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_boxed_images_take_a_lighter_regularizer_only_without_a_background_class(tmp_path, background):
+    from engine.losses.dense_crf import dense_crf_loss
+    from engine.training.data import Batch
+
+    root = two_tone_project(tmp_path / "p")  # classes left, right: no background, every class boxed
+    if background:
+        with Project.open(root) as project:
+            project.store.rename_class(project.store.classes()[0].id, "background")
+    trainer = Trainer(root, config(supervision="marks", reg_ramp_steps=0, boxed_reg_factor=0.25))
+    g = torch.Generator().manual_seed(2)
+    images = torch.rand(2, 3, 16, 16, generator=g) * 255
+    logits = torch.randn(2, 2, 16, 16, generator=g)
+    batch = Batch(images, images, torch.full((2, 16, 16), 255), torch.zeros((2, 16, 16), dtype=torch.bool),
+                  [torch.zeros((0, 5))] * 2, torch.zeros(2, 2, dtype=torch.bool), torch.zeros(2, dtype=torch.bool),
+                  torch.tensor([False, True]), False)  # image 1 is boxed
+    probs = logits.softmax(1)
+    each = [dense_crf_loss(images[i:i + 1], probs[i:i + 1], sigma_rgb=15, sigma_xy=50) for i in range(2)]
+    factor = 1.0 if background else 0.25
+    expected = trainer.config.effective_reg_weight * (each[0] + factor * each[1]) / 2
+    assert torch.allclose(trainer._losses(logits, batch)["reg"], expected, rtol=1e-5)
+    batch.boxed[:] = False  # no boxed image: the plain batch mean
+    assert torch.allclose(trainer._losses(logits, batch)["reg"],
+                          trainer.config.effective_reg_weight * (each[0] + each[1]) / 2, rtol=1e-5)
     trainer.close()

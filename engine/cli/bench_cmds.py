@@ -36,6 +36,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="partial cross-entropy over drawn strokes: each class weighs the same, or each pixel")
     q.add_argument("--dense-weight", type=float, help=f"dense CRF loss weight of the +dense methods (default "
                                                       f"{DEFAULT_REG_WEIGHT['dense']})")
+    q.add_argument("--boxed-reg-factor", type=float, default=TrainConfig.boxed_reg_factor,
+                   help="factor on the regularizer weight for boxed images in data sets with no background class")
     q.add_argument("--sigma-xy", type=float, default=TrainConfig.sigma_xy,
                    help="dense CRF kernel's reach in working-size pixels")
     q.add_argument("--sigma-rgb", type=float, default=TrainConfig.sigma_rgb, help="dense CRF kernel's colour bandwidth")
@@ -213,8 +215,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
         base = TrainConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
                            working_size=args.working_size, lr=args.lr,
                            new_layer_lr_mult=args.new_layer_lr_mult, balanced_pce=args.pce == "balanced",
-                           sigma_xy=args.sigma_xy, sigma_rgb=args.sigma_rgb, seed=args.seed, device=args.device,
-                           eval_interval_s=0)
+                           boxed_reg_factor=args.boxed_reg_factor, sigma_xy=args.sigma_xy, sigma_rgb=args.sigma_rgb,
+                           seed=args.seed, device=args.device, eval_interval_s=0)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:

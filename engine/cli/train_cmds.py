@@ -34,6 +34,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="what to learn from; boxes-grabcut is the naive baseline (GrabCut inside boxes as masks)")
     p.add_argument("--regularizer", choices=REGULARIZERS, default="dense")
     p.add_argument("--reg-weight", type=float, help="regularizer weight (default depends on the regularizer)")
+    p.add_argument("--boxed-reg-factor", type=float, default=TrainConfig.boxed_reg_factor,
+                   help="factor on the regularizer weight for boxed images where no class is named background "
+                        "(every class boxed)")
     p.add_argument("--sigma-rgb", type=float, default=TrainConfig.sigma_rgb)
     p.add_argument("--sigma-xy", type=float, default=TrainConfig.sigma_xy)
     p.add_argument("--pce", choices=PCE_MODES, default="balanced",
@@ -77,7 +80,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         config = TrainConfig(supervision=args.supervision, regularizer=args.regularizer, reg_weight=args.reg_weight,
-                             sigma_rgb=args.sigma_rgb, sigma_xy=args.sigma_xy, balanced_pce=args.pce == "balanced",
+                             boxed_reg_factor=args.boxed_reg_factor, sigma_rgb=args.sigma_rgb, sigma_xy=args.sigma_xy,
+                             balanced_pce=args.pce == "balanced",
                              model=args.model, lr=args.lr, new_layer_lr_mult=args.new_layer_lr_mult,
                              steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
                              working_size=args.working_size, device=args.device, seed=args.seed,

@@ -81,11 +81,14 @@ class Batch:
     """(B, K) bool tags"""
     tagged: torch.Tensor
     """(B,) bool: which images carry tags"""
+    boxed: torch.Tensor
+    """(B,) bool: which images carry boxes (their crop may have lost them)"""
     gray: bool
 
     def to(self, device: torch.device) -> "Batch":
         return Batch(self.inputs.to(device), self.images.to(device), self.seeds.to(device), self.drawn.to(device),
-                     [b.to(device) for b in self.boxes], self.present.to(device), self.tagged.to(device), self.gray)
+                     [b.to(device) for b in self.boxes], self.present.to(device), self.tagged.to(device),
+                     self.boxed.to(device), self.gray)
 
 
 class BatchSampler:
@@ -135,4 +138,5 @@ class BatchSampler:
         finally:
             torch.random.set_rng_state(state)
         return Batch(torch.stack(inputs), torch.stack(images), torch.stack(seeds), torch.stack(drawn), boxes,
-                     torch.stack(present), torch.tensor(tagged), all(s.gray for s in picks))
+                     torch.stack(present), torch.tensor(tagged), torch.tensor([len(s.boxes) > 0 for s in picks]),
+                     all(s.gray for s in picks))

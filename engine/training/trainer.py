@@ -105,7 +105,12 @@ class Trainer:
                  "lr_mult": self.config.new_layer_lr_mult}]
 
     # ---- losses -----------------------------------------------------------------------------------------------
-    def _regularizer(self, image: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    def _regularizer(self, image: torch.Tensor, probs: torch.Tensor, weights: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+        """The regularizer's batch mean, each image's term times ``weights`` (B,) where given."""
+        if weights is not None:
+            return sum((w * self._regularizer(image[i:i + 1], probs[i:i + 1])
+                        for i, w in enumerate(weights.tolist()) if w), probs.new_zeros(())) / len(weights)
         c = self.config
         if c.regularizer == "dense":
             return dense_crf_loss(image, probs.float(), sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
@@ -194,7 +199,8 @@ class Trainer:
         terms = {"pce": self._pce(logits, batch)}
         if c.effective_reg_weight:
             ramp = min(1.0, (self.step + 1) / c.reg_ramp_steps) if c.reg_ramp_steps else 1.0
-            terms["reg"] = ramp * c.effective_reg_weight * self._regularizer(self._crf_image(batch.images, batch.gray), probs)
+            terms["reg"] = ramp * c.effective_reg_weight * self._regularizer(
+                self._crf_image(batch.images, batch.gray), probs, self._reg_image_weights(batch))
         if c.box_weight and any(len(b) for b in batch.boxes):
             terms["box"] = c.box_weight * (box_tightness_loss(probs, batch.boxes)
                                            + box_consistency_loss(probs, batch.boxes, self.background))
@@ -203,6 +209,14 @@ class Trainer:
             terms["tags"] = c.tag_weight * (tag_consistency_loss(p, present) + tag_classification_loss(p, present)
                                             + absent_suppression_loss(p, present))
         return terms
+
+    def _reg_image_weights(self, batch: Batch) -> torch.Tensor | None:
+        """Per-image factors on the regularizer (TrainConfig.boxed_reg_factor on boxed images in a project
+        with no background class), or None where every image takes the full weight."""
+        factor = self.config.boxed_reg_factor
+        if self.background is not None or factor == 1 or not bool(batch.boxed.any()):
+            return None
+        return torch.where(batch.boxed.cpu(), factor, 1.0)
 
     def _pce(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         """The partial cross-entropy: class-balanced over the seeds the user drew, when ``balanced_pce``, and the

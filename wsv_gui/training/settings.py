@@ -31,7 +31,9 @@ class SettingsForm(QWidget):
         self.regularizer.setCurrentText(d.regularizer)
         self.regularizer.setToolTip("CRF loss on all pixels: 'dense' follows colour edges across the whole image, "
                                     "'grid' between neighbouring pixels, 'none' trains on the marks alone")
-        self.weight = _spin(0, 1000, DEFAULT_REG_WEIGHT[d.regularizer], 4, 0.01, "weight of the regularizer")
+        self.weight = _spin(0, 1000, DEFAULT_REG_WEIGHT[d.regularizer], 4, 0.01,
+                            f"weight of the regularizer; boxed images take {d.boxed_reg_factor:g} of it in a "
+                            f"project with no class named background")
         self.regularizer.currentTextChanged.connect(lambda r: self.weight.setValue(DEFAULT_REG_WEIGHT[r]))
         self.sigma_rgb = _spin(1, 255, d.sigma_rgb, 1, 1, "colour bandwidth of the dense CRF kernel (0..255 units)")
         self.sigma_xy = _spin(1, 2000, d.sigma_xy, 1, 5, "spatial bandwidth of the dense CRF kernel (pixels)")
