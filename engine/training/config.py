@@ -41,8 +41,9 @@ class TrainConfig:
     """factor on the regularizer's weight for boxed images in a project with no class named background. There
     every class is boxed and the consistency loss already pins most boxed pixels (on MSRC 71 % of the labelled
     pixels lie in boxes of one class only), while the colour kernel spreads whichever of many classes dominates a
-    colour. MSRC box losses at 1600 steps, test mIoU: full dense weight 24.6, a quarter 31.8 (no CRF 31.8, GrabCut
-    proposals 28.1). Projects with a background keep the full weight (horses: 86.0, against 79.2 without CRF)"""
+    colour. MSRC box losses + dense CRF, test mIoU at 800 / 1600 steps: full weight 17.4 / 24.6, a quarter
+    20.3 / 31.8 (another seed at 1600: 30.8), against GrabCut proposals 19.2 / 28.1 (27.4). Projects with a
+    background keep the full weight (horses: 86.0, against 79.2 without the CRF term)"""
     box_weight: float = 1.0
     """weight of the box losses (tightness prior and consistency inside boxes)"""
     tag_weight: float = 1.0
