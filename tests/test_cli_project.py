@@ -40,6 +40,25 @@ def test_human_output_and_simulation(tmp_path, capsys):
     assert code == 0 and "imported 4 images" in out and "(4 simulated)" in out
 
 
+def test_boxes_and_tags_from_masks(tmp_path, capsys):
+    from engine.datasets.folder import DatasetFolder
+    from engine.datasets.weak_labels import boxes_from_mask, tags_from_mask
+
+    make_dataset(tmp_path / "ds")
+    for sub in ("boxes", "tags"):
+        for f in (tmp_path / "ds" / sub).iterdir():
+            f.unlink()
+    code, out, _ = run(capsys, "import", tmp_path / "ds", "--project", tmp_path / "plain", "--json")
+    assert code == 0 and (json.loads(out)["boxes"], json.loads(out)["tagged_images"]) == (0, 0)
+    code, out, _ = run(capsys, "import", tmp_path / "ds", "--project", tmp_path / "p", "--boxes-from-masks",
+                       "--tags-from-masks", "--json")
+    ds = DatasetFolder.open(tmp_path / "ds")
+    masks = [np.asarray(Image.open(ds.root / "masks" / f"{i}.png")) for i in ds.images]
+    result = json.loads(out)
+    assert code == 0 and result["boxes"] == sum(len(boxes_from_mask(m)) for m in masks) > 0
+    assert result["tagged_images"] == sum(bool(tags_from_mask(m)) for m in masks) == 4
+
+
 def test_errors_exit_non_zero_with_message(tmp_path, capsys):
     code, out, err = run(capsys, "info", tmp_path / "nothing")
     assert code == 1 and out == "" and "not a WSV Studio project" in err

@@ -25,6 +25,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scribbles-dir", default="scribbles", help="sub-folder holding scribble PNGs (default: scribbles)")
     p.add_argument("--simulate-scribbles", action="store_true",
                    help="simulate scribbles from masks for images that have none")
+    p.add_argument("--boxes-from-masks", action="store_true",
+                   help="box each connected object region of the masks, for images with no boxes")
+    p.add_argument("--tags-from-masks", action="store_true",
+                   help="tag the classes each mask shows, for images with no tags")
     p.add_argument("--sim-ratio", type=float, default=0.3, help="simulated stroke length / skeleton length (0..1]")
     p.add_argument("--sim-radius", type=float, default=2.0, help="simulated brush radius in pixels")
     p.add_argument("--seed", type=int, default=0)
@@ -61,6 +65,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         project, report = import_dataset(args.dataset, args.project, split=args.split, copy_images=args.copy_images,
                                          scribbles_dir=args.scribbles_dir, simulate=simulate,
+                                         simulate_boxes=args.boxes_from_masks, simulate_tags=args.tags_from_masks,
                                          on_progress=Progress("importing"))
     except (DatasetError, StoreError) as exc:
         raise CliError(str(exc)) from None
