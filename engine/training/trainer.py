@@ -105,12 +105,12 @@ class Trainer:
                  "lr_mult": self.config.new_layer_lr_mult}]
 
     # ---- losses -----------------------------------------------------------------------------------------------
-    def _regularizer(self, image: torch.Tensor, probs: torch.Tensor, weights: torch.Tensor | None = None
+    def _regularizer(self, image: torch.Tensor, probs: torch.Tensor, weights: list[float] | None = None
                      ) -> torch.Tensor:
-        """The regularizer's batch mean, each image's term times ``weights`` (B,) where given."""
+        """The regularizer's batch mean, each image's term times its entry in ``weights`` where given."""
         if weights is not None:
             return sum((w * self._regularizer(image[i:i + 1], probs[i:i + 1])
-                        for i, w in enumerate(weights.tolist()) if w), probs.new_zeros(())) / len(weights)
+                        for i, w in enumerate(weights) if w), probs.new_zeros(())) / len(weights)
         c = self.config
         if c.regularizer == "dense":
             return dense_crf_loss(image, probs.float(), sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
@@ -210,13 +210,13 @@ class Trainer:
                                             + absent_suppression_loss(p, present))
         return terms
 
-    def _reg_image_weights(self, batch: Batch) -> torch.Tensor | None:
+    def _reg_image_weights(self, batch: Batch) -> list[float] | None:
         """Per-image factors on the regularizer (TrainConfig.boxed_reg_factor on boxed images in a project
         with no background class), or None where every image takes the full weight."""
         factor = self.config.boxed_reg_factor
         if self.background is not None or factor == 1 or not bool(batch.boxed.any()):
             return None
-        return torch.where(batch.boxed.cpu(), factor, 1.0)
+        return [factor if boxed else 1.0 for boxed in batch.boxed.tolist()]
 
     def _pce(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         """The partial cross-entropy: class-balanced over the seeds the user drew, when ``balanced_pce``, and the
