@@ -265,7 +265,9 @@ def test_boxed_images_take_a_lighter_regularizer_only_without_a_background_class
                   [torch.zeros((0, 5))] * 2, torch.zeros(2, 2, dtype=torch.bool), torch.zeros(2, dtype=torch.bool),
                   torch.tensor([False, True]), False)  # image 1 is boxed
     probs = logits.softmax(1)
-    each = [dense_crf_loss(images[i:i + 1], probs[i:i + 1], sigma_rgb=15, sigma_xy=50) for i in range(2)]
+    c = trainer.config
+    each = [dense_crf_loss(images[i:i + 1], probs[i:i + 1], sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
+            for i in range(2)]
     factor = 1.0 if background else 0.25
     expected = trainer.config.effective_reg_weight * (each[0] + factor * each[1]) / 2
     assert torch.allclose(trainer._losses(logits, batch)["reg"], expected, rtol=1e-5)
