@@ -35,8 +35,9 @@ class TrainConfig:
     """partial cross-entropy over the user's strokes as the mean of per-class means (engine.losses.pce); seeds
     derived from full masks or boxes keep the plain mean (Trainer._pce). On ACDC's real scribbles — a long loop
     around the heart, short strokes inside the thin myocardium and right ventricle — the plain mean let the dense
-    CRF shrink those classes into the background: 400 steps scored 53.1 test mIoU plain, 68.5 balanced (right
-    ventricle 17 → 41). Balancing box-derived seeds cost horses 3.4 points (box losses + dense CRF 86.0 → 82.6)"""
+    CRF (σ_xy 50) shrink those classes into the background: 400 steps scored 53.1 test mIoU plain, 68.5
+    balanced (right ventricle 17 → 41). Balancing box-derived seeds cost horses 3.4 points (box losses + dense
+    CRF 86.0 → 82.6)"""
     reg_ramp_steps: int = 100
     """the regularizer's weight rises linearly from 0 over these first steps: a strong CRF term from step one
     pulls a net that has not yet learnt the classes from the marks toward one constant label"""
@@ -46,9 +47,9 @@ class TrainConfig:
     """factor on the regularizer's weight for boxed images in a project with no class named background. There
     every class is boxed and the consistency loss already pins most boxed pixels (on MSRC 71 % of the labelled
     pixels lie in boxes of one class only), while the colour kernel spreads whichever of many classes dominates a
-    colour. MSRC box losses + dense CRF, test mIoU at 800 / 1600 steps: full weight 17.4 / 24.6, a quarter
-    20.3 / 31.8 (another seed at 1600: 30.8), against GrabCut proposals 19.2 / 28.1 (27.4). Projects with a
-    background keep the full weight (horses: 86.0, against 79.2 without the CRF term)"""
+    colour. MSRC box losses + dense CRF (σ_xy 50, weight 0.002), test mIoU at 800 / 1600 steps: full weight
+    17.4 / 24.6, a quarter 20.3 / 31.8 (another seed at 1600: 30.8), against GrabCut proposals 19.2 / 28.1
+    (27.4). Projects with a background keep the full weight (horses: 86.0, against 79.2 without the CRF term)"""
     box_weight: float = 1.0
     """weight of the box losses (tightness prior and consistency inside boxes)"""
     tag_weight: float = 1.0
