@@ -115,3 +115,17 @@ def test_settings_form_sets_the_pce_weighting(window):
     assert s.config().balanced_pce and s.pce.currentText() == "balanced"
     s.pce.setCurrentText("mean")
     assert not s.config().balanced_pce
+
+
+def test_settings_form_starts_at_the_defaults_and_steps_the_weight_by_its_own_digit(window):
+    from engine.training.config import DEFAULT_REG_WEIGHT, TrainConfig
+
+    s = window.training_panel.settings
+    d, c = TrainConfig(), s.config()
+    assert (c.regularizer, c.reg_weight, c.sigma_xy, c.sigma_rgb) == (d.regularizer, d.effective_reg_weight,
+                                                                      d.sigma_xy, d.sigma_rgb)
+    s.weight.stepBy(1)  # 0.0005 → 0.0006: a fixed step of 0.01 would have made it twenty times heavier
+    assert s.config().reg_weight == pytest.approx(DEFAULT_REG_WEIGHT["dense"] + 0.0001)
+    s.regularizer.setCurrentText("grid")
+    s.weight.stepBy(1)  # 20 → 21
+    assert s.config().reg_weight == pytest.approx(DEFAULT_REG_WEIGHT["grid"] + 1)

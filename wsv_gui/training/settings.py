@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 import torch
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 
 from engine.models.registry import MODEL_NAMES, default_model_name
 from engine.training.config import DEFAULT_REG_WEIGHT, PCE_MODES, REGULARIZERS, TrainConfig
@@ -34,6 +34,8 @@ class SettingsForm(QWidget):
         self.weight = _spin(0, 1000, DEFAULT_REG_WEIGHT[d.regularizer], 4, 0.01,
                             f"weight of the regularizer; boxed images take {d.boxed_reg_factor:g} of it in a "
                             f"project with no class named background")
+        # the dense weight is 0.0005 and the grid's 20: each arrow click moves the value's own last digit
+        self.weight.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         self.regularizer.currentTextChanged.connect(lambda r: self.weight.setValue(DEFAULT_REG_WEIGHT[r]))
         self.sigma_rgb = _spin(1, 255, d.sigma_rgb, 1, 1, "colour bandwidth of the dense CRF kernel (0..255 units)")
         self.sigma_xy = _spin(1, 2000, d.sigma_xy, 1, 5, "spatial bandwidth of the dense CRF kernel (pixels)")
