@@ -49,7 +49,7 @@ class TrainConfig:
     pixels lie in boxes of one class only), while the colour kernel spreads whichever of many classes dominates a
     colour. MSRC box losses + dense CRF (σ_xy 50, weight 0.002), test mIoU at 800 / 1600 steps: full weight
     17.4 / 24.6, a quarter 20.3 / 31.8 (another seed at 1600: 30.8), against GrabCut proposals 19.2 / 28.1
-    (27.4). Projects with a background keep the full weight (horses: 86.0, against 79.2 without the CRF term)"""
+    (27.4). Projects with a background keep the full weight (horses: 85.4, against 79.2 without the CRF term)"""
     box_weight: float = 1.0
     """weight of the box losses (tightness prior and consistency inside boxes)"""
     tag_weight: float = 1.0
