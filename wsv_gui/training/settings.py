@@ -10,11 +10,16 @@ from engine.models.registry import MODEL_NAMES, default_model_name
 from engine.training.config import DEFAULT_REG_WEIGHT, PCE_MODES, REGULARIZERS, TrainConfig
 
 
-def _spin(lo: float, hi: float, value: float, decimals: int, step: float, tip: str) -> QDoubleSpinBox:
+def _spin(lo: float, hi: float, value: float, decimals: int, step: float | None, tip: str) -> QDoubleSpinBox:
+    """A number box; ``step`` None steps by the value's own last digit, for values that span orders of magnitude
+    (the dense CRF weight is thousands of times smaller than the grid's, and a fixed step would jump past it)."""
     box = QDoubleSpinBox()
     box.setRange(lo, hi)
     box.setDecimals(decimals)
-    box.setSingleStep(step)
+    if step is None:
+        box.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+    else:
+        box.setSingleStep(step)
     box.setValue(value)
     box.setToolTip(tip)
     return box
@@ -31,11 +36,9 @@ class SettingsForm(QWidget):
         self.regularizer.setCurrentText(d.regularizer)
         self.regularizer.setToolTip("CRF loss on all pixels: 'dense' follows colour edges across the whole image, "
                                     "'grid' between neighbouring pixels, 'none' trains on the marks alone")
-        self.weight = _spin(0, 1000, DEFAULT_REG_WEIGHT[d.regularizer], 4, 0.01,
+        self.weight = _spin(0, 1000, DEFAULT_REG_WEIGHT[d.regularizer], 4, None,
                             f"weight of the regularizer; boxed images take {d.boxed_reg_factor:g} of it in a "
                             f"project with no class named background")
-        # the dense weight is 0.0005 and the grid's 20: each arrow click moves the value's own last digit
-        self.weight.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         self.regularizer.currentTextChanged.connect(lambda r: self.weight.setValue(DEFAULT_REG_WEIGHT[r]))
         self.sigma_rgb = _spin(1, 255, d.sigma_rgb, 1, 1, "colour bandwidth of the dense CRF kernel (0..255 units)")
         self.sigma_xy = _spin(1, 2000, d.sigma_xy, 1, 5, "spatial bandwidth of the dense CRF kernel (pixels)")
