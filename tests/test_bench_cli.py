@@ -105,19 +105,27 @@ def test_baseline_cache_recomputes_when_marks_change(tmp_path):
     assert len(calls) == 2 and len(json.loads((tmp_path / "b.json").read_text())) == 1
 
 
-def test_bench_quality_scribble_ratio(capsys, tmp_path):
-    """Simulated scribbles follow --scribble-ratio; a work folder imported with another ratio is refused, not
-    silently reused."""
+def test_bench_quality_scribble_simulation_settings(capsys, tmp_path):
+    """Simulated scribbles follow --scribble-ratio and --scribble-radius; a work folder imported with other
+    settings is refused, not silently reused, and one recorded before the radius was (always 2) is still read."""
     import shutil
 
     make_dataset(tmp_path / "toy", n=4, size=(48, 32))
     shutil.rmtree(tmp_path / "toy" / "scribbles")
     args = ["bench", "quality", "--data", tmp_path, "--datasets", "toy", "--methods", "full", "--model", "unet",
             "--steps", "1", "--working-size", "48", "--work", tmp_path / "work", "--json"]
-    code, out, err = run(capsys, *args, "--scribble-ratio", "0.5")
+    code, out, err = run(capsys, *args, "--scribble-ratio", "0.5", "--scribble-radius", "1")
     assert code == 0, err
-    assert json.loads(out)[-1]["marks_origin"] == "simulated (ratio 0.5)"
-    code, _, err = run(capsys, *args, "--scribble-ratio", "1")
+    assert json.loads(out)[-1]["marks_origin"] == "simulated (ratio 0.5, radius 1.0)"
+    code, _, err = run(capsys, *args, "--scribble-ratio", "1", "--scribble-radius", "1")
     assert code == 1 and "another --work" in err
+    code, _, err = run(capsys, *args, "--scribble-ratio", "0.5", "--scribble-radius", "2")
+    assert code == 1 and "another --work" in err
+    settings = tmp_path / "work" / "toy" / "import.json"
+    settings.write_text(json.dumps({"scribble_ratio": 0.5, "box_background": 0}))
+    code, _, err = run(capsys, *args, "--scribble-ratio", "0.5", "--scribble-radius", "2")
+    assert code == 0, err
     code, _, err = run(capsys, *args, "--scribble-ratio", "0")
     assert code == 1 and "--scribble-ratio" in err
+    code, _, err = run(capsys, *args, "--scribble-radius", "0.2")
+    assert code == 1 and "--scribble-radius" in err

@@ -50,29 +50,34 @@ class ImportMismatch(ValueError):
 
 
 def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str], base: TrainConfig, work: Path,
-                log: Callable[[str], None] = print, sim_ratio: float = 0.3, figures: Path | None = None,
+                log: Callable[[str], None] = print, simulation: ScribbleSimulation = ScribbleSimulation(),
+                figures: Path | None = None,
                 figure_images: int = 4, dense_weight: float | None = None) -> list[dict]:
     """One record per (data set, method), plus the GrabCut baselines. With ``figures``, each method also writes
     ``DATASET-METHOD.png``: its predictions on ``figure_images`` test images spread over the split, next to the
-    truth. ``dense_weight`` replaces the dense CRF loss's default weight in the methods that use it."""
+    truth. ``dense_weight`` replaces the dense CRF loss's default weight in the methods that use it. ``simulation``
+    draws the scribbles of data sets that have none."""
     records: list[dict] = []
     for name in datasets:
         ds = DatasetFolder.open(data_root / name)
         project_root = work / name / "project"
         settings_file = work / name / "import.json"
         background = background_index(ds.classes)
-        settings = {"scribble_ratio": None if ds.has("scribbles") else sim_ratio, "box_background": background}
+        simulate = None if ds.has("scribbles") else simulation
+        settings = {"scribble_ratio": simulate and simulate.ratio, "scribble_radius": simulate and simulate.radius,
+                    "box_background": background}
         if not Project.exists(project_root):
-            simulate = None if ds.has("scribbles") else ScribbleSimulation(ratio=sim_ratio)
             project, report = import_dataset(ds.root, project_root, split="train", simulate=simulate,
                                              simulate_boxes=True, simulate_tags=True)
             project.close()
             settings_file.write_text(json.dumps(settings))
-        elif settings_file.is_file() and {"box_background": 0, **json.loads(settings_file.read_text())} != settings:
-            # (folders imported before the setting was recorded boxed every class but class 0)
+        elif settings_file.is_file() and {"box_background": 0, "scribble_radius": simulate and 2.0,
+                                          **json.loads(settings_file.read_text())} != settings:
+            # (folders imported before these settings were recorded boxed every class but class 0, and drew
+            # simulated strokes with a brush of radius 2)
             raise ImportMismatch(f"{project_root} was imported with {settings_file.read_text()}, not {settings}: "
                                  f"pass another --work folder")
-        origin = {"scribbles": "real" if ds.has("scribbles") else f"simulated (ratio {sim_ratio})",
+        origin = {"scribbles": "real" if ds.has("scribbles") else f"simulated (ratio {simulation.ratio}, radius {simulation.radius})",
                   "boxes": "real" if ds.has("boxes") else "from masks", "tags": "real" if ds.has("tags") else "from masks"}
         with Project.open(project_root) as project:
             marks = {r.id: project.store.marks(r.id) for r in project.store.images()}

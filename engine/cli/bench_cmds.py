@@ -44,6 +44,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--scribble-ratio", type=float, default=0.3,
                    help="where a data set has no scribbles: how much of each region's centre line the simulated "
                         "strokes draw (0.3 sparse and quick, 1.0 the whole centre line)")
+    q.add_argument("--scribble-radius", type=float, default=2.0,
+                   help="where a data set has no scribbles: the simulated strokes' brush radius in pixels")
     q.add_argument("--seed", type=int, default=TrainConfig.seed,
                    help="training seed (sampling, augmentation, initial weights): run again with another to see the spread")
     q.add_argument("--device", default="auto")
@@ -198,6 +200,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 def cmd_quality(args: argparse.Namespace) -> int:
     from engine.bench.quality import METHODS, ImportMismatch, run_quality
+    from engine.datasets.importer import ScribbleSimulation
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -209,6 +212,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
         raise CliError(f"data sets not found in {args.data}: {', '.join(missing)}")
     if not 0 < args.scribble_ratio <= 1:
         raise CliError(f"--scribble-ratio must be in (0, 1], got {args.scribble_ratio}")
+    if args.scribble_radius < 0.5:
+        raise CliError(f"--scribble-radius must be at least 0.5, got {args.scribble_radius}")
     if args.dense_weight is not None and args.dense_weight < 0:
         raise CliError(f"--dense-weight must be >= 0, got {args.dense_weight}")
     try:
@@ -221,7 +226,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     try:
         records = run_quality(args.data, datasets, methods, base, args.work, log=lambda m: print(m, file=sys.stderr),
-                              sim_ratio=args.scribble_ratio, figures=args.figures, dense_weight=args.dense_weight)
+                              simulation=ScribbleSimulation(args.scribble_ratio, args.scribble_radius),
+                              figures=args.figures, dense_weight=args.dense_weight)
     except ImportMismatch as exc:
         raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
