@@ -129,3 +129,31 @@ def test_bench_quality_scribble_simulation_settings(capsys, tmp_path):
     assert code == 1 and "--scribble-ratio" in err
     code, _, err = run(capsys, *args, "--scribble-radius", "0.2")
     assert code == 1 and "--scribble-radius" in err
+
+
+def test_bench_scribbles_compares_real_strokes_with_the_simulator(capsys, tmp_path):
+    """Strokes identical to the simulator's measure a length ratio of exactly 1 and the same pixel shares; a
+    class nobody scribbled measures 0; a data set without scribbles is refused with a clear error."""
+    from engine.datasets.simulate import rasterize_scribbles, simulate_scribbles
+
+    make_dataset(tmp_path / "toy", n=4, size=(48, 32))
+    for image_id in ("im0", "im2"):  # the scribbled train images: the simulator's strokes, the dog's erased
+        mask = np.asarray(Image.open(tmp_path / "toy" / "masks" / f"{image_id}.png"))
+        seeds = rasterize_scribbles(mask.shape, simulate_scribbles(mask, ratio=0.5, radius=1))
+        seeds[seeds == 2] = 255
+        Image.fromarray(seeds).save(tmp_path / "toy" / "scribbles" / f"{image_id}.png")
+    args = ["bench", "scribbles", "--data", tmp_path, "--datasets", "toy", "--scribble-ratio", "0.5",
+            "--scribble-radius", "1", "--json"]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    records = {r["class"]: r for r in json.loads(out)}
+    assert records["all pixels"]["images"] == 2
+    for name in ("background", "cat"):
+        r = records[name]
+        assert r["regions"] == 2 and r["length_ratio_median"] == 1.0 and r["human_share"] == r["simulated_share"] > 0
+    assert records["dog"]["length_ratio_median"] == 0 and records["dog"]["human_share"] == 0
+    assert records["all pixels"]["human_share"] < records["all pixels"]["simulated_share"]
+    for folder in (tmp_path / "toy" / "scribbles").iterdir():
+        folder.unlink()
+    code, _, err = run(capsys, *args)
+    assert code == 1 and "scribbles/" in err

@@ -78,6 +78,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     add_generative_parser(bench)
 
+    s = bench.add_parser("scribbles", help="simulated strokes against a data set's real scribbles: length, pixels")
+    s.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    s.add_argument("--datasets", default="acdc", help="data sets with both scribbles/ and masks/")
+    s.add_argument("--split", choices=("train", "test", "all"), default="train")
+    s.add_argument("--scribble-ratio", type=float, default=0.3, help="simulated share of each region's centre line")
+    s.add_argument("--scribble-radius", type=float, default=2.0, help="simulated brush radius in pixels")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_scribbles)
+
     g = bench.add_parser("gui", help="event-loop stalls and stroke latency on a 4000x3000 image while training")
     g.add_argument("--seconds", type=float, default=30.0, help="how long to measure while training")
     g.add_argument("--json", action="store_true")
@@ -210,10 +219,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     missing = [d for d in datasets if not (args.data / d / "classes.txt").is_file()]
     if missing:
         raise CliError(f"data sets not found in {args.data}: {', '.join(missing)}")
-    if not 0 < args.scribble_ratio <= 1:
-        raise CliError(f"--scribble-ratio must be in (0, 1], got {args.scribble_ratio}")
-    if args.scribble_radius < 0.5:
-        raise CliError(f"--scribble-radius must be at least 0.5, got {args.scribble_radius}")
+    _check_simulation(args)
     if args.dense_weight is not None and args.dense_weight < 0:
         raise CliError(f"--dense-weight must be >= 0, got {args.dense_weight}")
     try:
@@ -232,6 +238,31 @@ def cmd_quality(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
     return 0
+
+
+def cmd_scribbles(args: argparse.Namespace) -> int:
+    from engine.bench.scribbles import compare_scribbles
+    from engine.datasets.folder import DatasetError, DatasetFolder
+    from engine.datasets.importer import ScribbleSimulation
+
+    _check_simulation(args)
+    records = []
+    for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
+        try:
+            records += compare_scribbles(DatasetFolder.open(args.data / name),
+                                         ScribbleSimulation(args.scribble_ratio, args.scribble_radius),
+                                         args.split, log=lambda m: print(m, file=sys.stderr))
+        except (DatasetError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+    emit(records, args.json, "\n".join(_row(r) for r in records))
+    return 0
+
+
+def _check_simulation(args: argparse.Namespace) -> None:
+    if not 0 < args.scribble_ratio <= 1:
+        raise CliError(f"--scribble-ratio must be in (0, 1], got {args.scribble_ratio}")
+    if args.scribble_radius < 0.5:
+        raise CliError(f"--scribble-radius must be at least 0.5, got {args.scribble_radius}")
 
 
 def _row(r: dict) -> str:

@@ -45,6 +45,9 @@ import numpy as np
 
 from engine.annotations.raster import rasterize, stroke_footprint
 
+MIN_AREA = 50
+"""Regions smaller than this many pixels get no stroke: specks nobody would bother to mark."""
+
 SIMPLIFY_TOLERANCE = 1.0
 """cv2.approxPolyDP tolerance in pixels for turning the skeleton path into a polyline."""
 
@@ -76,7 +79,7 @@ class Scribble:
     """(n, 2) float32 polyline, x, y; pixel (col, row) has its centre at (col + 0.5, row + 0.5)"""
 
 
-def simulate_scribbles(mask: np.ndarray, *, ratio: float = 0.3, radius: float = 2.0, min_area: int = 50,
+def simulate_scribbles(mask: np.ndarray, *, ratio: float = 0.3, radius: float = 2.0, min_area: int = MIN_AREA,
                        seed: int = 0, ignore_index: int = 255, margin: float = 1.0) -> list[Scribble]:
     """One scribble per class region of at least ``min_area`` pixels of a (H, W) class-index mask, in order of
     class, then of region (as cv2.connectedComponents numbers them); see the module docstring for the method."""
