@@ -56,6 +56,28 @@ def test_train_on_marks_without_masks(tmp_path, capsys):
     assert json.loads(out)["labelled_images"] == 2  # the scribbled train images
 
 
+def test_train_simulates_scribbles_where_a_data_set_has_none(tmp_path, capsys):
+    """Without scribbles the masks are turned into strokes of the asked length and brush; bad settings are refused
+    before anything is written."""
+    from engine.project import Project
+
+    ds = tmp_path / "ds"
+    make_dataset(ds)
+    for f in (ds / "scribbles").iterdir():
+        f.unlink()
+    args = ["train", ds, "--model", "unet", "--steps", "1", "--batch-size", "1", "--working-size", "48", "--json"]
+    code, out, err = run(capsys, *args, "--sim-ratio", "0.5", "--sim-radius", "1.5", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "simulating them from its masks (ratio 0.5, radius 1.5)" in err
+    assert json.loads(out)["labelled_images"] == 3  # every train image has a mask, so every one gets strokes
+    with Project.open(tmp_path / "run" / "project") as project:
+        strokes = [s for r in project.store.images() for s in project.store.marks(r.id).strokes]
+    assert strokes and all(s.radius == 1.5 for s in strokes)
+    for bad in (["--sim-ratio", "0"], ["--sim-radius", "0.1"]):
+        code, _, err = run(capsys, *args, *bad, "--out", tmp_path / "bad")
+        assert code == 1 and bad[0] in err and not (tmp_path / "bad").exists()
+
+
 def test_errors(tmp_path, capsys):
     code, _, err = run(capsys, "predict", tmp_path / "norun", tmp_path, "--out", tmp_path / "o")
     assert code == 1 and "no saved model" in err

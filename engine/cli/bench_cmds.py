@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from engine.cli.common import CliError, emit
+from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
 from engine.models.registry import MODEL_NAMES, default_model_name
 from engine.training.config import DEFAULT_REG_WEIGHT, PCE_MODES, TrainConfig
 
@@ -41,10 +42,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--sigma-xy", type=float, default=TrainConfig.sigma_xy,
                    help="dense CRF kernel's reach in working-size pixels")
     q.add_argument("--sigma-rgb", type=float, default=TrainConfig.sigma_rgb, help="dense CRF kernel's colour bandwidth")
-    q.add_argument("--scribble-ratio", type=float, default=0.3,
+    q.add_argument("--scribble-ratio", type=float, default=DEFAULT_RATIO,
                    help="where a data set has no scribbles: how much of each region's centre line the simulated "
-                        "strokes draw (0.3 sparse and quick, 1.0 the whole centre line)")
-    q.add_argument("--scribble-radius", type=float, default=2.0,
+                        "strokes draw (1.0, the whole centre line, is what ACDC's annotators drew or less; 0.3 "
+                        "with radius 2 a quick, sparse pass)")
+    q.add_argument("--scribble-radius", type=float, default=DEFAULT_RADIUS,
                    help="where a data set has no scribbles: the simulated strokes' brush radius in pixels")
     q.add_argument("--seed", type=int, default=TrainConfig.seed,
                    help="training seed (sampling, augmentation, initial weights): run again with another to see the spread")
@@ -82,8 +84,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--data", type=Path, default=DEFAULT_DATA)
     s.add_argument("--datasets", default="acdc", help="data sets with both scribbles/ and masks/")
     s.add_argument("--split", choices=("train", "test", "all"), default="train")
-    s.add_argument("--scribble-ratio", type=float, default=0.3, help="simulated share of each region's centre line")
-    s.add_argument("--scribble-radius", type=float, default=2.0, help="simulated brush radius in pixels")
+    s.add_argument("--scribble-ratio", type=float, default=DEFAULT_RATIO,
+                   help="simulated share of each region's centre line")
+    s.add_argument("--scribble-radius", type=float, default=DEFAULT_RADIUS, help="simulated brush radius in pixels")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_scribbles)
 
@@ -219,7 +222,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     missing = [d for d in datasets if not (args.data / d / "classes.txt").is_file()]
     if missing:
         raise CliError(f"data sets not found in {args.data}: {', '.join(missing)}")
-    _check_simulation(args)
+    simulation = _simulation(args)
     if args.dense_weight is not None and args.dense_weight < 0:
         raise CliError(f"--dense-weight must be >= 0, got {args.dense_weight}")
     try:
@@ -232,8 +235,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     try:
         records = run_quality(args.data, datasets, methods, base, args.work, log=lambda m: print(m, file=sys.stderr),
-                              simulation=ScribbleSimulation(args.scribble_ratio, args.scribble_radius),
-                              figures=args.figures, dense_weight=args.dense_weight)
+                              simulation=simulation, figures=args.figures, dense_weight=args.dense_weight)
     except ImportMismatch as exc:
         raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
@@ -245,24 +247,25 @@ def cmd_scribbles(args: argparse.Namespace) -> int:
     from engine.datasets.folder import DatasetError, DatasetFolder
     from engine.datasets.importer import ScribbleSimulation
 
-    _check_simulation(args)
+    simulation = _simulation(args)
     records = []
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         try:
-            records += compare_scribbles(DatasetFolder.open(args.data / name),
-                                         ScribbleSimulation(args.scribble_ratio, args.scribble_radius),
-                                         args.split, log=lambda m: print(m, file=sys.stderr))
+            records += compare_scribbles(DatasetFolder.open(args.data / name), simulation, args.split,
+                                         log=lambda m: print(m, file=sys.stderr))
         except (DatasetError, ValueError) as exc:
             raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
     return 0
 
 
-def _check_simulation(args: argparse.Namespace) -> None:
-    if not 0 < args.scribble_ratio <= 1:
-        raise CliError(f"--scribble-ratio must be in (0, 1], got {args.scribble_ratio}")
-    if args.scribble_radius < 0.5:
-        raise CliError(f"--scribble-radius must be at least 0.5, got {args.scribble_radius}")
+def _simulation(args: argparse.Namespace):
+    from engine.datasets.importer import ScribbleSimulation
+
+    try:
+        return ScribbleSimulation(args.scribble_ratio, args.scribble_radius)
+    except ValueError as exc:
+        raise CliError(f"--scribble-ratio / --scribble-radius: {exc}") from None
 
 
 def _row(r: dict) -> str:

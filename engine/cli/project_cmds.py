@@ -10,6 +10,7 @@ from engine.cli.common import CliError, Progress, emit
 from engine.datasets.exporter import export_dataset
 from engine.datasets.folder import DatasetError
 from engine.datasets.importer import ScribbleSimulation, import_dataset
+from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
 from engine.annotations.store import StoreError
 from engine.project import Project
 
@@ -29,8 +30,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="box each connected object region of the masks, for images with no boxes")
     p.add_argument("--tags-from-masks", action="store_true",
                    help="tag the classes each mask shows, for images with no tags")
-    p.add_argument("--sim-ratio", type=float, default=0.3, help="simulated stroke length / skeleton length (0..1]")
-    p.add_argument("--sim-radius", type=float, default=2.0, help="simulated brush radius in pixels")
+    p.add_argument("--sim-ratio", type=float, default=DEFAULT_RATIO,
+                   help="simulated stroke length / skeleton length (0..1]")
+    p.add_argument("--sim-radius", type=float, default=DEFAULT_RADIUS, help="simulated brush radius in pixels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_import)
@@ -59,9 +61,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    if not 0 < args.sim_ratio <= 1:
-        raise CliError(f"--sim-ratio must be in (0, 1], got {args.sim_ratio}")
-    simulate = ScribbleSimulation(args.sim_ratio, args.sim_radius, args.seed) if args.simulate_scribbles else None
+    try:
+        simulation = ScribbleSimulation(args.sim_ratio, args.sim_radius, args.seed)
+    except ValueError as exc:
+        raise CliError(f"--sim-ratio / --sim-radius: {exc}") from None
+    simulate = simulation if args.simulate_scribbles else None
     try:
         project, report = import_dataset(args.dataset, args.project, split=args.split, copy_images=args.copy_images,
                                          scribbles_dir=args.scribbles_dir, simulate=simulate,

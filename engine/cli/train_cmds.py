@@ -15,6 +15,7 @@ from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.importer import ScribbleSimulation, import_dataset
+from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
 from engine.io.images import ImageLoadError, list_images, load_image
 from engine.io.palette import load_index_png, save_index_png
 from engine.metrics import confusion_matrix, scores
@@ -44,7 +45,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "or each pixel does (mean); seeds derived from boxes always take the mean")
     p.add_argument("--split", choices=["train", "test", "all"], default="train")
     p.add_argument("--scribbles-dir", default="scribbles", help="sub-folder with scribble PNGs")
-    p.add_argument("--sim-ratio", type=float, default=0.3, help="simulated scribble length ratio, where simulated")
+    p.add_argument("--sim-ratio", type=float, default=DEFAULT_RATIO,
+                   help="where scribbles are simulated: how much of each region's centre line they draw")
+    p.add_argument("--sim-radius", type=float, default=DEFAULT_RADIUS,
+                   help="where scribbles are simulated: their brush radius in pixels")
     p.add_argument("--model", choices=MODEL_NAMES, default=default_model_name())
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--max-minutes", type=float, default=4.5, help="stop after this long (default 4.5)")
@@ -88,7 +92,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                              eval_interval_s=0, allow_download=args.allow_download)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    project_root = _training_project(args)
+    try:
+        simulation = ScribbleSimulation(ratio=args.sim_ratio, radius=args.sim_radius, seed=args.seed)
+    except ValueError as exc:
+        raise CliError(f"--sim-ratio / --sim-radius: {exc}") from None
+    project_root = _training_project(args, simulation)
     log = Progress("training")
     history = []
     try:
@@ -117,8 +125,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training_project(args: argparse.Namespace) -> Path:
-    """A project to train from: the given project, or the dataset folder imported into RUN/project."""
+def _training_project(args: argparse.Namespace, simulation: ScribbleSimulation) -> Path:
+    """A project to train from: the given project, or the dataset folder imported into RUN/project (its scribbles
+    drawn by ``simulation`` where it has none)."""
     if Project.exists(args.dataset):
         return args.dataset
     target = args.out / "project"
@@ -131,9 +140,9 @@ def _training_project(args: argparse.Namespace) -> Path:
         # Simulate only for a data set without any scribbles: where some exist, unscribbled images stay unmarked.
         simulate = None
         if args.supervision == "scribbles" and not ds.has(args.scribbles_dir):
-            simulate = ScribbleSimulation(ratio=args.sim_ratio, seed=args.seed)
+            simulate = simulation
             print(f"wsv train: {ds.root} has no scribbles; simulating them from its masks "
-                  f"(ratio {args.sim_ratio})", file=sys.stderr)
+                  f"(ratio {args.sim_ratio}, radius {args.sim_radius})", file=sys.stderr)
         boxes = args.supervision.startswith("boxes") and not ds.has("boxes")
         tags = args.supervision == "tags" and not ds.has("tags")
         if boxes or tags:
