@@ -30,7 +30,8 @@ class TrainConfig:
     of the same colour: on ACDC's real scribbles, where only a loop around the heart marks the background, a
     shorter one left the rest of the body unclaimed, and on a bad seed the net labelled it myocardium (800 steps,
     weights of equal kernel mass, test mIoU seeds 0 / 1: σ_xy 25 → 74.2 / 41.8, 50 → 70.4 / 73.0,
-    75 → 71.6 / 74.1, 100 → 76.1 / 76.5). Horses at 400 steps: 25 → 83.1, 50 → 82.9, 75 → 85.6, 100 → 84.6"""
+    75 → 71.6 / 74.1, 100 → 76.1 / 76.5). Horses at 400 steps with sparse simulated strokes:
+    25 → 83.1, 50 → 82.9, 75 → 85.6, 100 → 84.6"""
     balanced_pce: bool = True
     """partial cross-entropy over the user's strokes as the mean of per-class means (engine.losses.pce); seeds
     derived from full masks or boxes keep the plain mean (Trainer._pce). On ACDC's real scribbles — a long loop
