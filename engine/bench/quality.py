@@ -51,8 +51,7 @@ class ImportMismatch(ValueError):
 
 def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str], base: TrainConfig, work: Path,
                 log: Callable[[str], None] = print, simulation: ScribbleSimulation = ScribbleSimulation(),
-                figures: Path | None = None,
-                figure_images: int = 4, dense_weight: float | None = None) -> list[dict]:
+                figures: Path | None = None, figure_images: int = 4, dense_weight: float | None = None) -> list[dict]:
     """One record per (data set, method), plus the GrabCut baselines. With ``figures``, each method also writes
     ``DATASET-METHOD.png``: its predictions on ``figure_images`` test images spread over the split, next to the
     truth. ``dense_weight`` replaces the dense CRF loss's default weight in the methods that use it. ``simulation``
@@ -77,7 +76,8 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
             # simulated strokes with a brush of radius 2)
             raise ImportMismatch(f"{project_root} was imported with {settings_file.read_text()}, not {settings}: "
                                  f"pass another --work folder")
-        origin = {"scribbles": "real" if ds.has("scribbles") else f"simulated (ratio {simulation.ratio}, radius {simulation.radius})",
+        origin = {"scribbles": "real" if ds.has("scribbles")
+                  else f"simulated (ratio {simulation.ratio}, radius {simulation.radius})",
                   "boxes": "real" if ds.has("boxes") else "from masks", "tags": "real" if ds.has("tags") else "from masks"}
         with Project.open(project_root) as project:
             marks = {r.id: project.store.marks(r.id) for r in project.store.images()}

@@ -2,7 +2,8 @@
 
 The quality benchmark simulates scribbles where a data set has none, and what it reports depends on how much
 the simulated strokes draw. This measures that against people: on every image with both real scribbles and a
-mask, for each class region the simulator would mark, it compares
+mask, for each class covering at least ``MIN_AREA`` of its pixels (a "region" in the records: one class in one
+image), it compares
 
 - the strokes' length: the pixel count of the thinned (Zhang & Suen) human strokes of that class over the same
   count for the simulated strokes — one estimator on both sides, so its bias on diagonals cancels;

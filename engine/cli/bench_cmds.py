@@ -212,7 +212,6 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 def cmd_quality(args: argparse.Namespace) -> int:
     from engine.bench.quality import METHODS, ImportMismatch, run_quality
-    from engine.datasets.importer import ScribbleSimulation
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -245,7 +244,6 @@ def cmd_quality(args: argparse.Namespace) -> int:
 def cmd_scribbles(args: argparse.Namespace) -> int:
     from engine.bench.scribbles import compare_scribbles
     from engine.datasets.folder import DatasetError, DatasetFolder
-    from engine.datasets.importer import ScribbleSimulation
 
     simulation = _simulation(args)
     records = []

@@ -15,7 +15,7 @@ from engine.annotations.raster import seed_map_to_pens
 from engine.annotations.store import StoreError
 from engine.annotations.types import Box, Stroke, background_index
 from engine.datasets.folder import DatasetError, DatasetFolder
-from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO, simulate_scribbles
+from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO, check_stroke_settings, simulate_scribbles
 from engine.datasets.weak_labels import boxes_from_mask, tags_from_mask
 from engine.io.images import ImageLoadError
 from engine.project import Project
@@ -42,11 +42,7 @@ class ScribbleSimulation:
     seed: int = 0
 
     def __post_init__(self):
-        # checked here, before a long import or training starts, rather than on the first mask
-        if not 0 < self.ratio <= 1:
-            raise ValueError(f"the simulated scribbles' length ratio must be in (0, 1], got {self.ratio}")
-        if self.radius < 0.5:
-            raise ValueError(f"the simulated scribbles' brush radius must be at least 0.5 px, got {self.radius}")
+        check_stroke_settings(self.ratio, self.radius)
 
 
 def import_dataset(dataset: str | Path, project_root: str | Path, *, split: str = "all", copy_images: bool = False,

@@ -95,12 +95,7 @@ def simulate_scribbles(mask: np.ndarray, *, ratio: float = DEFAULT_RATIO, radius
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"mask must be a 2-D class-index array, got shape {mask.shape}")
-    if not 0 < ratio <= 1:
-        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
-    if radius < 0.5:
-        raise ValueError(f"radius must be at least 0.5, got {radius}")
-    if margin < 0:
-        raise ValueError(f"margin must not be negative, got {margin}")
+    check_stroke_settings(ratio, radius, margin)
     rng = np.random.default_rng(seed)
     pad = math.ceil(radius) + 1  # room for the stroke's footprint, and a border of boundary around the region
     out: list[Scribble] = []
@@ -116,6 +111,17 @@ def simulate_scribbles(mask: np.ndarray, *, ratio: float = DEFAULT_RATIO, radius
             r, pts = _region_stroke(region, ratio, radius, margin, rng)
             out.append(Scribble(int(label), r, (pts + np.float32([x - pad, y - pad])).astype(np.float32)))
     return out
+
+
+def check_stroke_settings(ratio: float, radius: float, margin: float = 1.0) -> None:
+    """ValueError unless ``simulate_scribbles`` can draw with these settings; callers that simulate a whole data set
+    check them before they start, rather than fail on its first mask."""
+    if not 0 < ratio <= 1:
+        raise ValueError(f"the stroke length ratio must be in (0, 1], got {ratio}")
+    if radius < 0.5:
+        raise ValueError(f"the brush radius must be at least 0.5 px, got {radius}")
+    if margin < 0:
+        raise ValueError(f"the margin must not be negative, got {margin}")
 
 
 def rasterize_scribbles(shape: tuple[int, int], scribbles: Sequence[Scribble]) -> np.ndarray:
