@@ -63,21 +63,22 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
         settings_file = work / name / "import.json"
         background = background_index(ds.classes)
         simulate = None if ds.has("scribbles") else simulation
-        settings = {"scribble_ratio": simulate and simulate.ratio, "scribble_radius": simulate and simulate.radius,
-                    "box_background": background}
+        settings = {"scribble_ratio": simulate and simulate.ratio, "scribble_radius": simulate and simulate.brush,
+                    "scribble_style": simulate and simulate.style, "box_background": background}
         if not Project.exists(project_root):
             project, report = import_dataset(ds.root, project_root, split="train", simulate=simulate,
                                              simulate_boxes=True, simulate_tags=True)
             project.close()
             settings_file.write_text(json.dumps(settings))
         elif settings_file.is_file() and {"box_background": 0, "scribble_radius": simulate and 2.0,
+                                          "scribble_style": simulate and "centre-lines",
                                           **json.loads(settings_file.read_text())} != settings:
             # (folders imported before these settings were recorded boxed every class but class 0, and drew
-            # simulated strokes with a brush of radius 2)
+            # simulated centre-line strokes with a brush of radius 2)
             raise ImportMismatch(f"{project_root} was imported with {settings_file.read_text()}, not {settings}: "
                                  f"pass another --work folder")
         origin = {"scribbles": "real" if ds.has("scribbles")
-                  else f"simulated (ratio {simulation.ratio}, radius {simulation.radius})",
+                  else f"simulated ({simulation.describe()})",
                   "boxes": "real" if ds.has("boxes") else "from masks", "tags": "real" if ds.has("tags") else "from masks"}
         with Project.open(project_root) as project:
             marks = {r.id: project.store.marks(r.id) for r in project.store.images()}

@@ -20,7 +20,8 @@ import numpy as np
 
 from engine.datasets.folder import DatasetFolder
 from engine.datasets.importer import ScribbleSimulation
-from engine.datasets.simulate import MIN_AREA, rasterize_scribbles, simulate_scribbles, zhang_suen_thinning
+from engine.annotations.types import background_index
+from engine.datasets.simulate import MIN_AREA, rasterize_scribbles, zhang_suen_thinning
 from engine.io.images import load_image
 
 
@@ -40,8 +41,7 @@ def compare_scribbles(ds: DatasetFolder, simulation: ScribbleSimulation, split: 
         mask, human = ds.mask(image_id, size), ds.scribbles(image_id, size)
         if mask is None or human is None or not (human != 255).any():
             continue
-        simulated = rasterize_scribbles(mask.shape, simulate_scribbles(
-            mask, ratio=simulation.ratio, radius=simulation.radius, seed=simulation.seed))
+        simulated = rasterize_scribbles(mask.shape, simulation.draw(mask, background_index(ds.classes)))
         images += 1
         pixels += mask.size
         human_total += int((human != 255).sum())
@@ -58,8 +58,8 @@ def compare_scribbles(ds: DatasetFolder, simulation: ScribbleSimulation, split: 
     if not images:
         raise ValueError(f"{ds.root}: no {split} image has both a mask and a non-empty scribble file")
     log(f"{ds.root.name}: {images} {split} images with scribbles and masks")
-    settings = {"bench": "scribbles", "dataset": ds.root.name, "split": split, "ratio": simulation.ratio,
-                "radius": simulation.radius}
+    settings = {"bench": "scribbles", "dataset": ds.root.name, "split": split, "style": simulation.style,
+                "ratio": simulation.ratio, "radius": simulation.brush}
     records = [{**settings, "class": "all pixels", "images": images,
                 "human_share": round(human_total / pixels, 4), "simulated_share": round(sim_total / pixels, 4)}]
     for c, name in enumerate(ds.classes):

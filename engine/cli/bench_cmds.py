@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from engine.cli.common import CliError, emit
+from engine.datasets.importer import SIMULATION_STYLES
+from engine.datasets.people import PEOPLE_RADIUS
 from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
 from engine.models.registry import MODEL_NAMES, default_model_name
 from engine.training.config import DEFAULT_REG_WEIGHT, PCE_MODES, TrainConfig
@@ -46,8 +48,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="where a data set has no scribbles: how much of each region's centre line the simulated "
                         "strokes draw (1.0, the whole centre line, is what ACDC's annotators drew or less; 0.3 "
                         "with radius 2 a quick, sparse pass)")
-    q.add_argument("--scribble-radius", type=float, default=DEFAULT_RADIUS,
-                   help="where a data set has no scribbles: the simulated strokes' brush radius in pixels")
+    q.add_argument("--scribble-radius", type=float,
+                   help=f"where a data set has no scribbles: the simulated strokes' brush radius in pixels (default "
+                        f"{DEFAULT_RADIUS}; people: {PEOPLE_RADIUS})")
+    q.add_argument("--scribble-style", choices=SIMULATION_STYLES, default="centre-lines",
+                   help="where a data set has no scribbles: each region's whole centre line, or people's quick marks")
     q.add_argument("--seed", type=int, default=TrainConfig.seed,
                    help="training seed (sampling, augmentation, initial weights): run again with another to see the spread")
     q.add_argument("--device", default="auto")
@@ -86,7 +91,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--split", choices=("train", "test", "all"), default="train")
     s.add_argument("--scribble-ratio", type=float, default=DEFAULT_RATIO,
                    help="simulated share of each region's centre line")
-    s.add_argument("--scribble-radius", type=float, default=DEFAULT_RADIUS, help="simulated brush radius in pixels")
+    s.add_argument("--scribble-radius", type=float,
+                   help=f"simulated brush radius in pixels (default {DEFAULT_RADIUS}; people: {PEOPLE_RADIUS})")
+    s.add_argument("--scribble-style", choices=SIMULATION_STYLES, default="centre-lines",
+                   help="simulated strokes: each region's whole centre line, or people's quick marks")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_scribbles)
 
@@ -261,9 +269,9 @@ def _simulation(args: argparse.Namespace):
     from engine.datasets.importer import ScribbleSimulation
 
     try:
-        return ScribbleSimulation(args.scribble_ratio, args.scribble_radius)
+        return ScribbleSimulation(args.scribble_ratio, args.scribble_radius, style=args.scribble_style)
     except ValueError as exc:
-        raise CliError(f"--scribble-ratio / --scribble-radius: {exc}") from None
+        raise CliError(f"--scribble-ratio / --scribble-radius / --scribble-style: {exc}") from None
 
 
 def _row(r: dict) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 from engine.cli.common import CliError, Progress, emit
 from engine.datasets.exporter import export_dataset
 from engine.datasets.folder import DatasetError
-from engine.datasets.importer import ScribbleSimulation, import_dataset
+from engine.datasets.importer import SIMULATION_STYLES, ScribbleSimulation, import_dataset
+from engine.datasets.people import PEOPLE_RADIUS
 from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
 from engine.annotations.store import StoreError
 from engine.project import Project
@@ -32,7 +33,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="tag the classes each mask shows, for images with no tags")
     p.add_argument("--sim-ratio", type=float, default=DEFAULT_RATIO,
                    help="simulated stroke length / skeleton length (0..1]")
-    p.add_argument("--sim-radius", type=float, default=DEFAULT_RADIUS, help="simulated brush radius in pixels")
+    p.add_argument("--sim-radius", type=float,
+                   help=f"simulated brush radius in pixels (default {DEFAULT_RADIUS}; people: {PEOPLE_RADIUS})")
+    p.add_argument("--sim-style", choices=SIMULATION_STYLES, default="centre-lines",
+                   help="simulated strokes: each region's whole centre line, or people's quick marks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_import)
@@ -62,9 +66,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     try:
-        simulation = ScribbleSimulation(args.sim_ratio, args.sim_radius, args.seed)
+        simulation = ScribbleSimulation(args.sim_ratio, args.sim_radius, args.seed, args.sim_style)
     except ValueError as exc:
-        raise CliError(f"--sim-ratio / --sim-radius: {exc}") from None
+        raise CliError(f"--sim-ratio / --sim-radius / --sim-style: {exc}") from None
     simulate = simulation if args.simulate_scribbles else None
     try:
         project, report = import_dataset(args.dataset, args.project, split=args.split, copy_images=args.copy_images,

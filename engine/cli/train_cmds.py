@@ -14,7 +14,8 @@ import numpy as np
 from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit
 from engine.datasets.folder import DatasetError, DatasetFolder
-from engine.datasets.importer import ScribbleSimulation, import_dataset
+from engine.datasets.importer import SIMULATION_STYLES, ScribbleSimulation, import_dataset
+from engine.datasets.people import PEOPLE_RADIUS
 from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
 from engine.io.images import ImageLoadError, list_images, load_image
 from engine.io.palette import load_index_png, save_index_png
@@ -47,8 +48,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scribbles-dir", default="scribbles", help="sub-folder with scribble PNGs")
     p.add_argument("--sim-ratio", type=float, default=DEFAULT_RATIO,
                    help="where scribbles are simulated: how much of each region's centre line they draw")
-    p.add_argument("--sim-radius", type=float, default=DEFAULT_RADIUS,
-                   help="where scribbles are simulated: their brush radius in pixels")
+    p.add_argument("--sim-radius", type=float,
+                   help=f"where scribbles are simulated: their brush radius in pixels (default {DEFAULT_RADIUS}; "
+                        f"people: {PEOPLE_RADIUS})")
+    p.add_argument("--sim-style", choices=SIMULATION_STYLES, default="centre-lines",
+                   help="where scribbles are simulated: each region's whole centre line, or people's quick marks "
+                        "(one short stroke per object, three on the background)")
     p.add_argument("--model", choices=MODEL_NAMES, default=default_model_name())
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--max-minutes", type=float, default=4.5, help="stop after this long (default 4.5)")
@@ -93,9 +98,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
-        simulation = ScribbleSimulation(ratio=args.sim_ratio, radius=args.sim_radius, seed=args.seed)
+        simulation = ScribbleSimulation(ratio=args.sim_ratio, radius=args.sim_radius, seed=args.seed,
+                                        style=args.sim_style)
     except ValueError as exc:
-        raise CliError(f"--sim-ratio / --sim-radius: {exc}") from None
+        raise CliError(f"--sim-ratio / --sim-radius / --sim-style: {exc}") from None
     project_root = _training_project(args, simulation)
     log = Progress("training")
     history = []
@@ -142,7 +148,7 @@ def _training_project(args: argparse.Namespace, simulation: ScribbleSimulation) 
         if args.supervision == "scribbles" and not ds.has(args.scribbles_dir):
             simulate = simulation
             print(f"wsv train: {ds.root} has no scribbles; simulating them from its masks "
-                  f"(ratio {args.sim_ratio}, radius {args.sim_radius})", file=sys.stderr)
+                  f"({simulation.describe()})", file=sys.stderr)
         boxes = args.supervision.startswith("boxes") and not ds.has("boxes")
         tags = args.supervision == "tags" and not ds.has("tags")
         if boxes or tags:

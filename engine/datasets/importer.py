@@ -15,7 +15,9 @@ from engine.annotations.raster import seed_map_to_pens
 from engine.annotations.store import StoreError
 from engine.annotations.types import Box, Stroke, background_index
 from engine.datasets.folder import DatasetError, DatasetFolder
-from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO, check_stroke_settings, simulate_scribbles
+from engine.datasets.people import PEOPLE_RADIUS, simulate_people_scribbles
+from engine.datasets.simulate import (DEFAULT_RADIUS, DEFAULT_RATIO, Scribble, check_stroke_settings,
+                                      simulate_scribbles)
 from engine.datasets.weak_labels import boxes_from_mask, tags_from_mask
 from engine.io.images import ImageLoadError
 from engine.project import Project
@@ -33,16 +35,43 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)
 
 
+SIMULATION_STYLES = ("centre-lines", "people")
+"""How simulated scribbles look: each region's centre line, as ACDC's annotators drew (engine.datasets.simulate),
+or the quick marks people make on photos (engine.datasets.people)."""
+
+
 @dataclass(frozen=True)
 class ScribbleSimulation:
-    """Settings of the scribble simulator (see engine.datasets.simulate)."""
+    """Settings of the scribble simulator: its style, the centre lines' length ``ratio`` (centre-lines style
+    only), the brush ``radius`` (None: the style's own) and the seed."""
 
     ratio: float = DEFAULT_RATIO
-    radius: float = DEFAULT_RADIUS
+    radius: float | None = None
     seed: int = 0
+    style: str = "centre-lines"
 
     def __post_init__(self):
-        check_stroke_settings(self.ratio, self.radius)
+        if self.style not in SIMULATION_STYLES:
+            raise ValueError(f"the scribble style must be one of {', '.join(SIMULATION_STYLES)}, got {self.style!r}")
+        check_stroke_settings(self.ratio, self.brush)
+
+    @property
+    def brush(self) -> float:
+        """The brush radius the strokes are drawn with."""
+        if self.radius is not None:
+            return self.radius
+        return PEOPLE_RADIUS if self.style == "people" else DEFAULT_RADIUS
+
+    def describe(self) -> str:
+        if self.style == "people":
+            return f"people-like strokes, radius {self.brush}"
+        return f"ratio {self.ratio}, radius {self.brush}"
+
+    def draw(self, mask, background: int | None, offset: int = 0) -> list[Scribble]:
+        """Strokes for one mask; ``offset`` varies the seed from image to image."""
+        if self.style == "people":
+            return simulate_people_scribbles(mask, background=background, radius=self.brush, seed=self.seed + offset)
+        return simulate_scribbles(mask, ratio=self.ratio, radius=self.brush, seed=self.seed + offset)
 
 
 def import_dataset(dataset: str | Path, project_root: str | Path, *, split: str = "all", copy_images: bool = False,
@@ -92,8 +121,7 @@ def import_dataset(dataset: str | Path, project_root: str | Path, *, split: str 
                 strokes = [Stroke(rec.id, classes[k].id, r, pts) for k, r, pts in seed_map_to_pens(seeds)]
             elif simulate is not None and mask is not None:
                 strokes = [Stroke(rec.id, classes[s.label].id, s.radius, s.points)
-                           for s in simulate_scribbles(mask, ratio=simulate.ratio, radius=simulate.radius,
-                                                       seed=simulate.seed + n)]
+                           for s in simulate.draw(mask, background, n)]
                 report.simulated_images += 1
             if strokes:
                 project.store.add_strokes(strokes)

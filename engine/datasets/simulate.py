@@ -131,9 +131,10 @@ def rasterize_scribbles(shape: tuple[int, int], scribbles: Sequence[Scribble]) -
 
 
 def _region_stroke(region: np.ndarray, ratio: float, radius: float, margin: float,
-                   rng: np.random.Generator) -> tuple[float, np.ndarray]:
+                   rng: np.random.Generator, length: float | None = None) -> tuple[float, np.ndarray]:
     """(radius, (n, 2) x, y polyline) of the stroke for one region, given as a boolean crop whose border is
-    background wide enough to hold any stroke's footprint, in that crop's coordinates."""
+    background wide enough to hold any stroke's footprint, in that crop's coordinates. ``length`` (pixels), where
+    given, replaces ``ratio`` x the centre line's length, up to the whole centre line."""
     # Distance from each pixel centre to the region's boundary (the pixel edges between region and outside):
     # half a pixel less than the exact Euclidean distance to the nearest outside pixel centre.
     clearance = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) - 0.5
@@ -147,7 +148,7 @@ def _region_stroke(region: np.ndarray, ratio: float, radius: float, margin: floa
     path = path[keep[0]:keep[-1] + 1]
     steps = np.hypot(*np.diff(path, axis=0).T)
     arc = np.concatenate([[0.0], np.cumsum(steps)])
-    length = ratio * arc[-1]
+    length = ratio * arc[-1] if length is None else min(length, arc[-1])
     start = rng.uniform(0.0, arc[-1] - length)
     i0 = int(np.searchsorted(arc, start))
     i1 = min(int(np.searchsorted(arc, arc[i0] + length)), len(path) - 1)
