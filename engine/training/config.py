@@ -4,18 +4,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from engine.models.registry import default_model_name
+from engine.training.regularizers import REGULARIZERS as TABLE
 from engine.training.targets import SUPERVISION
 
-REGULARIZERS = ("none", "grid", "dense")
 PCE_MODES = ("balanced", "mean")
 """how the pCE weighs drawn strokes: each class the same, or each pixel (TrainConfig.balanced_pce)"""
 
-DEFAULT_REG_WEIGHT = {"none": 0.0, "grid": 20.0, "dense": 0.0005}
-"""Loss weights of the regularizers, tuned with simulated scribbles on the horses' train split and with real
-scribbles on ACDC's, scored on the test splits (the sweeps are in the README). Both losses are per pixel, so the
-weights hold across image sizes at a fixed working size. The dense weight goes with TrainConfig.sigma_xy: a
-pixel's kernel mass grows as σ_xy², so halving σ_xy takes four times the weight for the same pull. Heavier dense
-weights pull the prediction toward large constant regions."""
+REGULARIZERS = tuple(TABLE)
+DEFAULT_REG_WEIGHT = {name: r.weight for name, r in TABLE.items()}
+"""the regularizers' names and default weights (engine.training.regularizers declares them)"""
 
 
 @dataclass

@@ -18,8 +18,6 @@ import torch.nn.functional as F
 
 from engine.annotations.types import UNLABELED, background_index
 from engine.losses.box import box_consistency_loss, box_tightness_loss
-from engine.losses.dense_crf import dense_crf_gradient, dense_crf_loss
-from engine.losses.grid_crf import grid_crf_gradient, grid_crf_loss
 from engine.losses.pce import partial_cross_entropy
 from engine.losses.tags import absent_suppression_loss, tag_classification_loss, tag_consistency_loss
 from engine.metrics import confusion_matrix, scores
@@ -27,6 +25,7 @@ from engine.models.registry import ModelConfig, build_model, pretrained_part, sa
 from engine.project import Project
 from engine.training.config import TrainConfig
 from engine.training.data import Batch, BatchSampler, TrainingSet
+from engine.training.regularizers import REGULARIZERS
 from engine.training.targets import resize_labels
 from engine.training.records import Preview, ProgressRecord
 
@@ -111,20 +110,12 @@ class Trainer:
         if weights is not None:
             return sum((w * self._regularizer(image[i:i + 1], probs[i:i + 1])
                         for i, w in enumerate(weights) if w), probs.new_zeros(())) / len(weights)
-        c = self.config
-        if c.regularizer == "dense":
-            return dense_crf_loss(image, probs.float(), sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
-        if c.regularizer == "grid":
-            return grid_crf_loss(image, probs.float(), sigma=c.grid_sigma)
-        return probs.new_zeros(())
+        loss = REGULARIZERS[self.config.regularizer].loss
+        return probs.new_zeros(()) if loss is None else loss(image, probs.float(), self.config)
 
     def _reg_gradient(self, image: torch.Tensor, probs: torch.Tensor) -> torch.Tensor | None:
-        c = self.config
-        if c.regularizer == "dense":
-            return dense_crf_gradient(image, probs, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
-        if c.regularizer == "grid":
-            return grid_crf_gradient(image, probs, sigma=c.grid_sigma)
-        return None
+        gradient = REGULARIZERS[self.config.regularizer].gradient
+        return None if gradient is None else gradient(image, probs, self.config)
 
     @staticmethod
     def _crf_image(images: torch.Tensor, gray: bool) -> torch.Tensor:
