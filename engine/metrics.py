@@ -49,3 +49,15 @@ def scores(conf: np.ndarray) -> Scores:
     total = conf.sum()
     return Scores(iou, float(np.mean(defined)) if defined else float("nan"),
                   float(tp.sum() / total) if total else float("nan"))
+
+
+def image_object_iou(pred: np.ndarray, gt: np.ndarray, num_classes: int, background: int | None,
+                     ignore_index: int = IGNORE) -> float | None:
+    """One image's mean IoU over its object classes (every class but ``background``) that occur in its ground
+    truth or prediction; None where neither shows one. Averaged over images, this weighs every image the same,
+    however small its object — as a user who marked each image judges the masks — where the data-set mIoU is
+    ruled by the large objects. On images with one object class it is that object's IoU."""
+    conf = confusion_matrix(pred, gt, num_classes, ignore_index)
+    iou = scores(conf).iou
+    objects = [v for k, v in enumerate(iou) if k != background and v is not None]
+    return float(np.mean(objects)) if objects else None

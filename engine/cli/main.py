@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import bench_cmds, detect_cmds, generate_cmds, project_cmds, train_cmds
+from engine.cli import bench_cmds, detect_cmds, generate_cmds, predict_cmds, project_cmds, train_cmds
 from engine.cli.common import CliError
 
 
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     project_cmds.add_parsers(sub)
     train_cmds.add_parsers(sub)
+    predict_cmds.add_parsers(sub)
     detect_cmds.add_parsers(sub)
     generate_cmds.add_parsers(sub)
     bench_cmds.add_parsers(sub)

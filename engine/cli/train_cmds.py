@@ -1,30 +1,28 @@
-"""``wsv train``, ``wsv predict`` and ``wsv eval``: learn from a dataset folder's marks, predict masks for a
-folder of images, and score masks against ground truth."""
+"""``wsv train`` and ``wsv eval``: learn from a dataset folder's marks, and score masks against ground truth."""
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from engine.annotations.store import StoreError
+from engine.annotations.types import background_index
 from engine.cli.common import CliError, Progress, emit
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.importer import SIMULATION_STYLES, ScribbleSimulation, import_dataset
 from engine.datasets.people import PEOPLE_RADIUS
 from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
-from engine.io.images import ImageLoadError, list_images, load_image
-from engine.io.palette import load_index_png, save_index_png
-from engine.metrics import confusion_matrix, scores
-from engine.models.registry import MODEL_NAMES, ModelError, default_model_name, load_model
+from engine.io.palette import load_index_png
+from engine.metrics import confusion_matrix, image_object_iou, scores
+from engine.models.registry import MODEL_NAMES, ModelError, default_model_name
 from engine.project import Project
 from engine.training.config import PCE_MODES, REGULARIZERS, TrainConfig
 from engine.training.targets import SUPERVISION
-from engine.training.trainer import Trainer, TrainingError, pick_device, predict_full_size
+from engine.training.trainer import Trainer, TrainingError
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -69,14 +67,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="run folder to write (model, config, history)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("predict", help="predict masks for a folder of images with a trained run")
-    p.add_argument("run", type=Path, help="run folder written by wsv train (or a saved model folder)")
-    p.add_argument("images", type=Path, help="folder of images")
-    p.add_argument("--out", type=Path, required=True, help="folder for ID.png masks (class index, VOC colours)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("eval", help="score predicted masks against a dataset's ground truth")
     p.add_argument("masks", type=Path, help="folder of predicted ID.png masks")
@@ -165,39 +155,6 @@ def _training_project(args: argparse.Namespace, simulation: ScribbleSimulation) 
     return target
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    model_dir = args.run
-    try:
-        device = pick_device(args.device)
-        model, config = load_model(model_dir, device)
-    except (ModelError, TrainingError) as exc:
-        raise CliError(str(exc)) from None
-    try:
-        paths = list_images(args.images)
-    except OSError as exc:
-        raise CliError(f"cannot list {args.images}: {exc.strerror}") from None
-    if not paths:
-        raise CliError(f"no images found in {args.images}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    log, errors, written = Progress("predicting"), [], 0
-    t0 = time.monotonic()
-    for i, path in enumerate(paths):
-        try:
-            img = load_image(path, max_side=config.working_size)
-        except ImageLoadError as exc:
-            errors.append(str(exc))
-            continue
-        labels = predict_full_size(model, img.pixels, img.original_size, device)
-        save_index_png(args.out / f"{path.stem}.png", labels)
-        written += 1
-        log(i + 1, len(paths))
-    result = {"out": str(args.out.resolve()), "masks": written, "errors": errors,
-              "seconds": round(time.monotonic() - t0, 2), "classes": config.classes}
-    human = f"wrote {written} masks to {args.out}" + "".join(f"\nskipped: {e}" for e in errors)
-    emit(result, args.json, human)
-    return 0 if written else 1
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     try:
         ds = DatasetFolder.open(args.dataset)
@@ -205,8 +162,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except DatasetError as exc:
         raise CliError(str(exc)) from None
     k = len(ds.classes)
+    background = background_index(ds.classes)
     conf = np.zeros((k, k), np.int64)
-    missing, evaluated = [], 0
+    missing, evaluated, per_image = [], 0, []
     for image_id in ids:
         pred_path = args.masks / f"{image_id}.png"
         gt_path = ds.root / "masks" / f"{image_id}.png"
@@ -218,6 +176,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         try:
             pred, gt = load_index_png(pred_path), load_index_png(gt_path)
             conf += confusion_matrix(pred, gt, k)
+            per_image.append(image_object_iou(pred, gt, k, background))
         except (ValueError, OSError) as exc:
             raise CliError(f"{pred_path}: {exc}") from None
         evaluated += 1
@@ -227,8 +186,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not evaluated:
         raise CliError(f"no ground-truth masks for the {args.split} split of {ds.root}")
     s = scores(conf)
-    result = {"images": evaluated, "split": args.split, **s.as_dict(ds.classes)}
-    human = f"{evaluated} images: mIoU {s.miou * 100:.2f}, pixel accuracy {s.pixel_accuracy * 100:.2f}\n" + "\n".join(
+    defined = [v for v in per_image if v is not None]
+    image_iou = float(np.mean(defined)) if defined else None
+    result = {"images": evaluated, "split": args.split, **s.as_dict(ds.classes), "image_object_iou": image_iou}
+    human = (f"{evaluated} images: mIoU {s.miou * 100:.2f}, pixel accuracy {s.pixel_accuracy * 100:.2f}"
+             + ("" if image_iou is None else f", object IoU per image (mean) {image_iou * 100:.2f}") + "\n") + "\n".join(
         f"  {name:<20} {'-' if v is None else f'{v * 100:.2f}'}" for name, v in zip(ds.classes, s.iou))
     emit(result, args.json, human)
     return 0

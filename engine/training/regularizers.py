@@ -48,6 +48,12 @@ REGULARIZERS: dict[str, Regularizer] = {
         "colour consistency", 1.0,
         lambda img, p, c: colour_consistency_loss(img, p),
         lambda img, p, c: colour_consistency_gradient(img, p)),
+    "dense+colour": Regularizer(
+        "dense CRF + colour consistency", 1.0,
+        lambda img, p, c: 0.0005 * dense_crf_loss(img, p, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
+        + colour_consistency_loss(img, p),
+        lambda img, p, c: 0.0005 * dense_crf_gradient(img, p, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
+        + colour_consistency_gradient(img, p)),
 }
 """Weights: grid and dense were tuned with simulated scribbles on the horses' train split and with real scribbles
 on ACDC's, scored on the test splits (the sweeps are in the README). Both are per pixel, so the weights hold
