@@ -44,13 +44,24 @@ def test_training_sends_predictions_that_change_the_overlay(window, qtbot):
     qtbot.waitUntil(lambda: window.training_panel._steps[-1] > steps_before + 3, timeout=60000)
     assert window.training_panel._losses["total"][-1] > 0
     assert window.gradient_view._preview is not None
-    # the overlay is the latest preview in class colours; heat-map mode shows one class's probability instead
+    # the overlay is the latest preview's mask in class colours — this image is marked, so refined with its
+    # marks, which hold —; the network mode shows the network's own answer, heat-map mode one class's probability
     from wsv_gui.prediction import overlay_rgba
 
     preview = window.previews[window.current_image_id]
+    assert preview.refined is not None and preview.refined.shape == preview.labels.shape
+    seeds = window.project.store.seed_map(window.current_image_id, preview.labels.shape)
+    assert (preview.refined[seeds != 255] == seeds[seeds != 255]).all()
     window.refresh_prediction()
     np.testing.assert_array_equal(window.canvas.prediction.rgba(), overlay_rgba(preview, window.class_colors(), None))
-    window.toolbar.mode.setCurrentIndex(2)  # P(right)
+    lut = window.canvas.prediction.rgba()
+    window.toolbar.toggle_network()
+    np.testing.assert_array_equal(window.canvas.prediction.rgba(),
+                                  overlay_rgba(preview, window.class_colors(), None, network_only=True))
+    assert window.toolbar.network_only()
+    window.toolbar.toggle_network()
+    np.testing.assert_array_equal(window.canvas.prediction.rgba(), lut)
+    window.toolbar.mode.setCurrentIndex(3)  # P(right), after the mask and network modes
     heat = window.canvas.prediction.rgba()
     np.testing.assert_array_equal(heat, overlay_rgba(preview, window.class_colors(), 1))
     assert not np.array_equal(heat, first)
@@ -92,7 +103,7 @@ def test_accept_prediction_makes_exact_marks(window, qtbot):
     window.accept_prediction(0.0)
     preview = window.previews[window.current_image_id]
     seeds = store.seed_map(window.current_image_id, preview.labels.shape)
-    np.testing.assert_array_equal(seeds, preview.labels)  # every pixel now carries the predicted class
+    np.testing.assert_array_equal(seeds, preview.refined)  # every pixel now carries the class shown
     window.undo_stack.undo()
     assert len(store.strokes(window.current_image_id)) == before
 

@@ -9,7 +9,8 @@ from engine.annotations.types import Stroke
 from engine.models.registry import load_model
 from engine.project import Project
 from engine.training.config import TrainConfig
-from engine.training.trainer import Trainer, TrainingError, predict_full_size
+from engine.refine.masks import predict_full_size
+from engine.training.trainer import Trainer, TrainingError
 
 
 def two_tone_project(root, n_images=2, size=48):

@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
         self._action(m, "&Fit to Window", self.canvas.fit, "F")
         self._action(m, "&Actual Pixels (1:1)", self.canvas.actual_size, "Ctrl+1")
         self._action(m, "Show/Hide &Prediction", self.toolbar.show_prediction.toggle, "P")
+        self._action(m, "Refined Mask / &Network's Answer", self.toolbar.toggle_network, "N")
         m = self.menuBar().addMenu("&Training")
         self._action(m, "&Train / Resume", self.train, "Ctrl+T")
         self._action(m, "&Pause", self.pause, "Ctrl+P")
@@ -421,7 +422,8 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "Accept prediction", "There is no prediction for this image yet: train first.")
             return
         store = self.project.store
-        strokes = prediction_strokes(preview, store.image(self.current_image_id), store.classes(), min_confidence)
+        strokes = prediction_strokes(preview, store.image(self.current_image_id), store.classes(), min_confidence,
+                                     self.toolbar.network_only())
         if strokes:
             what = "prediction" if not min_confidence else f"confident prediction (p ≥ {min_confidence})"
             self._push(AddStrokes(store, strokes, self._on_change, f"accept {what}"))
@@ -456,7 +458,8 @@ class MainWindow(QMainWindow):
         if preview is None or not self.toolbar.show_prediction.isChecked():
             self.canvas.set_prediction(None)
         else:
-            self.canvas.set_prediction(overlay_rgba(preview, self.class_colors(), self.toolbar.heatmap_class()))
+            self.canvas.set_prediction(overlay_rgba(preview, self.class_colors(), self.toolbar.heatmap_class(),
+                                                    self.toolbar.network_only()))
         if preview is not None:
             self.gradient_view.show_preview(preview)
         else:

@@ -12,22 +12,30 @@ from wsv_gui.canvas.layers import colormap_rgba
 _HEAT = (pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=False)).astype(np.uint8)
 
 
-def overlay_rgba(preview: Preview, colors: np.ndarray, heat_class: int | None) -> np.ndarray:
-    """Argmax in class colours, or the probability of ``heat_class`` as an 'inferno' heat map (0 to 1)."""
+def overlay_rgba(preview: Preview, colors: np.ndarray, heat_class: int | None, network_only: bool = False
+                 ) -> np.ndarray:
+    """The mask in class colours — refined with the image's marks where the preview has one, unless
+    ``network_only`` — or the probability of ``heat_class`` as an 'inferno' heat map (0 to 1)."""
     if heat_class is not None and heat_class < preview.probs.shape[0]:
         return colormap_rgba(preview.probs[heat_class].astype(np.float32), _HEAT, 0.0, 1.0)
     lut = np.zeros((256, 4), np.uint8)
     n = min(len(colors), 255)
     lut[:n, :3] = colors[:n]
     lut[:n, 3] = 255
-    return lut[preview.labels]
+    return lut[shown_labels(preview, network_only)]
+
+
+def shown_labels(preview: Preview, network_only: bool = False) -> np.ndarray:
+    """The labels the overlay shows: the refined mask of a marked image, else the network's argmax."""
+    return preview.labels if network_only or preview.refined is None else preview.refined
 
 
 def prediction_strokes(preview: Preview, rec: ImageRecord, classes: list[ClassDef],
-                       min_confidence: float = 0.0) -> list[Stroke]:
-    """Strokes that paint exactly the predicted labels (where the top probability reaches ``min_confidence``)
-    at the image's full size: one exact pixel-run stroke per class region, scaled from working resolution."""
-    labels = preview.labels.copy()
+                       min_confidence: float = 0.0, network_only: bool = False) -> list[Stroke]:
+    """Strokes that paint exactly the labels shown (``shown_labels``; where the network's top probability
+    reaches ``min_confidence``) at the image's full size: one exact pixel-run stroke per class region, scaled from
+    working resolution."""
+    labels = shown_labels(preview, network_only).copy()
     if min_confidence > 0:
         labels[preview.probs.max(0).astype(np.float32) < min_confidence] = UNLABELED
     scale = rec.width / labels.shape[1]

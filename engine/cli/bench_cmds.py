@@ -13,7 +13,7 @@ from engine.datasets.importer import SIMULATION_STYLES
 from engine.datasets.people import PEOPLE_RADIUS
 from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
 from engine.models.registry import MODEL_NAMES, default_model_name
-from engine.training.config import DEFAULT_REG_WEIGHT, PCE_MODES, TrainConfig
+from engine.training.config import DEFAULT_REG_WEIGHT, PCE_MODES, REGULARIZERS, TrainConfig
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -24,10 +24,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     q = bench.add_parser("quality", help="mIoU of full vs scribble, box and tag supervision, with and without CRF losses")
     q.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"evaluation data folder (default {DEFAULT_DATA})")
-    q.add_argument("--datasets", default="horses,acdc", help="comma-separated data sets in --data")
+    q.add_argument("--datasets", default="horses,acdc",
+                   help="comma-separated data sets in --data, or the object sets built from them "
+                        "(msrc-objects, horses-objects: one object per photo, people-like strokes)")
     q.add_argument("--methods", default="full,pce,pce+grid,pce+dense",
-                   help="comma-separated, from: full, pce, pce+grid, pce+dense, boxes-grabcut, boxes, boxes+dense, "
-                        "tags, tags+dense (the default is the scribble set)")
+                   help="comma-separated: full, boxes-grabcut, or pce, boxes, tags alone or with a regularizer "
+                        f"(+{', +'.join(r for r in REGULARIZERS if r != 'none')}); the default is the scribble set")
     q.add_argument("--model", choices=MODEL_NAMES, default=default_model_name())
     q.add_argument("--steps", type=int, default=TrainConfig.steps)
     q.add_argument("--max-minutes", type=float, default=4.5, help="training budget per method")
@@ -219,6 +221,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
+    from engine.bench.objects import OBJECT_SETS
     from engine.bench.quality import METHODS, ImportMismatch, run_quality
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -226,7 +229,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     if unknown:
         raise CliError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    missing = [d for d in datasets if not (args.data / d / "classes.txt").is_file()]
+    missing = [d for d in datasets if not (args.data / OBJECT_SETS.get(d, (d,))[0] / "classes.txt").is_file()]
     if missing:
         raise CliError(f"data sets not found in {args.data}: {', '.join(missing)}")
     simulation = _simulation(args)

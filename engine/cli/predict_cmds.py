@@ -11,28 +11,24 @@ import argparse
 import contextlib
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from engine.annotations.store import StoreError
-from engine.annotations.types import background_index
 from engine.cli.common import CliError, Progress, emit
 from engine.datasets.exporter import image_ids
 from engine.datasets.folder import DatasetError, DatasetFolder
-from engine.io.images import ImageLoadError, list_images, load_image
+from engine.io.images import ImageLoadError, list_images
 from engine.io.palette import save_index_png
 from engine.models.registry import ModelError, load_model
 from engine.project import Project
-from engine.refine.masks import NETWORK, REFINED, Marks, marked_mask, refine_size
-from engine.refine.segment import RefineSettings
-from engine.training.trainer import TrainingError, pick_device, predict_full_size
+from engine.refine.masks import REFINED, MaskMaker, Marks, folder_marks, store_marks
+from engine.training.trainer import TrainingError, pick_device
 
-Item = tuple[str, Path, "Callable[[], Marks] | None"]
-"""(mask file stem, image path, what reads the image's marks, None for a plain image); reading the marks raises
-DatasetError or ImageLoadError where they cannot be read"""
+Item = tuple[str, Path, Callable[[], Marks] | None]
+"""(mask file stem, image path, what reads the image's marks, None for a plain image)"""
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -58,49 +54,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if args.out.exists() and not args.out.is_dir():
         raise CliError(f"--out {args.out} is a file, not a folder")
+    maker = MaskMaker(model, config.classes, config.working_size, device, refine=not args.no_refine)
     with contextlib.ExitStack() as stack:
         items, kind = _items(args.source, config.classes, stack)
         try:
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CliError(f"cannot create {args.out}: {exc.strerror}") from None
-        settings = RefineSettings()
-        background = background_index(config.classes)
-        log, errors, made = Progress("predicting"), [], {}
-        seconds = {REFINED: [], NETWORK: []}
+        log, errors, seconds = Progress("predicting"), [], {}
         for n, (stem, path, read_marks) in enumerate(items):
             t0 = time.monotonic()
             try:
-                working = load_image(path, max_side=config.working_size)
-                marks = None if read_marks is None or args.no_refine else read_marks()
-                if marks is not None and marks.any:
-                    if marks.size != working.original_size:
-                        raise DatasetError(f"{path}: its marks are for a {marks.size[0]}x{marks.size[1]} image, "
-                                           f"the image is {working.original_size[0]}x{working.original_size[1]}")
-                    image = load_image(path, max_side=max(refine_size(marks.size, settings.max_pixels)))
-                    pixels = image.pixels[..., :1] if image.is_gray else image.pixels
-                    labels = marked_mask(model, device, working.pixels, pixels, marks, background, settings)
-                    how = REFINED
-                else:
-                    labels = predict_full_size(model, working.pixels, working.original_size, device)
-                    how = NETWORK
+                labels = maker(stem, path, None if read_marks is None or args.no_refine else read_marks())
                 save_index_png(args.out / f"{stem}.png", labels)
-            except (ImageLoadError, DatasetError) as exc:
+            except (ImageLoadError, DatasetError, ValueError) as exc:
                 errors.append(str(exc))
+                maker.kinds.pop(stem, None)
                 continue
             except OSError as exc:
                 raise CliError(f"cannot write {args.out / (stem + '.png')}: {exc.strerror}") from None
-            made[stem] = how
-            seconds[how].append(time.monotonic() - t0)
+            seconds.setdefault(maker.kinds[stem], []).append(time.monotonic() - t0)
             log(n + 1, len(items))
-    record = {"source": str(args.source), "kind": kind, "classes": config.classes,
-              "refinement": None if args.no_refine else asdict(settings), "masks": made}
+    record = {**maker.record(str(args.source)), "kind": kind, "classes": config.classes}
     (args.out / "masks.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    made = maker.kinds
     refined = sum(1 for v in made.values() if v == REFINED)
     result = {"out": str(args.out.resolve()), "masks": len(made), "refined": refined, "network": len(made) - refined,
               "errors": errors, "classes": config.classes,
-              "seconds_per_refined_mask": round(float(np.mean(seconds[REFINED])), 3) if seconds[REFINED] else None,
-              "seconds_per_network_mask": round(float(np.mean(seconds[NETWORK])), 3) if seconds[NETWORK] else None}
+              **{f"seconds_per_{k}_mask": round(float(np.mean(v)), 3) for k, v in sorted(seconds.items())}}
     human = (f"wrote {len(made)} masks to {args.out} ({refined} refined with their marks, {len(made) - refined} "
              f"from the network)" + "".join(f"\nskipped: {e}" for e in errors))
     emit(result, args.json, human)
@@ -115,9 +96,20 @@ def _items(source: Path, classes: list[str], stack: contextlib.ExitStack) -> tup
             project = stack.enter_context(Project.open(source))
         except StoreError as exc:
             raise CliError(str(exc)) from None
-        return _project_items(project, classes), "project"
+        store = project.store
+        _check_classes([c.name for c in store.classes()], classes, source)
+        records = store.images()
+        stems = image_ids(records)
+        return [(stems[r.id], project.image_path(r), lambda r=r: store_marks(store, r)) for r in records], "project"
     if (source / "images").is_dir() and (source / "classes.txt").is_file():
-        return _dataset_items(source, classes), "dataset"
+        try:
+            ds = DatasetFolder.open(source)
+        except DatasetError as exc:
+            raise CliError(str(exc)) from None
+        _check_classes(ds.classes, classes, source)
+        if not ds.images:
+            raise CliError(f"no images found in {source / 'images'}")
+        return [(i, p, lambda i=i: folder_marks(ds, i)) for i, p in ds.images.items()], "dataset"
     try:
         paths = list_images(source)
     except OSError as exc:
@@ -131,50 +123,3 @@ def _check_classes(theirs: list[str], classes: list[str], where: Path) -> None:
     if theirs != classes:
         raise CliError(f"{where} has the classes {theirs}, the model was trained on {classes}: the marks' class "
                        f"indices would mean other classes")
-
-
-def _dataset_items(root: Path, classes: list[str]) -> list[Item]:
-    try:
-        ds = DatasetFolder.open(root)
-    except DatasetError as exc:
-        raise CliError(str(exc)) from None
-    _check_classes(ds.classes, classes, root)
-    if not ds.images:
-        raise CliError(f"no images found in {root / 'images'}")
-
-    def reader(image_id: str, path: Path) -> Callable[[], Marks]:
-        def read() -> Marks:
-            size = load_image(path, max_side=64).original_size
-            seeds, boxes, tags = ds.scribbles(image_id, size), ds.boxes(image_id), ds.tags(image_id)
-            present = None
-            if tags is not None:
-                present = np.zeros(len(ds.classes), bool)
-                present[tags] = True
-            box_array = np.array([[c, *b] for c, b in boxes], np.float32) if boxes else None
-            return Marks(size, seeds, box_array, present)
-        return read
-
-    return [(image_id, path, reader(image_id, path)) for image_id, path in ds.images.items()]
-
-
-def _project_items(project: Project, classes: list[str]) -> list[Item]:
-    store = project.store
-    defs = store.classes()
-    _check_classes([c.name for c in defs], classes, project.root)
-    index = {c.id: c.index for c in defs}
-    records = store.images()
-    stems = image_ids(records)
-
-    def reader(rec) -> Callable[[], Marks]:
-        def read() -> Marks:
-            marks = store.marks(rec.id)
-            seeds = store.seed_map(rec.id) if marks.strokes else None
-            boxes = np.array([[index[b.class_id], *b.xyxy] for b in marks.boxes], np.float32) if marks.boxes else None
-            present = None
-            if marks.tags is not None:
-                present = np.zeros(len(defs), bool)
-                present[[index[c] for c in marks.tags.class_ids]] = True
-            return Marks((rec.width, rec.height), seeds, boxes, present)
-        return read
-
-    return [(stems[rec.id], project.image_path(rec), reader(rec)) for rec in records]

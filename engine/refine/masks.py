@@ -4,14 +4,19 @@ Masks and the live overlay, so that what the user sees is what they export.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.annotations.types import UNLABELED
+from engine.annotations.store import AnnotationStore
+from engine.annotations.types import UNLABELED, ImageRecord, background_index
+from engine.datasets.folder import DatasetFolder
+from engine.io.images import load_image
 from engine.refine.segment import RefineSettings, refine_labels
 
 REFINED, NETWORK = "refined", "network"
@@ -43,6 +48,19 @@ class Marks:
         seeds = None if self.seeds is None else cv2.resize(self.seeds, size, interpolation=cv2.INTER_NEAREST)
         boxes = None if self.boxes is None else self.boxes * np.float32([1, sx, sy, sx, sy])
         return Marks(size, seeds, boxes, self.present)
+
+
+def predict_full_size(model: torch.nn.Module, pixels: np.ndarray, original_size: tuple[int, int],
+                      device: torch.device) -> np.ndarray:
+    """Class index per pixel at the image's original (width, height), from a working-size image: logits are
+    upsampled bilinearly before the argmax, so boundaries stay smooth at full resolution."""
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float().to(device)
+    with torch.no_grad():
+        logits = model(x)
+        w, h = original_size
+        if (h, w) != tuple(logits.shape[-2:]):
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        return logits[0].argmax(0).to(torch.uint8).cpu().numpy()
 
 
 def refine_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
@@ -82,3 +100,70 @@ def marked_mask(model: torch.nn.Module, device: torch.device, working: np.ndarra
         marked = marks.seeds != UNLABELED
         labels[marked] = marks.seeds[marked]
     return labels
+
+
+class MaskMaker:
+    """Masks at each image's full size from a trained model: refined with the image's marks where it has any
+    (and ``refine``), the network's answer otherwise. ``kinds`` records which each mask was, by the name it
+    was asked for, for ``masks.json``. Raises ImageLoadError for an unreadable image and ValueError for marks
+    that do not fit it."""
+
+    def __init__(self, model: torch.nn.Module, classes: list[str], working_size: int, device: torch.device,
+                 refine: bool = True, settings: RefineSettings = RefineSettings()) -> None:
+        self.model, self.working_size, self.device = model.eval(), working_size, device
+        self.background = background_index(classes)
+        self.refine, self.settings = refine, settings
+        self.kinds: dict[str, str] = {}
+
+    def __call__(self, name: str, path: Path, marks: Marks | None) -> np.ndarray:
+        working = load_image(path, max_side=self.working_size)
+        if self.refine and marks is not None and marks.any:
+            if marks.size != working.original_size:
+                raise ValueError(f"{path}: its marks are for a {marks.size[0]}x{marks.size[1]} image, the image is "
+                                 f"{working.original_size[0]}x{working.original_size[1]}")
+            image = load_image(path, max_side=max(refine_size(marks.size, self.settings.max_pixels)))
+            pixels = image.pixels[..., :1] if image.is_gray else image.pixels
+            labels = marked_mask(self.model, self.device, working.pixels, pixels, marks, self.background,
+                                 self.settings)
+            self.kinds[name] = REFINED
+        else:
+            labels = predict_full_size(self.model, working.pixels, working.original_size, self.device)
+            self.kinds[name] = NETWORK
+        return labels
+
+    def record(self, source: str) -> dict:
+        """What ``masks.json`` holds: how each mask was made, and with which settings."""
+        return {"source": source, "refinement": dataclasses.asdict(self.settings) if self.refine else None,
+                "masks": dict(self.kinds)}
+
+
+def store_marks(store: AnnotationStore, rec: ImageRecord, size: tuple[int, int] | None = None) -> Marks:
+    """An image's marks in a project, at its full size or at (width, height) ``size`` (strokes rasterized
+    there, boxes scaled)."""
+    size = (rec.width, rec.height) if size is None else size
+    classes = store.classes()
+    index = {c.id: c.index for c in classes}
+    marks = store.marks(rec.id)
+    seeds = store.seed_map(rec.id, (size[1], size[0])) if marks.strokes else None
+    boxes = None
+    if marks.boxes:
+        sx, sy = size[0] / rec.width, size[1] / rec.height
+        boxes = np.array([[index[b.class_id], *b.xyxy] for b in marks.boxes], np.float32) * np.float32([1, sx, sy, sx, sy])
+    present = None
+    if marks.tags is not None:
+        present = np.zeros(len(classes), bool)
+        present[[index[c] for c in marks.tags.class_ids]] = True
+    return Marks(size, seeds, boxes, present)
+
+
+def folder_marks(ds: DatasetFolder, image_id: str) -> Marks:
+    """An image's marks in a dataset folder (``scribbles/``, ``boxes/``, ``tags/``), at its full size; raises
+    DatasetError for a malformed file, ImageLoadError for an unreadable image."""
+    size = load_image(ds.images[image_id], max_side=64).original_size
+    seeds, boxes, tags = ds.scribbles(image_id, size), ds.boxes(image_id), ds.tags(image_id)
+    present = None
+    if tags is not None:
+        present = np.zeros(len(ds.classes), bool)
+        present[tags] = True
+    box_array = np.array([[c, *b] for c, b in boxes], np.float32) if boxes else None
+    return Marks(size, seeds, box_array, present)

@@ -73,6 +73,9 @@ class TrainConfig:
     """CPU threads for torch; None leaves torch's default"""
     seed: int = 0
     preview_interval_s: float = 0.5
+    refine_interval_s: float = 3.0
+    """the preview's refined mask of a marked image is recomputed at most this often while its marks stay the
+    same (refining takes a good part of a training step on a CPU)"""
     eval_interval_s: float = 10.0
     allow_download: bool = False
     """let torchvision download ImageNet backbone weights that are not in the torch cache"""

@@ -20,6 +20,8 @@ class Preview:
     """(K, H, W) float16 class probabilities"""
     reg_gradient: np.ndarray | None
     """(K, H, W) float32 ∂R/∂S_k of the regularizer, None without a regularizer"""
+    refined: np.ndarray | None = None
+    """(H, W) uint8 mask refined with the image's own marks (engine.refine), None for an image without marks"""
 
 
 @dataclass(frozen=True)

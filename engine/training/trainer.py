@@ -14,7 +14,6 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from engine.annotations.types import UNLABELED, background_index
 from engine.losses.box import box_consistency_loss, box_tightness_loss
@@ -27,6 +26,8 @@ from engine.training.config import TrainConfig
 from engine.training.data import Batch, BatchSampler, TrainingSet
 from engine.training.regularizers import REGULARIZERS
 from engine.training.targets import resize_labels
+from engine.refine.masks import store_marks
+from engine.refine.segment import refine_labels
 from engine.training.records import Preview, ProgressRecord
 
 
@@ -88,6 +89,8 @@ class Trainer:
         nor does reading marks into targets (GrabCut seeds for boxes take minutes on hundreds of images)"""
         self.preview_image_id: int | None = None
         """set by the driver (the GUI shows this image); read between steps"""
+        self._refined_cache: dict[int, tuple[int | None, float, np.ndarray | None]] = {}
+        """image id -> (marks revision, when, refined mask) of the last refined preview"""
 
     def close(self) -> None:
         self.project.close()
@@ -262,8 +265,26 @@ class Trainer:
             img = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(self.device)
             g = self._reg_gradient(self._crf_image(img, gray), probs[None])
             grad = g[0].float().cpu().numpy() if g is not None else None
-        return Preview(image_id, probs.argmax(0).to(torch.uint8).cpu().numpy(),
-                       probs.to(torch.float16).cpu().numpy(), grad)
+        probs_np = probs.float().cpu().numpy()
+        return Preview(image_id, probs_np.argmax(0).astype(np.uint8), probs_np.astype(np.float16), grad,
+                       self._refined(image_id, image[..., :1] if gray else image, probs_np))
+
+    def _refined(self, image_id: int, image: np.ndarray, probs: np.ndarray) -> np.ndarray | None:
+        """The image's mask refined with its own marks at working size, recomputed at most every
+        ``refine_interval_s`` unless its marks changed (it takes a good part of a training step); None where
+        the image has no marks."""
+        store = self.project.store
+        revision = store.marks_revisions().get(image_id)
+        cached = self._refined_cache.get(image_id)
+        now = time.monotonic()
+        if cached is not None and cached[0] == revision and now - cached[1] < self.config.refine_interval_s:
+            return cached[2]
+        h, w = image.shape[:2]
+        marks = store_marks(store, store.image(image_id), (w, h))
+        labels = refine_labels(image, probs, seeds=marks.seeds, boxes=marks.boxes, present=marks.present,
+                               background=self.background) if marks.any else None
+        self._refined_cache[image_id] = (revision, now, labels)
+        return labels
 
     def evaluate(self, limit: int = 20) -> float | None:
         """mIoU on up to ``limit`` images with ground truth (the project's test split first)."""
@@ -288,16 +309,3 @@ class Trainer:
         c = self.config
         save_model(self.model, ModelConfig(c.model, self.classes, c.working_size, self.pretrained,
                                            extra={"train": c.as_dict(), "steps_done": self.step}), folder)
-
-
-def predict_full_size(model: torch.nn.Module, pixels: np.ndarray, original_size: tuple[int, int],
-                      device: torch.device) -> np.ndarray:
-    """Class index per pixel at the image's original (width, height), from a working-size image: logits are
-    upsampled bilinearly before the argmax, so boundaries stay smooth at full resolution."""
-    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float().to(device)
-    with torch.no_grad():
-        logits = model(x)
-        w, h = original_size
-        if (h, w) != tuple(logits.shape[-2:]):
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        return logits[0].argmax(0).to(torch.uint8).cpu().numpy()

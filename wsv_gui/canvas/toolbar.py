@@ -8,6 +8,11 @@ from PySide6.QtWidgets import QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox
 from wsv_gui.canvas.view import BOX, BRUSH, ERASER, PAN
 
 
+NETWORK_MODE = "network"
+MODES = ("mask", NETWORK_MODE)
+"""the overlay's class-colour modes, before one heat-map entry per class"""
+
+
 def _slider(value: int, tip: str) -> QSlider:
     s = QSlider(Qt.Orientation.Horizontal)
     s.setRange(0, 100)
@@ -63,7 +68,9 @@ class CanvasToolbar(QWidget):
         self.show_prediction.toggled.connect(lambda _: self.predictionModeChanged.emit())
         row.addWidget(self.show_prediction)
         self.mode = QComboBox()
-        self.mode.setToolTip("argmax class colours, or one class's probability as a heat map")
+        self.mode.setToolTip("the mask (on a marked image refined with its marks, as Export Masks writes it), the "
+                             "network's own answer, or one class's probability as a heat map (N toggles mask and "
+                             "network)")
         self.mode.currentIndexChanged.connect(lambda _: self.predictionModeChanged.emit())
         row.addWidget(self.mode)
         self.prediction_opacity = _slider(45, "opacity of the prediction")
@@ -78,12 +85,20 @@ class CanvasToolbar(QWidget):
         current = self.mode.currentIndex()
         self.mode.blockSignals(True)
         self.mode.clear()
-        self.mode.addItem("classes")
+        self.mode.addItems(MODES)
         self.mode.addItems([f"P({n})" for n in names])
         self.mode.setCurrentIndex(current if 0 <= current < self.mode.count() else 0)
         self.mode.blockSignals(False)
 
     def heatmap_class(self) -> int | None:
-        """Class index whose probability is shown, or None for the argmax colours."""
+        """Class index whose probability is shown, or None for class colours."""
         i = self.mode.currentIndex()
-        return None if i <= 0 else i - 1
+        return None if i < len(MODES) else i - len(MODES)
+
+    def network_only(self) -> bool:
+        """Whether the network's own answer is shown even where refined masks exist."""
+        return self.mode.currentIndex() == MODES.index(NETWORK_MODE)
+
+    def toggle_network(self) -> None:
+        """Between the (refined) mask and the network's answer."""
+        self.mode.setCurrentIndex(0 if self.network_only() else MODES.index(NETWORK_MODE))
