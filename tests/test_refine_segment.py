@@ -69,6 +69,8 @@ def test_allowed_labels_from_marks():
     assert allowed[:, 0, 0].tolist() == [False, False, True, False]   # a stroke: its class only
     assert allowed[1, 1, 2] and allowed[1, 2, 4] and not allowed[1, 0, 2] and not allowed[1, 1, 5]
     assert not allowed[3].any()                   # neither boxed, stroked nor tagged present
+    present[3] = True                             # tagged present: allowed, though not boxed
+    assert allowed_labels((4, 6), 4, seeds, boxes, present, background=0)[3, 1:].all()
     assert allowed[0].sum() == allowed[0].size - 1   # the background everywhere but on the other class's stroke
     # without a background class boxes say nothing about the outside
     free = allowed_labels((4, 6), 4, None, boxes, None, background=None)

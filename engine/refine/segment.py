@@ -53,6 +53,7 @@ class RefineSettings:
     """the rounds run on the image shrunk to at most this many pixels"""
     max_pixels: int = 600_000
     """the final cut's size at most: callers refine larger images at this size and scale the labels up"""
+    stroke_prior: float = 0.0
     connected: bool = True
     """keep each object class only where it is connected to its strokes (or, boxed, the largest region in each
     of its boxes): a person draws one stroke through the object they mean"""
@@ -72,8 +73,8 @@ def allowed_labels(shape: tuple[int, int], num_classes: int, seeds: np.ndarray |
 
     ``seeds`` (H, W) class index or UNLABELED; ``boxes`` (M, 5) (class, x0, y0, x1, y1) in pixels; ``present``
     (K,) bool tags or None. A stroke's pixels may take only its class. Where a background class exists, a class
-    with boxes is allowed only inside its boxes, and on a boxed image a class with neither boxes nor strokes is
-    not allowed at all (the user boxed what is there). Tags rule out the classes they say are absent (never the
+    with boxes is allowed only inside its boxes, and on a boxed image a class with neither boxes, strokes nor a tag
+    is not allowed at all (the user boxed what is there). Tags rule out the classes they say are absent (never the
     background, nor a class the image has strokes or boxes of)."""
     h, w = shape
     allowed = np.ones((num_classes, h, w), bool)
@@ -91,7 +92,7 @@ def allowed_labels(shape: tuple[int, int], num_classes: int, seeds: np.ndarray |
                 continue
             if k in boxed:
                 allowed[k] &= inside[k]
-            elif k not in stroked:
+            elif k not in stroked and (present is None or not present[k]):
                 allowed[k] = False
     if present is not None:
         for k in range(num_classes):
@@ -181,6 +182,13 @@ class _Problem:
         eps = settings.network_error
         self.net = -np.log((1 - eps) * self.belief + eps / k + 1e-12).astype(np.float32)
         self.colours = image.reshape(-1, image.shape[2]).astype(np.float32)
+        if settings.stroke_prior and all(self.anchors[j].any() for j in range(k)):
+            logs = np.stack([fit_mixture(self.colours, self.anchors[j].ravel().astype(np.float64), settings.components)
+                             .log_density(self.colours).reshape(h, w) for j in range(k)])
+            post = np.exp(logs - logs.max(0, keepdims=True))
+            post /= post.sum(0, keepdims=True)
+            b = self.belief * post ** settings.stroke_prior
+            self.belief = b / np.maximum(b.sum(0, keepdims=True), 1e-12)
         self.weights = contrast_weights(image, settings.smoothness)
 
     def colour_models(self, belief: np.ndarray) -> list[GaussianMixture | None]:
