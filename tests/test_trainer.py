@@ -9,6 +9,7 @@ from engine.annotations.types import Stroke
 from engine.models.registry import load_model
 from engine.project import Project
 from engine.training.config import TrainConfig
+from engine.losses.colour import colour_consistency_loss
 from engine.refine.masks import predict_full_size
 from engine.training.trainer import Trainer, TrainingError
 
@@ -267,12 +268,37 @@ def test_boxed_images_take_a_lighter_regularizer_only_without_a_background_class
                   torch.tensor([False, True]), False)  # image 1 is boxed
     probs = logits.softmax(1)
     c = trainer.config
-    each = [dense_crf_loss(images[i:i + 1], probs[i:i + 1], sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
-            for i in range(2)]
+    # the dense CRF loss at its weight with the regional colour term at its own
+    each = [c.effective_reg_weight * dense_crf_loss(images[i:i + 1], probs[i:i + 1], sigma_rgb=c.sigma_rgb,
+                                                    sigma_xy=c.sigma_xy)
+            + c.colour_weight * colour_consistency_loss(images[i:i + 1], probs[i:i + 1]) for i in range(2)]
     factor = 1.0 if background else 0.25
-    expected = trainer.config.effective_reg_weight * (each[0] + factor * each[1]) / 2
+    expected = (each[0] + factor * each[1]) / 2
     assert torch.allclose(trainer._losses(logits, batch)["reg"], expected, rtol=1e-5)
     batch.boxed[:] = False  # no boxed image: the plain batch mean
-    assert torch.allclose(trainer._losses(logits, batch)["reg"],
-                          trainer.config.effective_reg_weight * (each[0] + each[1]) / 2, rtol=1e-5)
+    assert torch.allclose(trainer._losses(logits, batch)["reg"], (each[0] + each[1]) / 2, rtol=1e-5)
+    trainer.close()
+
+
+@pytest.mark.parametrize("regularizer,colour_weight", [("dense", 0.0), ("colour", 1.0), ("ncut", 2.0), ("none", 1.0)])
+def test_regional_colour_term_comes_with_the_pairwise_regularizers(tmp_path, regularizer, colour_weight):
+    """The pairwise regularizers carry the regional colour term at ``colour_weight``; the colour regularizer is
+    that term alone (at its own weight), and none is none."""
+    from engine.losses import dense_crf_loss, normalized_cut_loss
+
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config(regularizer=regularizer, colour_weight=colour_weight))
+    c = trainer.config
+    g = torch.Generator().manual_seed(4)
+    images = torch.rand(2, 3, 16, 16, generator=g) * 255
+    probs = torch.randn(2, 2, 16, 16, generator=g).softmax(1)
+    colour = colour_consistency_loss(images, probs)
+    expected = {"dense": c.effective_reg_weight * dense_crf_loss(images, probs, c.sigma_rgb, c.sigma_xy),
+                "colour": c.effective_reg_weight * colour,
+                "ncut": c.effective_reg_weight * normalized_cut_loss(images, probs, c.sigma_rgb, c.sigma_xy)
+                + colour_weight * colour,
+                "none": torch.zeros(())}[regularizer]
+    assert torch.allclose(trainer._regularizer(images, probs), expected, rtol=1e-5)
+    grad = trainer._reg_gradient(images, probs)
+    assert (grad is None) == (regularizer == "none")
     trainer.close()

@@ -39,6 +39,7 @@ from engine.project import Project
 from engine.refine.masks import MaskMaker, Marks
 from engine.refine.segment import RefineSettings
 from engine.training.config import REGULARIZERS, TrainConfig
+from engine.training.regularizers import REGULARIZERS as REGULARIZERS_TABLE
 from engine.training.trainer import Trainer
 
 METHODS = {"full": dict(supervision="full", regularizer="none"),
@@ -149,6 +150,8 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                             "marks_origin": origin.get(kind, "ground truth"),
                             "model": config.model, "regularizer": config.regularizer,
                             "reg_weight": config.effective_reg_weight,
+                            "colour_weight": config.colour_weight if REGULARIZERS_TABLE[config.regularizer].pairwise
+                            else None,
                             "boxed_reg_factor": config.boxed_reg_factor if background is None else None,
                             "sigma_xy": config.sigma_xy,
                             "sigma_rgb": config.sigma_rgb, "lr": config.lr,

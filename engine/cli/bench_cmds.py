@@ -41,6 +41,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="partial cross-entropy over drawn strokes: each class weighs the same, or each pixel")
     q.add_argument("--dense-weight", type=float, help=f"dense CRF loss weight of the +dense methods (default "
                                                       f"{DEFAULT_REG_WEIGHT['dense']})")
+    q.add_argument("--colour-weight", type=float, default=TrainConfig.colour_weight,
+                   help="weight of the regional colour term that comes with grid, dense and ncut")
     q.add_argument("--boxed-reg-factor", type=float, default=TrainConfig.boxed_reg_factor,
                    help="factor on the regularizer weight for boxed images in data sets with no background class")
     q.add_argument("--sigma-xy", type=float, default=TrainConfig.sigma_xy,
@@ -240,6 +242,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
                            working_size=args.working_size, lr=args.lr,
                            new_layer_lr_mult=args.new_layer_lr_mult, balanced_pce=args.pce == "balanced",
                            boxed_reg_factor=args.boxed_reg_factor, sigma_xy=args.sigma_xy, sigma_rgb=args.sigma_rgb,
+                           colour_weight=args.colour_weight,
                            seed=args.seed, device=args.device, eval_interval_s=0)
     except ValueError as exc:
         raise CliError(str(exc)) from None

@@ -34,6 +34,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="what to learn from; boxes-grabcut is the naive baseline (GrabCut inside boxes as masks)")
     p.add_argument("--regularizer", choices=REGULARIZERS, default="dense")
     p.add_argument("--reg-weight", type=float, help="regularizer weight (default depends on the regularizer)")
+    p.add_argument("--colour-weight", type=float, default=TrainConfig.colour_weight,
+                   help="weight of the regional colour term that comes with grid, dense and ncut (0: the pairwise "
+                        "term alone)")
     p.add_argument("--boxed-reg-factor", type=float, default=TrainConfig.boxed_reg_factor,
                    help="factor on the regularizer weight for boxed images where no class is named background "
                         "(every class boxed)")
@@ -79,6 +82,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         config = TrainConfig(supervision=args.supervision, regularizer=args.regularizer, reg_weight=args.reg_weight,
+                             colour_weight=args.colour_weight,
                              boxed_reg_factor=args.boxed_reg_factor, sigma_rgb=args.sigma_rgb, sigma_xy=args.sigma_xy,
                              balanced_pce=args.pce == "balanced",
                              model=args.model, lr=args.lr, new_layer_lr_mult=args.new_layer_lr_mult,

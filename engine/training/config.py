@@ -29,6 +29,14 @@ class TrainConfig:
     weights of equal kernel mass, test mIoU seeds 0 / 1: σ_xy 25 → 74.2 / 41.8, 50 → 70.4 / 73.0,
     75 → 71.6 / 74.1, 100 → 76.1 / 76.5). Horses at 400 steps with sparse simulated strokes:
     25 → 83.1, 50 → 82.9, 75 → 85.6, 100 → 84.6"""
+    colour_weight: float = 1.0
+    """weight of the regional colour consistency term (engine.losses.colour) that accompanies the pairwise
+    regularizers (grid, dense, ncut); 0 leaves the pairwise term alone. Why: the dense CRF loss is a relaxed Potts
+    cut, cheapest when a segment is small. With one short stroke through each object on photos of different
+    objects (people's marks), little but the stroke holds most of the object, and the cut gives it to the
+    background: the object shrinks toward its stroke. The regional term has no such bias — it asks each class's
+    colours in an image to be compact, whatever the class's size — and holds the object's colours together (the
+    README's object-set tables)."""
     balanced_pce: bool = True
     """partial cross-entropy over the user's strokes as the mean of per-class means (engine.losses.pce); seeds
     derived from full masks or boxes keep the plain mean (Trainer._pce). On ACDC's real scribbles — a long loop
@@ -85,6 +93,8 @@ class TrainConfig:
             raise ValueError(f"supervision must be one of {SUPERVISION}, got {self.supervision!r}")
         if self.regularizer not in REGULARIZERS:
             raise ValueError(f"regularizer must be one of {REGULARIZERS}, got {self.regularizer!r}")
+        if self.colour_weight < 0:
+            raise ValueError(f"colour_weight must be >= 0, got {self.colour_weight}")
         for name in ("lr", "new_layer_lr_mult", "sigma_rgb", "sigma_xy"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -1,6 +1,8 @@
 """The regularizers the trainer can add to the partial cross-entropy, declared once: each one's loss, its
 gradient map for display and its default weight. The trainer, the CLI, the GUI's settings form and the
-benchmarks read this table.
+benchmarks read this table. The pairwise ones (grid, dense, normalized cut) come with the regional colour term
+(engine.losses.colour) at TrainConfig.colour_weight: alone, a Potts-type term shrinks an object that one short
+stroke marks (see TrainConfig.colour_weight); ``colour`` is the regional term alone.
 
 Every loss here takes the image in 0..255 (grayscale images with their one channel) and softmax probabilities,
 and reads its bandwidths from the run's TrainConfig (``sigma_rgb``, ``sigma_xy``, ``grid_sigma``).
@@ -28,6 +30,8 @@ class Regularizer:
     """default weight in the total loss (see each entry for how it was set)"""
     loss: Term | None
     gradient: Term | None
+    pairwise: bool = False
+    """a pairwise (Potts-type) term, which TrainConfig.colour_weight's regional colour term accompanies"""
 
 
 REGULARIZERS: dict[str, Regularizer] = {
@@ -35,25 +39,20 @@ REGULARIZERS: dict[str, Regularizer] = {
     "grid": Regularizer(
         "grid CRF", 20.0,
         lambda img, p, c: grid_crf_loss(img, p, sigma=c.grid_sigma),
-        lambda img, p, c: grid_crf_gradient(img, p, sigma=c.grid_sigma)),
+        lambda img, p, c: grid_crf_gradient(img, p, sigma=c.grid_sigma), pairwise=True),
     "dense": Regularizer(
         "dense CRF", 0.0005,
         lambda img, p, c: dense_crf_loss(img, p, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy),
-        lambda img, p, c: dense_crf_gradient(img, p, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)),
+        lambda img, p, c: dense_crf_gradient(img, p, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy), pairwise=True),
     "ncut": Regularizer(
         "normalized cut", 1.0,
         lambda img, p, c: normalized_cut_loss(img, p, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy),
-        lambda img, p, c: normalized_cut_gradient(img, p, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)),
+        lambda img, p, c: normalized_cut_gradient(img, p, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy),
+        pairwise=True),
     "colour": Regularizer(
         "colour consistency", 1.0,
         lambda img, p, c: colour_consistency_loss(img, p),
         lambda img, p, c: colour_consistency_gradient(img, p)),
-    "dense+colour": Regularizer(
-        "dense CRF + colour consistency", 1.0,
-        lambda img, p, c: 0.0005 * dense_crf_loss(img, p, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
-        + colour_consistency_loss(img, p),
-        lambda img, p, c: 0.0005 * dense_crf_gradient(img, p, sigma_rgb=c.sigma_rgb, sigma_xy=c.sigma_xy)
-        + colour_consistency_gradient(img, p)),
 }
 """Weights: grid and dense were tuned with simulated scribbles on the horses' train split and with real scribbles
 on ACDC's, scored on the test splits (the sweeps are in the README). Both are per pixel, so the weights hold

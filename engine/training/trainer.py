@@ -17,6 +17,7 @@ import torch
 
 from engine.annotations.types import UNLABELED, background_index
 from engine.losses.box import box_consistency_loss, box_tightness_loss
+from engine.losses.colour import colour_consistency_gradient, colour_consistency_loss
 from engine.losses.pce import partial_cross_entropy
 from engine.losses.tags import absent_suppression_loss, tag_classification_loss, tag_consistency_loss
 from engine.metrics import confusion_matrix, scores
@@ -109,16 +110,28 @@ class Trainer:
     # ---- losses -----------------------------------------------------------------------------------------------
     def _regularizer(self, image: torch.Tensor, probs: torch.Tensor, weights: list[float] | None = None
                      ) -> torch.Tensor:
-        """The regularizer's batch mean, each image's term times its entry in ``weights`` where given."""
+        """The weighted regularizer's batch mean — its pairwise term and the regional colour term that comes with
+        it — each image's term times its entry in ``weights`` where given."""
         if weights is not None:
             return sum((w * self._regularizer(image[i:i + 1], probs[i:i + 1])
                         for i, w in enumerate(weights) if w), probs.new_zeros(())) / len(weights)
-        loss = REGULARIZERS[self.config.regularizer].loss
-        return probs.new_zeros(()) if loss is None else loss(image, probs.float(), self.config)
+        c, reg = self.config, REGULARIZERS[self.config.regularizer]
+        total = probs.new_zeros(())
+        if reg.loss is not None and c.effective_reg_weight:
+            total = total + c.effective_reg_weight * reg.loss(image, probs.float(), c)
+        if reg.pairwise and c.colour_weight:
+            total = total + c.colour_weight * colour_consistency_loss(image, probs.float())
+        return total
 
     def _reg_gradient(self, image: torch.Tensor, probs: torch.Tensor) -> torch.Tensor | None:
-        gradient = REGULARIZERS[self.config.regularizer].gradient
-        return None if gradient is None else gradient(image, probs, self.config)
+        """∂/∂S of the weighted regularizer, for display; None without one."""
+        c, reg = self.config, REGULARIZERS[self.config.regularizer]
+        if reg.gradient is None:
+            return None
+        grad = c.effective_reg_weight * reg.gradient(image, probs, c)
+        if reg.pairwise and c.colour_weight:
+            grad = grad + c.colour_weight * colour_consistency_gradient(image, probs)
+        return grad
 
     @staticmethod
     def _crf_image(images: torch.Tensor, gray: bool) -> torch.Tensor:
@@ -191,9 +204,9 @@ class Trainer:
         c = self.config
         probs = torch.softmax(logits, 1)
         terms = {"pce": self._pce(logits, batch)}
-        if c.effective_reg_weight:
+        if c.regularizer != "none":
             ramp = min(1.0, (self.step + 1) / c.reg_ramp_steps) if c.reg_ramp_steps else 1.0
-            terms["reg"] = ramp * c.effective_reg_weight * self._regularizer(
+            terms["reg"] = ramp * self._regularizer(
                 self._crf_image(batch.images, batch.gray), probs, self._reg_image_weights(batch))
         if c.box_weight and any(len(b) for b in batch.boxes):
             terms["box"] = c.box_weight * (box_tightness_loss(probs, batch.boxes)

@@ -34,12 +34,16 @@ class SettingsForm(QWidget):
         self.regularizer = QComboBox()
         self.regularizer.addItems(REGULARIZERS)
         self.regularizer.setCurrentText(d.regularizer)
-        self.regularizer.setToolTip("CRF loss on all pixels: 'dense' follows colour edges across the whole image, "
-                                    "'grid' between neighbouring pixels, 'none' trains on the marks alone")
+        self.regularizer.setToolTip("loss on all pixels: 'dense' CRF follows colour edges across the whole image, "
+                                    "'grid' between neighbouring pixels, 'ncut' is the normalized cut, 'colour' the "
+                                    "regional colour term alone, 'none' trains on the marks alone")
         self.weight = _spin(0, 1000, DEFAULT_REG_WEIGHT[d.regularizer], 4, None,
                             f"weight of the regularizer; boxed images take {d.boxed_reg_factor:g} of it in a "
                             f"project with no class named background")
         self.regularizer.currentTextChanged.connect(lambda r: self.weight.setValue(DEFAULT_REG_WEIGHT[r]))
+        self.colour_weight = _spin(0, 100, d.colour_weight, 2, 0.25,
+                                   "weight of the regional colour term that comes with grid, dense and ncut: it keeps "
+                                   "each class's colours together, so a short stroke's object does not shrink to it")
         self.sigma_rgb = _spin(1, 255, d.sigma_rgb, 1, 1, "colour bandwidth of the dense CRF kernel (0..255 units)")
         self.sigma_xy = _spin(1, 2000, d.sigma_xy, 1, 5, "spatial bandwidth of the dense CRF kernel (pixels)")
         self.pce = QComboBox()
@@ -59,7 +63,8 @@ class SettingsForm(QWidget):
         self.working_size.setToolTip("longer image side the network sees, in pixels")
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())])
-        for label, widget in (("Regularizer", self.regularizer), ("Weight", self.weight), ("σ rgb", self.sigma_rgb),
+        for label, widget in (("Regularizer", self.regularizer), ("Weight", self.weight),
+                              ("Colour weight", self.colour_weight), ("σ rgb", self.sigma_rgb),
                               ("σ xy", self.sigma_xy), ("pCE", self.pce), ("Model", self.model),
                               ("Learning rate", self.lr), ("Working size", self.working_size), ("Device", self.device)):
             form.addRow(label, widget)
@@ -69,6 +74,7 @@ class SettingsForm(QWidget):
         effectively unlimited), takes small batches so the prediction on screen updates often, and leaves one
         CPU core to the window so it stays responsive."""
         return TrainConfig(supervision="marks", regularizer=self.regularizer.currentText(), reg_weight=self.weight.value(),
+                           colour_weight=self.colour_weight.value(),
                            sigma_rgb=self.sigma_rgb.value(), sigma_xy=self.sigma_xy.value(),
                            balanced_pce=self.pce.currentText() == "balanced", model=self.model.currentText(),
                            lr=self.lr.value(), steps=1_000_000, batch_size=2,
