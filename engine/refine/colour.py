@@ -28,18 +28,20 @@ class GaussianMixture:
 
     def log_density(self, x: np.ndarray) -> np.ndarray:
         """log p(x) for (N, C) colours."""
-        return _logsumexp(self._component_logs(x), axis=1)
+        return _logsumexp(self.component_logs(x))
 
-    def _component_logs(self, x: np.ndarray) -> np.ndarray:
-        """(N, M) log(π_m N(x | μ_m, Σ_m))."""
+    def component_logs(self, x: np.ndarray) -> np.ndarray:
+        """(M, N) log(π_m N(x | μ_m, Σ_m)), components first so that sums over them run along whole rows."""
         c = x.shape[1]
         chol = np.linalg.cholesky(self.covariances)                       # (M, C, C), Σ = L Lᵀ
         whiten = np.linalg.inv(chol)                                      # z = L⁻¹ (x − μ)
-        out = np.empty((len(x), len(self.weights)), x.dtype)
+        out = np.empty((len(self.weights), len(x)), x.dtype)
         for m in range(len(self.weights)):
             z = (x - self.means[m].astype(x.dtype)) @ whiten[m].T.astype(x.dtype)
             log_det = 2 * np.log(np.diag(chol[m])).sum()
-            out[:, m] = np.log(self.weights[m]) - 0.5 * (c * np.log(2 * np.pi) + log_det) - 0.5 * (z * z).sum(1)
+            np.einsum("nc,nc->n", z, z, out=out[m])
+            out[m] *= -0.5
+            out[m] += np.log(self.weights[m]) - 0.5 * (c * np.log(2 * np.pi) + log_det)
         return out
 
 
@@ -65,8 +67,8 @@ def fit_mixture(x: np.ndarray, weights: np.ndarray | None = None, components: in
     model = None
     for _ in range(iterations):
         model = _m_step(x, w, resp, c)
-        logs = model._component_logs(x)
-        resp = np.exp(logs - _logsumexp(logs, axis=1)[:, None])
+        logs = model.component_logs(x)
+        resp = np.exp(logs - _logsumexp(logs)).T
     return model if model is not None else _m_step(x, w, resp, c)
 
 
@@ -102,6 +104,10 @@ def _m_step(x: np.ndarray, w: np.ndarray, resp: np.ndarray, c: int) -> GaussianM
     return GaussianMixture(mass / mass.sum(), means, covs)
 
 
-def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
-    top = a.max(axis=axis, keepdims=True)
-    return (top + np.log(np.exp(a - top).sum(axis=axis, keepdims=True))).squeeze(axis)
+def _logsumexp(a: np.ndarray) -> np.ndarray:
+    """log Σ_m exp(a_m) over the first axis."""
+    top = a.max(axis=0)
+    total = np.zeros_like(top)
+    for row in a:
+        total += np.exp(row - top)
+    return top + np.log(total)

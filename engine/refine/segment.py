@@ -49,9 +49,9 @@ class RefineSettings:
     """Gaussians per class colour model"""
     iterations: int = 3
     """rounds of fitting the colour models and cutting"""
-    coarse_pixels: int = 150_000
+    coarse_pixels: int = 100_000
     """the rounds run on the image shrunk to at most this many pixels"""
-    max_pixels: int = 600_000
+    max_pixels: int = 300_000
     """the final cut's size at most: callers refine larger images at this size and scale the labels up"""
     stroke_prior: float = 0.0
     connected: bool = True
@@ -134,13 +134,13 @@ def refine_labels(image: np.ndarray, probs: np.ndarray, *, seeds: np.ndarray | N
     models, labels = None, None
     for _ in range(settings.iterations):
         models = problem.colour_models(problem.belief if labels is None else labels)
-        new = problem.connected(problem.cut(models, labels), models)
+        new = problem.solve(models, labels)
         if labels is not None and np.array_equal(new, labels):
             break
         labels = new
     if scale < 1.0:
         start = cv2.resize(labels.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64)
-        labels = full.connected(full.cut(models, full.feasible(start)), models)
+        labels = full.solve(models, full.feasible(start))
     return np.asarray(active, np.uint8)[labels]
 
 
@@ -208,19 +208,18 @@ class _Problem:
             unary += self.settings.colour_weight * _colour_costs(self.colours, models, self.shape)
         return np.where(self.allowed, unary, FORBIDDEN)
 
-    def cut(self, models: list[GaussianMixture | None], labels: np.ndarray | None) -> np.ndarray:
-        return alpha_expansion(self.unary(models), self.weights, labels)
-
-
     def feasible(self, labels: np.ndarray) -> np.ndarray:
         """``labels`` where allowed, the network's most likely allowed label elsewhere."""
         ok = np.take_along_axis(self.allowed, labels[None], 0)[0]
         return np.where(ok, labels, np.where(self.allowed, self.belief, -1).argmax(0))
 
-    def connected(self, labels: np.ndarray, models: list[GaussianMixture | None]) -> np.ndarray:
-        """The labelling with each object class kept only where it is connected to what the user marked: its
-        regions that touch one of its strokes, or, for a class with boxes and no strokes, the largest region
-        in each of its boxes. The regions dropped are forbidden to that class from now on and cut again."""
+    def solve(self, models: list[GaussianMixture | None], labels: np.ndarray | None) -> np.ndarray:
+        """The best labelling for these colour models (from ``labels``), each object class then kept only where
+        it is connected to what the user marked (``settings.connected``): its regions that touch one of its
+        strokes, or, for a class with boxes and no strokes, the largest region in each of its boxes. The regions
+        dropped are forbidden to that class from now on, and the rest cut again."""
+        unary = self.unary(models)
+        labels = alpha_expansion(unary, self.weights, labels)
         if not self.settings.connected:
             return labels
         dropped = False
@@ -228,18 +227,19 @@ class _Problem:
             if j == self.background or not (labels == j).any():
                 continue
             if self.anchors[j].any():
-                n, comp = cv2.connectedComponents((labels == j).astype(np.uint8), connectivity=8)
+                _, comp = cv2.connectedComponents((labels == j).astype(np.uint8), connectivity=8)
                 keep = np.unique(comp[self.anchors[j]])
             elif len(self.boxes[j]):
-                n, comp, stats, _ = cv2.connectedComponentsWithStats((labels == j).astype(np.uint8), connectivity=8)
+                _, comp = cv2.connectedComponents((labels == j).astype(np.uint8), connectivity=8)
                 keep = [_largest_in(comp, x0, y0, x1, y1) for x0, y0, x1, y1 in self.boxes[j]]
             else:
                 continue
             drop = (comp > 0) & ~np.isin(comp, keep)
             if drop.any():
                 self.allowed[j] &= ~drop
+                unary[j][drop] = FORBIDDEN
                 dropped = True
-        return self.cut(models, self.feasible(labels)) if dropped else labels
+        return alpha_expansion(unary, self.weights, self.feasible(labels)) if dropped else labels
 
 
 def _largest_in(comp: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> int:
