@@ -53,7 +53,6 @@ class RefineSettings:
     """the rounds run on the image shrunk to at most this many pixels"""
     max_pixels: int = 300_000
     """the final cut's size at most: callers refine larger images at this size and scale the labels up"""
-    stroke_prior: float = 0.0
     connected: bool = True
     """keep each object class only where it is connected to its strokes (or, boxed, the largest region in each
     of its boxes): a person draws one stroke through the object they mean"""
@@ -182,13 +181,6 @@ class _Problem:
         eps = settings.network_error
         self.net = -np.log((1 - eps) * self.belief + eps / k + 1e-12).astype(np.float32)
         self.colours = image.reshape(-1, image.shape[2]).astype(np.float32)
-        if settings.stroke_prior and all(self.anchors[j].any() for j in range(k)):
-            logs = np.stack([fit_mixture(self.colours, self.anchors[j].ravel().astype(np.float64), settings.components)
-                             .log_density(self.colours).reshape(h, w) for j in range(k)])
-            post = np.exp(logs - logs.max(0, keepdims=True))
-            post /= post.sum(0, keepdims=True)
-            b = self.belief * post ** settings.stroke_prior
-            self.belief = b / np.maximum(b.sum(0, keepdims=True), 1e-12)
         self.weights = contrast_weights(image, settings.smoothness)
 
     def colour_models(self, belief: np.ndarray) -> list[GaussianMixture | None]:
