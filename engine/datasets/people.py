@@ -7,7 +7,9 @@ the object is wide (stroke pixels ≈ 3·√(object area) for a line 3 px wide: 
 background strokes labelling ~1.2 % of the background; 1.2 % of all pixels labelled. This preset draws that:
 
 * every region of a class other than the background (8-connected, at least ``min_area`` pixels) gets one stroke:
-  a piece of its centre line (``simulate._region_stroke``) √(area) pixels long, placed at random along it;
+  a piece of its centre line (``simulate._region_stroke``) √(area) pixels long, placed at random along it, or,
+  where the centre line is shorter (a compact region's thins to a stub), a straight stroke of that length through
+  its most central pixel along its long axis, whichever is longer;
 * the background gets ``BACKGROUND_STROKES`` straight strokes, each at a random place and angle, kept
   ``margin`` clear of every other region and of the image border, and long enough together to label
   ``BACKGROUND_SHARE`` of the background's pixels; where a stroke does not fit at full length the longest of
@@ -61,6 +63,9 @@ def simulate_people_scribbles(mask: np.ndarray, *, background: int | None = 0, r
             x, y, w, h = stats[k, :4]
             region = np.pad(comp[y:y + h, x:x + w] == k, pad)
             r, pts = _region_stroke(region, 1.0, radius, margin, rng, length=math.sqrt(area))
+            chord = _chord(region, math.sqrt(area), radius, margin)
+            if chord is not None and _length(chord) > _length(pts):
+                r, pts = radius, chord
             out.append(Scribble(int(label), r, (pts + np.float32([x - pad, y - pad])).astype(np.float32)))
     if background is not None:
         region = mask == background
@@ -68,6 +73,44 @@ def simulate_people_scribbles(mask: np.ndarray, *, background: int | None = 0, r
             out.extend(Scribble(int(background), radius, pts)
                        for pts in _straight_strokes(region, radius, margin, rng))
     return out
+
+
+def _length(points: np.ndarray) -> float:
+    return float(np.hypot(*np.diff(points, axis=0).T).sum()) if len(points) > 1 else 0.0
+
+
+def _chord(region: np.ndarray, length: float, radius: float, margin: float) -> np.ndarray | None:
+    """A straight stroke of up to ``length`` pixels through the region's most central pixel along its long axis,
+    kept ``margin`` inside it: where a compact region's centre line is a stub (a disc thins to a dot), a person
+    still draws a stroke as long as the object is wide. None where not even a short one fits."""
+    clearance = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) - 0.5
+    rows, cols = np.nonzero(region)
+    coords = np.stack([cols, rows], 1).astype(np.float64)
+    _, vectors = np.linalg.eigh(np.cov(coords.T) + 1e-9 * np.eye(2))
+    centre = np.unravel_index(np.argmax(clearance), clearance.shape)
+    return _fitting_segment(clearance, np.array([centre[1] + 0.5, centre[0] + 0.5]), vectors[:, -1], length,
+                            radius + margin + 0.75, region, radius)
+
+
+def _fitting_segment(clearance: np.ndarray, centre: np.ndarray, direction: np.ndarray, length: float, need: float,
+                     region: np.ndarray, radius: float) -> np.ndarray | None:
+    """The longest piece, around ``centre``, of the segment of ``length`` along ``direction`` whose samples all
+    have ``need`` clearance, as a (2, 2) x, y polyline whose footprint lies in ``region``; None if none does."""
+    h, w = clearance.shape
+    t = np.arange(-length / 2, length / 2 + 0.25, 0.5)
+    pts = centre + t[:, None] * direction
+    pc, pr = np.floor(pts[:, 0]).astype(int), np.floor(pts[:, 1]).astype(int)
+    inside = (pc >= 0) & (pc < w) & (pr >= 0) & (pr < h)
+    fits = np.zeros(len(t), bool)
+    fits[inside] = clearance[pr[inside], pc[inside]] >= need
+    mid = len(t) // 2
+    lo = mid - np.argmin(np.r_[fits[mid::-1], False]) + 1  # the run of fitting samples around the centre
+    hi = mid + np.argmin(np.r_[fits[mid:], False]) - 1
+    if hi <= lo:
+        return None
+    seg = np.stack([pts[lo], pts[hi]]).astype(np.float32)
+    foot, (r0, c0) = stroke_footprint((h, w), seg, radius)
+    return seg if region[r0:r0 + foot.shape[0], c0:c0 + foot.shape[1]][foot].all() else None
 
 
 def _straight_strokes(region: np.ndarray, radius: float, margin: float, rng: np.random.Generator) -> list[np.ndarray]:
@@ -91,23 +134,11 @@ def _straight_strokes(region: np.ndarray, radius: float, margin: float, rng: np.
             if any(np.hypot(*(c - o)) < length for o in centres) and best is not None:
                 continue  # another stroke is drawn nearby already
             angle = rng.uniform(0, math.pi)
-            u = np.array([math.cos(angle), math.sin(angle)])
-            t = np.arange(-length / 2, length / 2 + 0.25, 0.5)
-            pts = c + t[:, None] * u
-            pc, pr = np.floor(pts[:, 0]).astype(int), np.floor(pts[:, 1]).astype(int)
-            inside = (pc >= 0) & (pc < w) & (pr >= 0) & (pr < h)
-            fits = np.zeros(len(t), bool)
-            fits[inside] = clearance[pr[inside], pc[inside]] >= need
-            mid = len(t) // 2
-            lo = mid - np.argmin(np.r_[fits[mid::-1], False])  # the run of fitting samples around the centre
-            hi = mid + np.argmin(np.r_[fits[mid:], False]) - 1
-            if hi < lo or t[hi] - t[lo] <= best_len:
+            seg = _fitting_segment(clearance, c, np.array([math.cos(angle), math.sin(angle)]), length, need, region,
+                                   radius)
+            if seg is None or _length(seg) <= best_len:
                 continue
-            seg = np.stack([pts[lo], pts[hi]]).astype(np.float32)
-            foot, (r0, c0) = stroke_footprint((h, w), seg, radius)
-            if not region[r0:r0 + foot.shape[0], c0:c0 + foot.shape[1]][foot].all():
-                continue
-            best, best_len = seg, t[hi] - t[lo]
+            best, best_len = seg, _length(seg)
             if best_len >= length - 0.5:
                 break
         if best is None:
