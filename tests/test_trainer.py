@@ -60,7 +60,28 @@ def test_records_carry_losses_and_previews(tmp_path):
     assert r.preview.image_id == image_id
     assert r.preview.labels.shape == (48, 48) and r.preview.probs.shape == (2, 48, 48)
     assert r.preview.reg_gradient.shape == (2, 48, 48)
+    assert r.preview.refined is None                       # image 1 has no marks: nothing to refine with
     assert "unet" in records[0].notes[0]
+
+
+def test_preview_of_a_marked_image_is_refined_with_its_marks(tmp_path):
+    """Image 0's strokes hold in its refined preview, and the two-tone image splits along its edge even where
+    the network, after a few steps, is still unsure; new marks are refined again at once."""
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config(steps=4, refine_interval_s=1000))
+    store = trainer.project.store
+    image_id = store.images()[0].id
+    trainer.preview_image_id = image_id
+    *_, last = trainer.run()
+    refined = last.preview.refined
+    seeds = store.seed_map(image_id, refined.shape)
+    assert (refined[seeds != 255] == seeds[seeds != 255]).all()
+    assert (refined[:, :20] == 0).mean() > 0.95 and (refined[:, 28:] == 1).mean() > 0.95
+    left = store.classes()[0]
+    store.add_stroke(Stroke(image_id, left.id, 2.0, [[40, 40], [44, 44]]))     # on the right half
+    again = trainer.preview(image_id).refined
+    assert (again[40:44, 40:44] == 0).all()                 # refined at once, not after refine_interval_s
+    trainer.close()
 
 
 def test_learns_the_two_halves(tmp_path):
