@@ -1,5 +1,6 @@
 """``wsv bench`` commands print flat JSON records (run here at toy sizes; the real figures are in the README)."""
 import json
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -157,3 +158,39 @@ def test_bench_scribbles_compares_real_strokes_with_the_simulator(capsys, tmp_pa
         folder.unlink()
     code, _, err = run(capsys, *args)
     assert code == 1 and "scribbles/" in err
+
+
+def test_bench_quality_and_refine_on_an_object_set(capsys, tmp_path, monkeypatch):
+    """An object set is built from its source; each method's row scores the network and the refined masks of
+    the images its marks are on (strokes hold there), GrabCut rows come from the same marks, and bench refine
+    scores each refinement variant on the models bench quality saved."""
+    import engine.bench.objects as objects
+
+    src = tmp_path / "toy"
+    make_dataset(src, n=6, size=(64, 48))
+    (src / "classes.txt").write_text("grass\ncow\nsheep\n")
+    shutil.rmtree(src / "scribbles")
+    monkeypatch.setitem(objects.OBJECT_SETS, "toy-objects", ("toy", ("cow", "sheep"), 3))
+    work = tmp_path / "work"
+    args = ["--data", tmp_path, "--datasets", "toy-objects", "--work", work, "--json"]
+    code, out, err = run(capsys, "bench", "quality", *args, "--methods", "pce+dense,boxes", "--model", "unet",
+                         "--steps", "1", "--working-size", "48")
+    assert code == 0, err
+    rows = {r["method"]: r for r in json.loads(out)}
+    assert set(rows) == {"pce+dense", "boxes", "grabcut", "grabcut-boxes"}
+    for method in ("pce+dense", "boxes"):
+        r = rows[method]
+        assert r["marked_images"] == 3 and r["test_images"] > 0 and r["colour_weight"] == (1.0 if "dense" in method
+                                                                                             else None)
+        assert 0 <= r["refined_image_iou"] <= 1 and 0 <= r["marked_image_iou"] <= 1 and r["refine_seconds"] > 0
+        assert (work / "toy-objects" / "models" / f"{method}-seed0" / "model.safetensors").is_file()
+    assert rows["grabcut"]["marks_origin"] == "simulated (people-like strokes)"
+    assert 0 <= rows["grabcut-boxes"]["boxed_image_iou"] <= 1
+    code, out, err = run(capsys, "bench", "refine", *args, "--methods", "pce+dense,boxes")
+    assert code == 0, err
+    records = json.loads(out)
+    from engine.bench.refine import VARIANTS
+    assert len(records) == 2 * len(VARIANTS)
+    assert all(0 <= r["marked_image_iou"] <= 1 and r["images"] == 3 for r in records)
+    code, _, err = run(capsys, "bench", "refine", *args, "--methods", "tags")
+    assert code == 1 and "bench quality" in err

@@ -93,7 +93,7 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                   "boxes": "real" if ds.has("boxes") and not is_object_set(name) else "from masks",
                   "tags": "real" if ds.has("tags") else "from masks"}
         k = len(ds.classes)
-        marked = _marked_images(project_root, k)
+        marked = marked_images(project_root, k)
         test_ids = ds.ids("test")
         gt_cache: dict[str, np.ndarray] = {}
 
@@ -124,6 +124,8 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                 for rec in trainer.run():
                     pass
                 minutes = (time.monotonic() - t0) / 60
+                model_dir = work / name / "models" / f"{method}-seed{config.seed}"
+                trainer.save(model_dir)  # for wsv bench refine
                 test, raw, refined = Tally(k, background), Tally(k, background), Tally(k, background)
                 maker = MaskMaker(trainer.model, ds.classes, config.working_size, trainer.device, settings=refine)
                 for i in test_ids:
@@ -166,7 +168,7 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                             "refined_miou": round(refined.miou, 4) if refine_s else None,
                             "refined_image_iou": _round(refined.image_iou),
                             "refine_seconds": round(float(np.mean(refine_s)), 3) if refine_s else None,
-                            "device": str(trainer.device)})
+                            "device": str(trainer.device), "model_dir": str(model_dir)})
             log(f"{name}: {method}: test mIoU {test.miou * 100:.1f}; on its {len(own)} marked images: network "
                 f"{raw.miou * 100:.1f} mIoU / {_pct(raw.image_iou)} per image, refined {refined.miou * 100:.1f} / "
                 f"{_pct(refined.image_iou)} ({trainer.step} steps, {minutes:.1f} min)")
@@ -214,7 +216,7 @@ _KIND_MARKS = {"full": "scribbles", "scribbles": "scribbles", "boxes": "boxes", 
 """which marks a method's refined masks use: its own kind (full masks are scored on the scribbled images)"""
 
 
-def _marked_images(project_root: Path, k: int) -> dict[str, dict[int, tuple[Path, Marks]]]:
+def marked_images(project_root: Path, k: int) -> dict[str, dict[int, tuple[Path, Marks]]]:
     """Per kind of mark (scribbles, boxes, tags), the images that carry it: (path, those marks alone at full
     size)."""
     out: dict[str, dict[int, tuple[Path, Marks]]] = {"scribbles": {}, "boxes": {}, "tags": {}}

@@ -65,6 +65,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_quality)
 
+    r = bench.add_parser("refine", help="ways of refining marked images' masks, on the models bench quality saved")
+    r.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    r.add_argument("--datasets", default="msrc-objects,horses-objects")
+    r.add_argument("--methods", default="pce+dense,boxes+dense", help="bench quality methods whose models to use")
+    r.add_argument("--seed", type=int, default=0, help="the bench quality seed the models were trained with")
+    r.add_argument("--work", type=Path, default=Path("runs/bench-quality"), help="bench quality's work folder")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_refine)
+
     c = bench.add_parser("crf", help="dense and grid CRF loss speed, and the dense loss's error vs brute force")
     c.add_argument("--data", type=Path, default=DEFAULT_DATA)
     c.add_argument("--sizes", default="256,512,1024")
@@ -253,6 +262,28 @@ def cmd_quality(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
     return 0
+
+
+def cmd_refine(args: argparse.Namespace) -> int:
+    from engine.bench.refine import run_refine
+    from engine.datasets.folder import DatasetError
+
+    from engine.bench.quality import METHODS
+
+    unknown = [m for m in _names(args.methods) if m not in METHODS]
+    if unknown:
+        raise CliError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    try:
+        records = run_refine(args.data, _names(args.datasets), _names(args.methods), args.work, args.seed,
+                             log=lambda m: print(m, file=sys.stderr))
+    except (ValueError, DatasetError) as exc:
+        raise CliError(str(exc)) from None
+    emit(records, args.json, "\n".join(_row(r) for r in records))
+    return 0
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def cmd_scribbles(args: argparse.Namespace) -> int:
