@@ -109,7 +109,6 @@ def test_baseline_cache_recomputes_when_marks_change(tmp_path):
 def test_bench_quality_scribble_simulation_settings(capsys, tmp_path):
     """Simulated scribbles follow --scribble-ratio and --scribble-radius; a work folder imported with other
     settings is refused, not silently reused, and one recorded before the radius was (always 2) is still read."""
-    import shutil
 
     make_dataset(tmp_path / "toy", n=4, size=(48, 32))
     shutil.rmtree(tmp_path / "toy" / "scribbles")
