@@ -1,7 +1,7 @@
-"""Weakly-supervised segmentation losses: the partial cross-entropy on marked pixels and the CRF regularizers
-(grid and dense CRF, normalized cut) and the regional colour term that spread the marks along image
-structure, plus the box and tag losses. Import them from
-here into your own training script; each function's docstring gives its formula, shapes and units."""
+"""Weakly-supervised segmentation losses: the partial cross-entropy on marked pixels; the regularizers that
+spread the marks along image structure — pairwise (grid and dense CRF, normalized cut) and regional (colour
+consistency); the box and tag losses. Import them from here into your own training script; each function's
+docstring gives its formula, shapes and units."""
 from engine.losses.box import box_consistency_loss, box_tightness_loss
 from engine.losses.colour import colour_consistency_gradient, colour_consistency_loss
 from engine.losses.dense_crf import dense_crf_gradient, dense_crf_loss

@@ -36,6 +36,7 @@ from engine.annotations.types import UNLABELED
 from engine.refine.colour import GaussianMixture, fit_mixture
 from engine.refine.graphcut import FORBIDDEN, alpha_expansion, contrast_weights
 
+
 @dataclass(frozen=True)
 class RefineSettings:
     network_error: float = 0.3
