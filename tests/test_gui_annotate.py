@@ -103,11 +103,12 @@ def test_keys_pick_class_and_brush_size(window, qtbot):
 
 def test_class_edits_are_undoable(window):
     store = window.project.store
+    from wsv_gui.canvas.toolbar import MODES
     from wsv_gui.commands import AddClass, DeleteClass, EditClass, ReorderClasses
 
     window._push(AddClass(store, "bird", window._on_change))
     assert [c.name for c in store.classes()] == ["background", "cat", "dog", "bird"]
-    assert window.class_panel.list.count() == 4 and window.toolbar.mode.count() == 5
+    assert window.class_panel.list.count() == 4 and window.toolbar.mode.count() == len(MODES) + 4
     cat = store.classes()[1]
     window.class_panel.select_index(1)
     drag(window.canvas, [(10, 10), (50, 10)])
