@@ -54,10 +54,19 @@ class Project:
             raise StoreError(f"cannot create the project folder {root}: {exc.strerror}") from None
         if not os.access(root, os.W_OK):
             raise StoreError(f"the folder {root} is read-only; choose another place for the project")
-        store = AnnotationStore(root / PROJECT_FILE, create=True)
-        for name in classes:
-            store.add_class(name)
-        return cls(root, store)
+        # Built under another name and renamed when complete, so a crash never leaves a project without classes.
+        partial = root / (PROJECT_FILE + ".partial")
+        for leftover in (partial, *(partial.with_name(partial.name + s) for s in ("-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
+        store = AnnotationStore(partial, create=True)
+        try:
+            with store.transaction():
+                for name in classes:
+                    store.add_class(name)
+        finally:
+            store.close()  # the last connection's close folds the WAL into the file
+        os.replace(partial, root / PROJECT_FILE)
+        return cls(root, AnnotationStore(root / PROJECT_FILE))
 
     @classmethod
     def open(cls, root: str | Path) -> "Project":

@@ -87,7 +87,13 @@ def test_bad_files_are_reported_and_the_rest_imported(tmp_path):
     assert any("im1.png" in e for e in report.errors)
     assert any("im2.json" in e and "class" in e for e in report.errors)
     assert any("im3.png" in e and "[9]" in e for e in report.errors)
-    assert report.images == 3  # im2 and im3 are in, with what could be read
+    assert report.images == 1  # an image comes in whole with its marks, or not at all
+    project.close()
+    (src / "masks" / "im3.png").unlink()
+    (src / "boxes" / "im2.json").write_text("[{\"class\": 1, \"box\": [0, 0, 1, 1]}]")
+    project, report = import_dataset(src, tmp_path / "proj")  # fixed: the rerun takes what it refused
+    assert report.images == 2 and report.already_imported == 1 and len(report.errors) == 1
+    assert len(project.store.images()) == 3
     project.close()
 
 

@@ -64,11 +64,15 @@ MIGRATIONS: list[str] = [_V1]
 """MIGRATIONS[i] takes a database from version i to i + 1."""
 
 
+class SchemaError(Exception):
+    """A database this version cannot read (written by a newer WSV Studio)."""
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Bring ``conn``'s database to SCHEMA_VERSION, refusing databases written by a newer version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise RuntimeError(
+        raise SchemaError(
             f"this project was written by a newer WSV Studio (schema {version}, this version reads up to "
             f"{SCHEMA_VERSION}); update WSV Studio to open it")
     for target in range(version + 1, SCHEMA_VERSION + 1):

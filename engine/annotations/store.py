@@ -22,9 +22,13 @@ import numpy as np
 from PIL import Image
 
 from engine.annotations.raster import rasterize
-from engine.annotations.schema import migrate
+from engine.annotations.schema import SchemaError, migrate
 from engine.annotations.types import Box, ClassDef, ImageRecord, Stroke, Tags
 from engine.io.palette import class_color, hex_color, parse_color
+
+
+LOCK_TIMEOUT_S = 10.0
+"""How long a write waits for another program's write to finish before giving up with a message."""
 
 
 class StoreError(Exception):
@@ -63,16 +67,27 @@ class AnnotationStore:
 
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise StoreError(f"no project database at {self.path}")
+        if not create:
+            if not self.path.is_file():
+                raise StoreError(f"no project database at {self.path}")
+            if self.path.stat().st_size == 0:
+                raise StoreError(f"the project database {self.path} is empty (0 bytes): it was damaged; restore it "
+                                 f"from a backup, or move it away to start a new project there")
+        self._depth = 0
         try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=LOCK_TIMEOUT_S)
+            if not create and self._conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                self._conn.close()
+                raise StoreError(f"{self.path} is not a WSV Studio project database")
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             migrate(self._conn)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open project database {self.path}: {exc}") from exc
+        except SchemaError as exc:
+            self._conn.close()
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open project database {self.path}: {_reason(exc)}") from exc
         self._thread = threading.get_ident()
 
     def close(self) -> None:
@@ -86,16 +101,36 @@ class AnnotationStore:
 
     # ---- transactions -------------------------------------------------------------------------------------
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction that also bumps the project revision."""
-        self._conn.execute("BEGIN IMMEDIATE")
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Group several changes into one transaction: all of them are on disk, or none (an image and all its
+        marks on import). Writes inside join it instead of committing on their own."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self._conn
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write to {self.path}: {_reason(exc)}") from None
+        self._depth = 1
         try:
             yield self._conn
             self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'revision'")
             self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if self._conn.in_transaction:  # a failed COMMIT (disk full) has already rolled back
+                self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise StoreError(f"cannot write to {self.path}: {_reason(exc)}; the change was not saved") from None
             raise
+        finally:
+            self._depth = 0
+
+    _write = transaction
+    """One write transaction that also bumps the project revision (each public change is one)."""
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -421,6 +456,19 @@ class AnnotationStore:
 
 _STROKE_SQL = "SELECT id, image_id, class_id, radius, points FROM strokes"
 _BOX_SQL = "SELECT id, image_id, class_id, x0, y0, x1, y1 FROM boxes"
+
+
+def _reason(exc: sqlite3.Error) -> str:
+    """SQLite's error in words a user can act on."""
+    text = str(exc)
+    if "disk is full" in text or "disk I/O" in text:
+        return f"{text} (free some disk space and try again)"
+    if "locked" in text or "busy" in text:
+        return (f"{text}: another program kept the project busy for over {LOCK_TIMEOUT_S:.0f} s (close it, or try "
+                f"again)")
+    if "readonly" in text:
+        return f"{text} (the file or its folder is read-only)"
+    return text
 
 
 def _stroke(row: tuple) -> Stroke:

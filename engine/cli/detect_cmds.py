@@ -17,6 +17,7 @@ import numpy as np
 from engine.annotations.store import StoreError
 from engine.annotations.types import background_index
 from engine.cli.common import CliError, Progress, emit
+from engine.cli.outputs import claim_output
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.importer import import_dataset
 from engine.datasets.weak_labels import boxes_from_mask
@@ -116,8 +117,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                      seed=args.seed, eval_interval_s=0, allow_download=args.allow_download)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    claim_output(args.out, "detect train", ("summary.json",))
     project_root = _training_project(args)
-    args.out.mkdir(parents=True, exist_ok=True)
     try:
         summary, history = (_train_hog_svm if args.method == HOG_SVM else _train_network)(project_root, config, args)
     except (TrainingError, DetectorError, StoreError) as exc:
@@ -188,8 +189,11 @@ def _training_project(args: argparse.Namespace) -> Path:
     if Project.exists(args.source):
         return args.source
     target = args.out / "project"
-    if target.exists():
+    if Project.exists(target):  # the dataset as an earlier run into this (claimed) folder imported it
         shutil.rmtree(target)
+    elif target.exists():
+        raise CliError(f"{target} exists and is not a project this command wrote; move it away or choose another "
+                       f"--out")
     try:
         ds = DatasetFolder.open(args.source)
         derive = not ds.has("boxes")
@@ -227,16 +231,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     detector = _load(args.run, args.device)
     threshold = detector.default_score_threshold if args.score_threshold is None else args.score_threshold
     paths: list[Path] = []
+    problems: list[ImageLoadError] = []
     for item in args.images:
         if item.is_dir():
-            paths += list_images(item)
+            try:
+                paths += list_images(item, problems)
+            except OSError as exc:
+                raise CliError(f"cannot list {item}: {exc.strerror or exc}") from None
         elif item.is_file():
             paths.append(item)
         else:
             raise CliError(f"{item} does not exist")
     if not paths:
         raise CliError(f"no images found in {', '.join(map(str, args.images))}")
-    images, annotations, errors = [], [], []
+    out = claim_output(args.out, "detect predict", ("detections.json",)) / "detections.json"
+    images, annotations, errors = [], [], [str(e) for e in problems]
     log = Progress("detecting")
     for i, path in enumerate(paths):
         try:
@@ -258,9 +267,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     coco = {"images": images, "annotations": annotations,
             "categories": [{"id": k, "name": detector.classes[k]} for k in object_classes(detector.classes)],
             "info": {"description": f"detections by {args.run}", "score_threshold": threshold, "nms_iou": args.nms_iou}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / "detections.json"
-    out.write_text(json.dumps(coco) + "\n", encoding="utf-8")
+    try:
+        out.write_text(json.dumps(coco) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
     result = {"out": str(out.resolve()), "images": len(images), "detections": len(annotations), "errors": errors,
               "score_threshold": threshold, "classes": detector.classes}
     emit(result, args.json, f"wrote {len(annotations)} detections in {len(images)} images to {out}"

@@ -11,6 +11,7 @@ import torch
 
 from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit
+from engine.cli.outputs import claim_output
 from engine.generative.config import MODELS, GenerativeConfig
 from engine.generative.data import BUILTIN, SIZES, load_training_images
 from engine.generative.diffusion import SCHEDULES, ddim_timesteps
@@ -91,6 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                   threads=args.threads, seed=args.seed)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    claim_output(args.out, "generate train", ("summary.json",))
     log, history, frames = Progress("training"), [], []
     try:
         trainer = GenerativeTrainer(config)

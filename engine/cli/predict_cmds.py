@@ -18,6 +18,7 @@ import numpy as np
 
 from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit
+from engine.cli.outputs import claim_output
 from engine.datasets.exporter import image_ids
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.io.images import ImageLoadError, list_images
@@ -52,16 +53,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model, config = load_model(args.run, device)
     except (ModelError, TrainingError) as exc:
         raise CliError(str(exc)) from None
-    if args.out.exists() and not args.out.is_dir():
-        raise CliError(f"--out {args.out} is a file, not a folder")
     maker = MaskMaker(model, config.classes, config.working_size, device, refine=not args.no_refine)
     with contextlib.ExitStack() as stack:
-        items, kind = _items(args.source, config.classes, stack)
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CliError(f"cannot create {args.out}: {exc.strerror}") from None
-        log, errors, seconds = Progress("predicting"), [], {}
+        items, kind, errors = _items(args.source, config.classes, stack)
+        claim_output(args.out, "predict", ("masks.json",))
+        log, seconds = Progress("predicting"), {}
         for n, (stem, path, read_marks) in enumerate(items):
             t0 = time.monotonic()
             try:
@@ -88,9 +84,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if made else 1
 
 
-def _items(source: Path, classes: list[str], stack: contextlib.ExitStack) -> tuple[list[Item], str]:
-    """What to predict, and whether ``source`` is a project (kept open on ``stack`` while its marks are read),
-    a dataset folder or a folder of images."""
+def _items(source: Path, classes: list[str], stack: contextlib.ExitStack) -> tuple[list[Item], str, list[str]]:
+    """What to predict; whether ``source`` is a project (kept open on ``stack`` while its marks are read),
+    a dataset folder or a folder of images; and the files skipped, each with the reason."""
     if Project.exists(source):
         try:
             project = stack.enter_context(Project.open(source))
@@ -100,7 +96,8 @@ def _items(source: Path, classes: list[str], stack: contextlib.ExitStack) -> tup
         _check_classes([c.name for c in store.classes()], classes, source)
         records = store.images()
         stems = image_ids(records)
-        return [(stems[r.id], project.image_path(r), lambda r=r: store_marks(store, r)) for r in records], "project"
+        return ([(stems[r.id], project.image_path(r), lambda r=r: store_marks(store, r)) for r in records],
+                "project", [])
     if (source / "images").is_dir() and (source / "classes.txt").is_file():
         try:
             ds = DatasetFolder.open(source)
@@ -109,14 +106,25 @@ def _items(source: Path, classes: list[str], stack: contextlib.ExitStack) -> tup
         _check_classes(ds.classes, classes, source)
         if not ds.images:
             raise CliError(f"no images found in {source / 'images'}")
-        return [(i, p, lambda i=i: folder_marks(ds, i)) for i, p in ds.images.items()], "dataset"
+        return [(i, p, lambda i=i: folder_marks(ds, i)) for i, p in ds.images.items()], "dataset", list(ds.unreadable)
+    if not source.is_dir():
+        raise CliError(f"{source} is not a folder")
+    problems: list[ImageLoadError] = []
     try:
-        paths = list_images(source)
+        paths = list_images(source, problems)
     except OSError as exc:
         raise CliError(f"cannot list {source}: {exc.strerror or exc}") from None
     if not paths:
-        raise CliError(f"no images found in {source}")
-    return [(p.stem, p, None) for p in paths], "images"
+        raise CliError(f"no images found in {source}" + (f" ({problems[0]})" if problems else ""))
+    items, skipped, taken = [], [str(e) for e in problems], {}
+    for p in paths:
+        if p.stem in taken:  # a.jpg and a.png would both write a.png
+            skipped.append(f"{p}: its mask would overwrite the one of {taken[p.stem].name} ({p.stem}.png); "
+                           f"rename one of them")
+            continue
+        taken[p.stem] = p
+        items.append((p.stem, p, None))
+    return items, "images", skipped
 
 
 def _check_classes(theirs: list[str], classes: list[str], where: Path) -> None:

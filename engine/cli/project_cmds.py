@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from engine.cli.common import CliError, Progress, emit
+from engine.cli.outputs import claim_output
 from engine.datasets.exporter import export_dataset
 from engine.datasets.folder import DatasetError
 from engine.datasets.importer import SIMULATION_STYLES, ScribbleSimulation, import_dataset
@@ -91,6 +92,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     project = _open(args.project)
+    try:
+        claim_output(args.out, "export")
+    except CliError:
+        project.close()
+        raise
     try:
         report = export_dataset(project, args.out, copy_images=not args.no_images, on_progress=Progress("exporting"))
     except OSError as exc:

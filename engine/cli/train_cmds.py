@@ -12,6 +12,7 @@ import numpy as np
 from engine.annotations.store import StoreError
 from engine.annotations.types import background_index
 from engine.cli.common import CliError, Progress, emit
+from engine.cli.outputs import claim_output
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.importer import SIMULATION_STYLES, ScribbleSimulation, import_dataset
 from engine.datasets.people import PEOPLE_RADIUS
@@ -23,6 +24,10 @@ from engine.project import Project
 from engine.training.config import PCE_MODES, REGULARIZERS, TrainConfig
 from engine.training.targets import SUPERVISION
 from engine.training.trainer import Trainer, TrainingError
+
+
+RUN_FILES = ("summary.json", "model.json")
+"""Files only a training run writes: a run folder from before the output marker is still recognised as one."""
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -96,6 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                         style=args.sim_style)
     except ValueError as exc:
         raise CliError(f"--sim-ratio / --sim-radius / --sim-style: {exc}") from None
+    claim_output(args.out, "train", RUN_FILES)
     project_root = _training_project(args, simulation)
     log = Progress("training")
     history = []
@@ -131,8 +137,11 @@ def _training_project(args: argparse.Namespace, simulation: ScribbleSimulation) 
     if Project.exists(args.dataset):
         return args.dataset
     target = args.out / "project"
-    if target.exists():
+    if Project.exists(target):  # the dataset as an earlier run into this (claimed) folder imported it
         shutil.rmtree(target)
+    elif target.exists():
+        raise CliError(f"{target} exists and is not a project this command wrote; move it away or choose another "
+                       f"--out")
     try:
         ds = DatasetFolder.open(args.dataset)
         if args.scribbles_dir != "scribbles" and not (ds.root / args.scribbles_dir).is_dir():

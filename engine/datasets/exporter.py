@@ -6,8 +6,10 @@ byte-identical files.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,8 +17,12 @@ from typing import Callable
 import numpy as np
 
 from engine.annotations.types import ImageRecord
+from engine.io.images import IMAGE_EXTENSIONS
 from engine.io.palette import save_index_png
 from engine.project import Project
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+"""Characters that cannot stand in an ID: line breaks would split train.txt, slashes make paths."""
 
 MaskSource = Callable[[ImageRecord], "np.ndarray | None"]
 
@@ -35,7 +41,7 @@ def image_ids(records: list[ImageRecord]) -> dict[int, str]:
     """A unique dataset ID per image: its file name without extension, suffixed where two names collide."""
     out, used = {}, set()
     for rec in records:
-        stem = Path(rec.path).stem
+        stem = _UNSAFE.sub("_", Path(rec.path).stem) or "image"
         candidate, k = stem, 2
         while candidate in used:
             candidate, k = f"{stem}_{k}", k + 1
@@ -67,10 +73,10 @@ def export_dataset(project: Project, out: str | Path, *, copy_images: bool = Tru
         if copy_images:
             src = project.image_path(rec)
             try:
-                shutil.copyfile(src, out / "images" / (rid + src.suffix.lower()))
+                _copy_image(src, out / "images" / (rid + src.suffix.lower()), rec.sha256)
                 report.images += 1
             except OSError as exc:
-                report.errors.append(f"cannot copy image {src}: {exc.strerror}")
+                report.errors.append(f"cannot copy image {src}: {exc.strerror or exc}")
         mask = masks(rec)
         if mask is not None:
             save_index_png(out / "masks" / f"{rid}.png", mask)
@@ -95,6 +101,25 @@ def export_dataset(project: Project, out: str | Path, *, copy_images: bool = Tru
         if not any((out / sub).iterdir()):
             (out / sub).rmdir()
     return report
+
+
+def _copy_image(src: Path, dst: Path, sha256: str) -> None:
+    """Copy an image file only if it is the picture the project recorded (same content hash), so a damaged or
+    edited project file can never make export copy some other file; written under a temporary name first."""
+    if src.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise OSError(f"{src.name} is not an image file name")
+    partial = dst.with_name(f".{dst.name}.partial")
+    digest = hashlib.sha256()
+    try:
+        with open(src, "rb") as fin, open(partial, "wb") as fout:
+            while block := fin.read(1 << 20):
+                digest.update(block)
+                fout.write(block)
+        if digest.hexdigest() != sha256:
+            raise OSError("its content is not the image the project recorded (changed or replaced since)")
+        os.replace(partial, dst)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _write_json(path: Path, data: object) -> None:

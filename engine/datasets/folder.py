@@ -16,12 +16,13 @@ would poison training and evaluation.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from engine.io.images import list_images
+from engine.io.images import ImageLoadError, list_images
 from engine.io.palette import load_index_png
 
 
@@ -37,6 +38,8 @@ class DatasetFolder:
     """image ID -> image file"""
     splits: dict[str, list[str]]
     """'train' / 'test' -> IDs, for the split files present"""
+    unreadable: tuple[str, ...] = ()
+    """what images/ holds that looks like an image but cannot be one (a link to nothing), each with the reason"""
 
     @classmethod
     def open(cls, root: str | Path) -> "DatasetFolder":
@@ -46,7 +49,7 @@ class DatasetFolder:
         classes_file = root / "classes.txt"
         if not classes_file.is_file():
             raise DatasetError(f"{root} has no classes.txt (one class name per line, class 0 first)")
-        classes = [line.strip() for line in classes_file.read_text(encoding="utf-8").splitlines()]
+        classes = [line.strip() for line in _read_lines(classes_file)]
         while classes and not classes[-1]:
             classes.pop()
         if not classes or any(not c for c in classes):
@@ -58,7 +61,12 @@ class DatasetFolder:
         if not (root / "images").is_dir():
             raise DatasetError(f"{root} has no images/ folder")
         images: dict[str, Path] = {}
-        for path in list_images(root / "images"):
+        try:
+            problems: list[ImageLoadError] = []
+            found = list_images(root / "images", problems)
+        except OSError as exc:
+            raise DatasetError(f"cannot list {root / 'images'}: {exc.strerror or exc}") from None
+        for path in found:
             if path.stem in images:
                 raise DatasetError(f"two images share the ID {path.stem!r}: {images[path.stem].name} and {path.name}")
             images[path.stem] = path
@@ -66,12 +74,12 @@ class DatasetFolder:
         for split in ("train", "test"):
             f = root / f"{split}.txt"
             if f.is_file():
-                ids = [line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+                ids = [line.strip() for line in _read_lines(f) if line.strip()]
                 missing = [i for i in ids if i not in images]
                 if missing:
                     raise DatasetError(f"{f}: {len(missing)} IDs have no image, e.g. {missing[0]!r}")
                 splits[split] = ids
-        return cls(root, classes, images, splits)
+        return cls(root, classes, images, splits, tuple(str(e) for e in problems))
 
     def ids(self, split: str = "all") -> list[str]:
         if split == "all":
@@ -116,41 +124,82 @@ class DatasetFolder:
     def scribbles(self, image_id: str, size: tuple[int, int], folder: str = "scribbles") -> np.ndarray | None:
         return self._label_png(folder, image_id, size)
 
-    def boxes(self, image_id: str) -> list[tuple[int, tuple[float, float, float, float]]] | None:
+    def boxes(self, image_id: str, size: tuple[int, int] | None = None
+              ) -> list[tuple[int, tuple[float, float, float, float]]] | None:
+        """The image's boxes; with the image's ``size`` (width, height) each box must lie inside it (a box
+        reaching less than a pixel beyond the border is clipped to it)."""
+        path = self.root / "boxes" / f"{image_id}.json"
         data = self._json("boxes", image_id)
         if data is None:
             return None
+        if not isinstance(data, list):
+            raise DatasetError(f'{path}: expected a list [{{"class": k, "box": [x0, y0, x1, y1]}}, ...], '
+                               f"got {type(data).__name__}")
         out = []
-        try:
-            for item in data:
-                k = int(item["class"])
-                x0, y0, x1, y1 = (float(v) for v in item["box"])
-                if not 0 <= k < len(self.classes) or not (x1 > x0 and y1 > y0):
-                    raise ValueError(f"bad entry {item}")
-                out.append((k, (x0, y0, x1, y1)))
-        except (TypeError, KeyError, ValueError) as exc:
-            raise DatasetError(f"{self.root / 'boxes' / (image_id + '.json')}: expected "
-                               f'[{{"class": k, "box": [x0, y0, x1, y1]}}, ...] with x0 < x1, y0 < y1: {exc}') from None
+        for n, item in enumerate(data):
+            where = f"{path}: entry {n + 1}"
+            if not isinstance(item, dict) or "class" not in item or "box" not in item:
+                raise DatasetError(f'{where}: expected {{"class": k, "box": [x0, y0, x1, y1]}}, got {item!r}')
+            k = self._class_index(item["class"], where)
+            box = item["box"]
+            if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+                raise DatasetError(f"{where}: the box must be four finite numbers [x0, y0, x1, y1], got {box!r}")
+            x0, y0, x1, y1 = (float(v) for v in box)
+            if not (x1 > x0 and y1 > y0):
+                raise DatasetError(f"{where}: the box {box} is empty or reversed (x0 < x1 and y0 < y1 needed)")
+            if size is not None:
+                w, h = size
+                if x0 < -1 or y0 < -1 or x1 > w + 1 or y1 > h + 1:
+                    raise DatasetError(f"{where}: the box {box} reaches outside the {w}x{h} image")
+                x0, y0, x1, y1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(w)), min(y1, float(h))
+                if not (x1 > x0 and y1 > y0):
+                    raise DatasetError(f"{where}: the box {box} lies on the image's border")
+            out.append((k, (x0, y0, x1, y1)))
         return out
 
     def tags(self, image_id: str) -> list[int] | None:
+        path = self.root / "tags" / f"{image_id}.json"
         data = self._json("tags", image_id)
         if data is None:
             return None
-        try:
-            present = sorted({int(k) for k in data["present"]})
-            if any(not 0 <= k < len(self.classes) for k in present):
-                raise ValueError("class index out of range")
-        except (TypeError, KeyError, ValueError) as exc:
-            raise DatasetError(f"{self.root / 'tags' / (image_id + '.json')}: expected "
-                               f'{{"present": [k, ...]}}: {exc}') from None
-        return present
+        if not isinstance(data, dict) or not isinstance(data.get("present"), list):
+            raise DatasetError(f'{path}: expected {{"present": [k, ...]}} (a list of class indices), got {data!r}')
+        return sorted({self._class_index(k, path) for k in data["present"]})
+
+    def _class_index(self, value, where) -> int:
+        """A class index as JSON gives it: an integer (2 or 2.0), never a bool, a fraction or a string."""
+        if not _is_number(value) or float(value) != int(value):
+            raise DatasetError(f"{where}: class {value!r} is not a class index (an integer)")
+        k = int(value)
+        if not 0 <= k < len(self.classes):
+            raise DatasetError(f"{where}: class {k} is out of range (0..{len(self.classes) - 1})")
+        return k
 
     def _json(self, folder: str, image_id: str):
         path = self.root / folder / f"{image_id}.json"
         if not path.is_file():
             return None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
             raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+        except OSError as exc:
+            raise DatasetError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _refuse_constant(name: str):
+    """JSON has no NaN or Infinity; Python's reader would accept them and let them into a box."""
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read it ({exc.strerror or exc})") from None

@@ -6,6 +6,7 @@ simulated from the masks so that weak supervision can be studied on any segmenta
 """
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from engine.datasets.people import PEOPLE_RADIUS, simulate_people_scribbles
 from engine.datasets.simulate import (DEFAULT_RADIUS, DEFAULT_RATIO, Scribble, check_stroke_settings,
                                       simulate_scribbles)
 from engine.datasets.weak_labels import boxes_from_mask, tags_from_mask
-from engine.io.images import ImageLoadError
+from engine.io.images import ImageLoadError, load_image, read_image_size
 from engine.project import Project
 
 
@@ -32,8 +33,14 @@ class ImportReport:
     boxes: int = 0
     tagged_images: int = 0
     simulated_images: int = 0
+    already_imported: int = 0
+    """images the project held before (found by path), left as they are"""
     errors: list[str] = field(default_factory=list)
 
+
+CHECK_SIDE = 256
+"""Side an image is decoded at to check it on import: enough to meet a truncated or corrupt file, cheap for JPEG
+(the decoder scales down)."""
 
 SIMULATION_STYLES = ("centre-lines", "people")
 """How simulated scribbles look: each region's centre line, as ACDC's annotators drew (engine.datasets.simulate),
@@ -95,52 +102,83 @@ def import_dataset(dataset: str | Path, project_root: str | Path, *, split: str 
         project = Project.create(project_root, ds.classes)
     classes = project.store.classes()
     background = background_index([c.name for c in classes])
-    report = ImportReport()
+    report = ImportReport(errors=list(ds.unreadable))
     known = {rec.path for rec in project.store.images()}
     for n, image_id in enumerate(ids):
         src = ds.images[image_id]
         try:
             if copy_images:
-                dst = project.root / "images" / src.name
-                dst.parent.mkdir(exist_ok=True)
-                if not dst.exists():
-                    shutil.copy2(src, dst)
-                src = dst
+                src = _copy_into(project, src)
             if project.relative(src) in known:
-                continue
-            rec = project.add_image(src, split=ds.split_of(image_id))
-            report.images += 1
-            size = (rec.width, rec.height)
-            mask = ds.mask(image_id, size)
-            if mask is not None:
-                project.store.set_ground_truth(rec.id, mask)
-                report.masks += 1
-            seeds = ds.scribbles(image_id, size, scribbles_dir)
-            strokes: list[Stroke] = []
-            if seeds is not None:
-                strokes = [Stroke(rec.id, classes[k].id, r, pts) for k, r, pts in seed_map_to_pens(seeds)]
-            elif simulate is not None and mask is not None:
-                strokes = [Stroke(rec.id, classes[s.label].id, s.radius, s.points)
-                           for s in simulate.draw(mask, background, n)]
-                report.simulated_images += 1
-            if strokes:
-                project.store.add_strokes(strokes)
-                report.scribbled_images += 1
-                report.strokes += len(strokes)
-            boxes = ds.boxes(image_id)
-            if boxes is None and simulate_boxes and mask is not None:
-                boxes = boxes_from_mask(mask, background=background)
-            for k, (x0, y0, x1, y1) in boxes or []:
-                project.store.add_box(Box(rec.id, classes[k].id, x0, y0, x1, y1))
-                report.boxes += 1
-            tags = ds.tags(image_id)
-            if tags is None and simulate_tags and mask is not None:
-                tags = tags_from_mask(mask)
-            if tags is not None:
-                project.store.set_tags(rec.id, [classes[k].id for k in tags])
-                report.tagged_images += 1
+                report.already_imported += 1
+            else:
+                _import_one(project, ds, image_id, src, n, classes, background, report, scribbles_dir=scribbles_dir,
+                            simulate=simulate, simulate_boxes=simulate_boxes, simulate_tags=simulate_tags)
+                known.add(project.relative(src))
         except (ImageLoadError, DatasetError, StoreError, OSError) as exc:
             report.errors.append(str(exc))
         if on_progress:
             on_progress(n + 1, len(ids))
     return project, report
+
+
+def _copy_into(project: Project, src: Path) -> Path:
+    """Copy an image into the project's images/ folder, checked and under a temporary name first, so that an
+    interrupted or refused copy never leaves a file that looks imported. A symbolic link is copied as the file it
+    points to (the project must hold the pixels), after the same checks."""
+    dst = project.root / "images" / src.name
+    if dst.exists():
+        return dst
+    load_image(src, max_side=CHECK_SIDE)
+    dst.parent.mkdir(exist_ok=True)
+    partial = dst.with_name(f".{dst.name}.partial")
+    try:
+        shutil.copyfile(src, partial)
+        os.replace(partial, dst)
+    finally:
+        partial.unlink(missing_ok=True)
+    return dst
+
+
+def _import_one(project: Project, ds: DatasetFolder, image_id: str, src: Path, n: int, classes, background,
+                report: ImportReport, *, scribbles_dir: str, simulate: ScribbleSimulation | None,
+                simulate_boxes: bool, simulate_tags: bool) -> None:
+    """Read and check everything about one image first, then store the image with all its marks in one
+    transaction: an import killed half-way leaves each image either complete or absent, and a rerun picks up the
+    absent ones. The image is decoded once, so a truncated file is refused here rather than dropped later."""
+    load_image(src, max_side=CHECK_SIDE)
+    size = read_image_size(src)
+    mask = ds.mask(image_id, size)
+    seeds = ds.scribbles(image_id, size, scribbles_dir)
+    boxes = ds.boxes(image_id, size)
+    if boxes is None and simulate_boxes and mask is not None:
+        boxes = boxes_from_mask(mask, background=background)
+    tags = ds.tags(image_id)
+    if tags is None and simulate_tags and mask is not None:
+        tags = tags_from_mask(mask)
+    store = project.store
+    with store.transaction():
+        rec = project.add_image(src, split=ds.split_of(image_id))
+        if mask is not None:
+            store.set_ground_truth(rec.id, mask)
+        strokes: list[Stroke] = []
+        simulated = False
+        if seeds is not None:
+            strokes = [Stroke(rec.id, classes[k].id, r, pts) for k, r, pts in seed_map_to_pens(seeds)]
+        elif simulate is not None and mask is not None:
+            strokes = [Stroke(rec.id, classes[s.label].id, s.radius, s.points)
+                       for s in simulate.draw(mask, background, n)]
+            simulated = True
+        if strokes:
+            store.add_strokes(strokes)
+        for k, (x0, y0, x1, y1) in boxes or []:
+            store.add_box(Box(rec.id, classes[k].id, x0, y0, x1, y1))
+        if tags is not None:
+            store.set_tags(rec.id, [classes[k].id for k in tags])
+    report.images += 1
+    report.masks += mask is not None
+    report.simulated_images += simulated
+    report.scribbled_images += bool(strokes)
+    report.strokes += len(strokes)
+    report.boxes += len(boxes or [])
+    report.tagged_images += tags is not None

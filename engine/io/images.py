@@ -253,11 +253,20 @@ def _natural_key(name: str) -> tuple:
     return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
+def list_images(folder: str | os.PathLike, problems: list[ImageLoadError] | None = None) -> list[Path]:
     """Image files directly in ``folder`` (not recursive), by extension in any case, hidden files skipped
-    (this also drops macOS ``._*`` resource forks), in natural order so ``img2`` comes before ``img10``."""
-    files = [p for p in Path(folder).iterdir()
-             if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+    (this also drops macOS ``._*`` resource forks), in natural order so ``img2`` comes before ``img10``. Names
+    with an image extension that are no readable file (a link to nothing) go to ``problems`` where given, so
+    callers can say what they skipped."""
+    files = []
+    for p in Path(folder).iterdir():
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if p.is_file():
+            files.append(p)
+        elif problems is not None and not p.is_dir():
+            problems.append(ImageLoadError(p, "a link to a file that does not exist" if p.is_symlink()
+                                           else "not a regular file"))
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 

@@ -160,7 +160,7 @@ def folder_marks(ds: DatasetFolder, image_id: str) -> Marks:
     """An image's marks in a dataset folder (``scribbles/``, ``boxes/``, ``tags/``), at its full size; raises
     DatasetError for a malformed file, ImageLoadError for an unreadable image."""
     size = load_image(ds.images[image_id], max_side=64).original_size
-    seeds, boxes, tags = ds.scribbles(image_id, size), ds.boxes(image_id), ds.tags(image_id)
+    seeds, boxes, tags = ds.scribbles(image_id, size), ds.boxes(image_id, size), ds.tags(image_id)
     present = None
     if tags is not None:
         present = np.zeros(len(ds.classes), bool)
