@@ -11,6 +11,7 @@ from torchvision.models import WeightsEnum
 from engine.detection import models
 from engine.detection.models import DETECTORS, DetectorConfig, DetectorError, build_detector, export_onnx, \
     load_torchvision_detector, pretrained_note, save_detector
+from engine.io.weights import save_weights
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -74,11 +75,15 @@ def test_loading_errors(tmp_path):
     model, _ = build_detector(models.DEFAULT_DETECTOR, 2, pretrained=False)
     save_detector(model, DetectorConfig(models.DEFAULT_DETECTOR, ["background", "a"]), tmp_path)
     raw = json.loads((tmp_path / "detector.json").read_text())
-    (tmp_path / "detector.json").write_text(json.dumps({**raw, "classes": ["background", "a", "b"]}))
+    weights = tmp_path / models.WEIGHTS_FILE
+    save_weights(model.state_dict(), weights, {**raw, "classes": ["background", "a", "b"]}, tmp_path / "detector.json")
     with pytest.raises(DetectorError, match="does not match"):
         load_torchvision_detector(tmp_path)
-    (tmp_path / "detector.json").write_text(json.dumps({**raw, "colour": "red"}))
+    save_weights(model.state_dict(), weights, {**raw, "colour": "red"}, tmp_path / "detector.json")
     with pytest.raises(DetectorError, match="not a valid detector description"):
+        load_torchvision_detector(tmp_path)
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated, as by a full disk
+    with pytest.raises(DetectorError, match="damaged or incomplete"):
         load_torchvision_detector(tmp_path)
     (tmp_path / "detector.json").write_text("{")
     with pytest.raises(DetectorError, match="not valid JSON"):

@@ -42,3 +42,9 @@ class Progress:
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+    def note(self, text: str) -> None:
+        """A message on its own line of stderr (what the user must see, such as a skipped image), the bar
+        redrawn under it at its next update."""
+        sys.stderr.write(("\r\x1b[K" if self.enabled else "") + text + "\n")
+        sys.stderr.flush()

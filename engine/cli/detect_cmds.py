@@ -178,9 +178,8 @@ def _train_hog_svm(project_root: Path, config: HogSvmConfig, args: argparse.Name
 
 
 def _print_notes(notes: list[str], args: argparse.Namespace, log: Progress) -> None:
-    if not args.json and not log.enabled:
-        for note in notes:
-            print(note, file=sys.stderr)
+    for note in notes:
+        log.note(note)
 
 
 def _training_project(args: argparse.Namespace) -> Path:

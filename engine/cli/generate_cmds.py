@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -101,9 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             log(rec.step, rec.total_steps, " ".join(f"{k} {v:.4g}" for k, v in rec.losses.items()))
             if rec.preview is not None:
                 frames.append(rec.preview.samples)
-            if not args.json and not log.enabled:
-                for note in rec.notes:
-                    print(note, file=sys.stderr)
+            for note in rec.notes:
+                log.note(note)
         trainer.save(args.out)
     except (TrainingError, StoreError) as exc:
         raise CliError(str(exc)) from None

@@ -111,14 +111,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             for rec in trainer.run():
                 history.append({"step": rec.step, **rec.losses})
                 log(rec.step, rec.total_steps, f"loss {rec.losses['total']:.4f} {rec.steps_per_s:.1f} it/s")
-                if not args.json and not log.enabled:
-                    for note in rec.notes:
-                        print(note, file=sys.stderr)
+                for note in rec.notes:
+                    log.note(note)
             trainer.save(args.out)
             elapsed = rec.elapsed_s
             summary = {"run": str(args.out.resolve()), "steps": trainer.step, "minutes": round(elapsed / 60, 2),
                        "device": str(trainer.device), "model": config.model, "initial_weights": trainer.pretrained,
-                       "labelled_images": rec.labelled_images, "final_losses": rec.losses,
+                       "labelled_images": rec.labelled_images, "skipped_images": trainer.data.errors,
+                       "final_losses": rec.losses,
                        "config": config.as_dict()}
         finally:
             trainer.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from engine.detection.models import DEFAULT_DETECTOR, DETECTORS
+from engine.training.config import check_max_minutes
 
 OPTIMIZERS = ("sgd", "adamw")
 DEFAULT_LR = {"sgd": 0.01, "adamw": 1e-4}
@@ -42,6 +43,7 @@ class DetectionConfig:
     """let torchvision download ImageNet backbone weights that are not in the torch cache"""
 
     def __post_init__(self) -> None:
+        check_max_minutes(self.max_minutes)
         if self.model not in DETECTORS:
             raise ValueError(f"model must be one of {', '.join(DETECTORS)}, got {self.model!r}")
         if self.optimizer not in OPTIMIZERS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +31,7 @@ from engine.detection.linear_svm import train_linear_svm
 from engine.detection.models import FORMAT_VERSION, DetectorError, read_detector_json, write_detector_json
 from engine.detection.postprocess import RAW_NMS_IOU, Detections
 from engine.detection.records import HogSvmRecord
+from engine.io.weights import write_atomic
 from engine.project import Project
 from engine.training.trainer import TrainingError
 
@@ -145,17 +147,24 @@ class HogSvmDetector:
         return block_grid(padded), scaled.shape[1] / w, scaled.shape[0] / h
 
     def save(self, folder: str | Path, extra: dict | None = None) -> None:
+        """Weights go to files named for this save, and the description naming them replaces the old one in one
+        rename, so a crash leaves the previous detector or this one whole; the old weights go after."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        stamp = uuid.uuid4().hex[:8]
         models = []
         for m in self.models:
-            name = f"hog_svm_class{m.label}.npy"
-            np.save(folder / name, m.weights.astype(np.float32), allow_pickle=False)
+            name = f"hog_svm_class{m.label}-{stamp}.npy"
+            write_atomic(folder / name, lambda p, w=m.weights: _save_array(p, w))
             models.append({"label": m.label, "window": list(m.window), "context": m.context, "bias": m.bias,
                            "levels": m.levels, "weights": name})
         write_detector_json(folder, {"method": METHOD, "classes": self.classes, "working_size": self.working_size,
                                      "scale_step": self.scale_step, "max_side": self.max_side, "models": models,
                                      "extra": extra or {}, "format_version": FORMAT_VERSION})
+        keep = {m["weights"] for m in models}
+        for old in folder.glob("hog_svm_class*.npy"):
+            if old.name not in keep:
+                old.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, folder: str | Path) -> "HogSvmDetector":
@@ -174,6 +183,11 @@ class HogSvmDetector:
                        int(raw["max_side"]), models)
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise DetectorError(f"{folder} holds no valid HOG + SVM detector: {exc}") from None
+
+
+def _save_array(path: Path, weights: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would append .npy to the temporary name
+        np.save(f, weights.astype(np.float32), allow_pickle=False)
 
 
 def _windows(model: ClassModel, grid: np.ndarray, sx: float, sy: float, border: int, floor: float) -> Detections:

@@ -15,7 +15,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights, mobilenet_v3_large
 from torchvision.models.detection import (fasterrcnn_mobilenet_v3_large_320_fpn, fcos_resnet50_fpn,
@@ -25,6 +24,7 @@ from torchvision.models.detection.ssdlite import SSDLiteHead, _mobilenet_extract
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from engine.detection.postprocess import RAW_NMS_IOU, Detections
+from engine.io.weights import WeightsError, load_weights, read_description, save_weights, write_json
 from engine.models.torchvision_heads import backbone_cached
 
 DETECTOR_FILE = "detector.json"
@@ -154,14 +154,11 @@ def _skeleton(config: DetectorConfig) -> nn.Module:
 
 def save_detector(model: nn.Module, config: DetectorConfig, folder: str | Path) -> None:
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_FILE))
-    write_detector_json(folder, asdict(config))
+    save_weights(model.state_dict(), folder / WEIGHTS_FILE, asdict(config), folder / DETECTOR_FILE)
 
 
 def write_detector_json(folder: Path, description: dict) -> None:
-    (folder / DETECTOR_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+    write_json(folder / DETECTOR_FILE, description)
 
 
 def read_detector_json(folder: str | Path) -> dict:
@@ -179,16 +176,20 @@ def read_detector_json(folder: str | Path) -> dict:
 
 def load_torchvision_detector(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, DetectorConfig]:
     folder = Path(folder)
-    try:
-        config = DetectorConfig(**read_detector_json(folder))
-    except TypeError as exc:
-        raise DetectorError(f"{folder / DETECTOR_FILE} is not a valid detector description: {exc}") from None
+    read_detector_json(folder)  # the readable copy must be there and sound, as for a HOG + SVM detector
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise DetectorError(f"{folder} has no {WEIGHTS_FILE}")
+    try:
+        config = DetectorConfig(**read_description(weights, folder / DETECTOR_FILE))
+        state = load_weights(weights)
+    except WeightsError as exc:
+        raise DetectorError(str(exc)) from None
+    except TypeError as exc:
+        raise DetectorError(f"{folder / DETECTOR_FILE} is not a valid detector description: {exc}") from None
     model = _skeleton(config)
     try:
-        model.load_state_dict(load_file(str(weights)), strict=True)
+        model.load_state_dict(state, strict=True)
     except (RuntimeError, OSError) as exc:
         raise DetectorError(f"{weights} does not match a {config.model} with {config.num_labels} labels: {exc}") from None
     return model.to(device).eval(), config

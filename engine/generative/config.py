@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from engine.generative.data import SIZES
 from engine.generative.diffusion import SCHEDULES
 from engine.generative.vae import RECONSTRUCTIONS
+from engine.training.config import check_max_minutes
 
 MODELS = ("vae", "gan", "ddpm")
 DEFAULT_LR = {"vae": 1e-3, "gan": 2e-4, "ddpm": 2e-4}
@@ -52,6 +53,7 @@ class GenerativeConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
+        check_max_minutes(self.max_minutes)
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.image_size not in SIZES:

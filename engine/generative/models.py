@@ -2,13 +2,11 @@
 plus a JSON description; loading never unpickles anything."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterator
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from engine.generative import vae as vae_ops
@@ -17,6 +15,7 @@ from engine.generative.diffusion import EMA, ReverseStep, Schedule, ddim_sample,
 from engine.generative.gan import Discriminator, Generator, latent
 from engine.generative.unet import UNet
 from engine.generative.vae import ConvVAE
+from engine.io.weights import WeightsError, load_weights, read_description, save_weights
 
 DESCRIPTION_FILE = "generative.json"
 WEIGHTS_FILE = "generative.safetensors"
@@ -119,35 +118,33 @@ def _parts(model: GenerativeModel) -> dict[str, nn.Module]:
 
 def save_generative(model: GenerativeModel, folder: str | Path) -> Path:
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {f"{name}.{k}": v.detach().cpu().contiguous()
-             for name, part in _parts(model).items() for k, v in part.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_FILE))
+    state = {f"{name}.{k}": v for name, part in _parts(model).items() for k, v in part.state_dict().items()}
     description = {"format_version": FORMAT_VERSION, "config": model.config.as_dict(), "steps_done": model.steps_done,
                    "ema_updates": model.ema.updates if model.ema else 0, "data": model.data_name, "extra": model.extra}
-    (folder / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+    save_weights(state, folder / WEIGHTS_FILE, description, folder / DESCRIPTION_FILE)
     return folder
 
 
 def load_generative(folder: str | Path, device: torch.device | str = "cpu") -> GenerativeModel:
     folder = Path(folder)
-    path = folder / DESCRIPTION_FILE
+    path, weights = folder / DESCRIPTION_FILE, folder / WEIGHTS_FILE
     if not path.is_file():
         raise GenerativeModelError(f"{folder} holds no generative model ({DESCRIPTION_FILE} expected; train one "
                                    f"with wsv generate train)")
+    if not weights.is_file():
+        raise GenerativeModelError(f"{folder} has no {WEIGHTS_FILE}")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_description(weights, path)
         if raw.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
             raise GenerativeModelError(f"{path} was written by a newer version of WSV Studio")
         known = {f.name for f in fields(GenerativeConfig)}
         config = GenerativeConfig(**{k: v for k, v in raw["config"].items() if k in known})
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        state = load_weights(weights)
+    except WeightsError as exc:
+        raise GenerativeModelError(str(exc)) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise GenerativeModelError(f"{path} is not a valid generative model description: {exc}") from None
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise GenerativeModelError(f"{folder} has no {WEIGHTS_FILE}")
     model = build_generative(config, "cpu")
-    state = load_file(str(weights))
     try:
         for name, part in _parts(model).items():
             prefix = name + "."

@@ -5,14 +5,13 @@ the small U-Net trained from scratch.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from engine.io.weights import WeightsError, load_weights, read_description, save_weights
 from engine.models.efficientnet import EfficientNetUNet, efficientnet_available
 from engine.models.torchvision_heads import HEADS, TorchvisionSegmenter, backbone_cached
 from engine.models.unet import UNet
@@ -71,27 +70,27 @@ def pretrained_part(model: nn.Module) -> nn.Module | None:
 
 def save_model(model: nn.Module, config: ModelConfig, folder: str | Path) -> None:
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / "model.safetensors"))
-    (folder / "model.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+    save_weights(model.state_dict(), folder / "model.safetensors", asdict(config), folder / "model.json")
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
     folder = Path(folder)
     cfg_path, weights_path = folder / "model.json", folder / "model.safetensors"
-    if not cfg_path.is_file() or not weights_path.is_file():
-        raise ModelError(f"{folder} holds no saved model (model.json and model.safetensors expected)")
+    if not weights_path.is_file():
+        raise ModelError(f"{folder} holds no saved model (model.safetensors and model.json expected)")
     try:
-        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
-        config = ModelConfig(**raw)
-    except (json.JSONDecodeError, TypeError) as exc:
+        config = ModelConfig(**read_description(weights_path, cfg_path))
+    except WeightsError as exc:
+        raise ModelError(str(exc)) from None
+    except TypeError as exc:
         raise ModelError(f"{cfg_path} is not a valid model description: {exc}") from None
     if config.format_version > FORMAT_VERSION:
         raise ModelError(f"{folder} was saved by a newer WSV Studio (format {config.format_version})")
     model, _ = build_model(config.model, len(config.classes), pretrained=False)
     try:
-        model.load_state_dict(load_file(str(weights_path)), strict=True)
+        model.load_state_dict(load_weights(weights_path), strict=True)
+    except WeightsError as exc:
+        raise ModelError(str(exc)) from None
     except (RuntimeError, OSError) as exc:
         raise ModelError(f"{weights_path} does not match a {config.model} with {len(config.classes)} classes: {exc}") from None
     return model.to(device).eval(), config

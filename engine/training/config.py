@@ -1,6 +1,8 @@
 """Training settings, with defaults chosen so that a new user just presses Train."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field
 
 from engine.models.registry import default_model_name
@@ -13,6 +15,13 @@ PCE_MODES = ("balanced", "mean")
 REGULARIZERS = tuple(TABLE)
 DEFAULT_REG_WEIGHT = {name: r.weight for name, r in TABLE.items()}
 """the regularizers' names and default weights (engine.training.regularizers declares them)"""
+
+
+
+def check_max_minutes(value: float | None) -> None:
+    """A time limit is a positive number of minutes or none: -1 or NaN would stop a run at once or never."""
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"max_minutes must be a positive number of minutes, got {value}")
 
 
 @dataclass
@@ -89,6 +98,7 @@ class TrainConfig:
     """let torchvision download ImageNet backbone weights that are not in the torch cache"""
 
     def __post_init__(self) -> None:
+        check_max_minutes(self.max_minutes)
         if self.supervision not in SUPERVISION:
             raise ValueError(f"supervision must be one of {SUPERVISION}, got {self.supervision!r}")
         if self.regularizer not in REGULARIZERS:

@@ -153,7 +153,9 @@ class Trainer:
             self._set_lr()
             self.classes = current_classes(self.project.store, self.class_ids, self.classes)
             self.background = background_index(self.classes)
+            reported = len(self.data.errors)
             changed = self.data.refresh()
+            notes += [f"skipped an image: {e}" for e in self.data.errors[reported:]]
             preparing = time.monotonic() - entered
             if preparing > 5:
                 notes.append(f"prepared the marks of {changed} image{'s' * (changed != 1)} in {preparing:.0f} s "
