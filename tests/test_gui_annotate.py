@@ -129,3 +129,29 @@ def test_pan_does_not_paint(window):
     window.set_tool("pan")
     drag(window.canvas, [(20, 20), (80, 80)])
     assert window.project.store.strokes(window.current_image_id) == []
+
+
+def test_a_stroke_the_store_refuses_leaves_no_undo_entry(window, monkeypatch):
+    """Disk full or the project locked by another program: the user is told, the canvas shows what is stored,
+    and undo does not offer a change that never happened."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from engine.annotations.store import StoreError
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    store = window.project.store
+    drag(window.canvas, [(10, 10), (50, 10)])
+    assert window.undo_stack.count() == 1 and len(store.strokes(window.current_image_id)) == 1
+
+    def full(*args, **kwargs):
+        raise StoreError("cannot write to project.wsv: database or disk is full")
+    monkeypatch.setattr(store, "add_strokes", full)
+    drag(window.canvas, [(10, 30), (50, 30)])
+    assert window.undo_stack.count() == 1 and len(store.strokes(window.current_image_id)) == 1
+    assert len(shown) == 1 and "disk is full" in shown[0]
+    np.testing.assert_array_equal(window.canvas.seeds.labels, store.seed_map(window.current_image_id))
+    assert window.status_saved.text() == "NOT SAVED"
+
+    monkeypatch.setattr(store, "delete_stroke", full)  # an undo that cannot be saved is dropped, the stroke kept
+    window.undo_stack.undo()
+    assert len(shown) == 2 and len(store.strokes(window.current_image_id)) == 1 and window.undo_stack.count() == 0

@@ -313,6 +313,14 @@ class MainWindow(QMainWindow):
     def _on_change(self, kind: str, detail) -> None:
         """Called by undo commands after they changed the store. A stroke just drawn is painted into the seed
         layer alone (cheap on huge images); anything else re-rasterizes the image's marks."""
+        if kind == "error":
+            self.refresh_marks()  # what the store holds, without the change that failed
+            self.refresh_boxes()
+            self.refresh_tags()
+            self.status_saved.setText("NOT SAVED")
+            QMessageBox.warning(self, "Not saved", f"{detail}\n\nThe last change was not saved; what you see now is "
+                                "what the project holds.")
+            return
         if kind == "classes":
             self._refresh_classes()
             self.refresh_marks()
@@ -361,10 +369,7 @@ class MainWindow(QMainWindow):
         self._push(DeleteClass(self.project.store, class_id, self._on_change))
 
     def _push(self, command) -> None:
-        try:
-            self.undo_stack.push(command)
-        except StoreError as exc:
-            QMessageBox.warning(self, "Not done", str(exc))
+        self.undo_stack.push(command)
 
     # ---- marks ------------------------------------------------------------------------------------------------
     def set_tool(self, tool: str) -> None:
