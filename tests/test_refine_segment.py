@@ -95,3 +95,19 @@ def test_settings_are_checked():
         RefineSettings(network_error=1.5)
     with pytest.raises(ValueError):
         refine_labels(np.zeros((4, 4, 3), np.uint8), np.full((2, 5, 5), 0.5, np.float32))
+
+
+def test_full_size_masks_in_bands_equal_one_upsampling(monkeypatch):
+    """A huge image's mask is upsampled a band of rows at a time; it must equal F.interpolate of the whole."""
+    import torch
+    import torch.nn.functional as F
+
+    from engine.refine import masks
+
+    logits = torch.randn(1, 3, 37, 53, generator=torch.Generator().manual_seed(0))
+    model = lambda x: logits  # noqa: E731 - a stand-in network with fixed logits
+    monkeypatch.setattr(masks, "BAND_VALUES", 5000)
+    for w, h in [(200, 150), (53, 37), (31, 20), (1000, 7)]:
+        got = masks.predict_full_size(model, np.zeros((37, 53, 3), np.uint8), (w, h), torch.device("cpu"))
+        want = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)[0].argmax(0).numpy()
+        np.testing.assert_array_equal(got, want)

@@ -1,12 +1,18 @@
 """Entry point of the ``wsv`` command: one sub-command per job, JSON on stdout with --json, non-zero exit and
-a one-line message on stderr for any bad input."""
+a one-line message on stderr for any bad input. Each command turns the errors it expects into messages of its
+own; what a bad file raises deeper down (a damaged project, a malformed dataset file) still ends as one line
+here, never as a traceback."""
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 
 from engine.cli import bench_cmds, detect_cmds, generate_cmds, predict_cmds, project_cmds, train_cmds
+from engine.annotations.store import StoreError
 from engine.cli.common import CliError
+from engine.datasets.folder import DatasetError
+from engine.io.images import ImageLoadError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except CliError as exc:
+    except (CliError, StoreError, DatasetError, ImageLoadError) as exc:
         print(f"wsv {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:  # a project file damaged where opening it did not look
+        print(f"wsv {args.command}: error: the project database is damaged ({exc}); restore project.wsv from a "
+              f"backup", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"wsv {args.command}: interrupted", file=sys.stderr)

@@ -50,17 +50,32 @@ class Marks:
         return Marks(size, seeds, boxes, self.present)
 
 
+BAND_VALUES = 1 << 24
+"""Logits upsampled at once when a mask is made at full size: a 30000 x 30000 scan goes through in bands of
+rows, in bounded memory, instead of as one K x H x W array."""
+
+
 def predict_full_size(model: torch.nn.Module, pixels: np.ndarray, original_size: tuple[int, int],
                       device: torch.device) -> np.ndarray:
     """Class index per pixel at the image's original (width, height), from a working-size image: logits are
-    upsampled bilinearly before the argmax, so boundaries stay smooth at full resolution."""
+    upsampled bilinearly before the argmax (so boundaries stay smooth at full resolution), a band of rows at a
+    time; sampling at each output pixel's centre is what ``F.interpolate(..., align_corners=False)`` does."""
     x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float().to(device)
     with torch.no_grad():
-        logits = model(x)
+        logits = model(x).float()
         w, h = original_size
-        if (h, w) != tuple(logits.shape[-2:]):
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        return logits[0].argmax(0).to(torch.uint8).cpu().numpy()
+        if (h, w) == tuple(logits.shape[-2:]):
+            return logits[0].argmax(0).to(torch.uint8).cpu().numpy()
+        out = np.empty((h, w), np.uint8)
+        gx = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * (2 / w) - 1
+        band = max(1, BAND_VALUES // (w * logits.shape[1]))
+        for r0 in range(0, h, band):
+            r1 = min(h, r0 + band)
+            gy = (torch.arange(r0, r1, device=device, dtype=torch.float32) + 0.5) * (2 / h) - 1
+            grid = torch.stack((gx.expand(r1 - r0, w), gy[:, None].expand(r1 - r0, w)), -1)[None]
+            part = F.grid_sample(logits, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            out[r0:r1] = part[0].argmax(0).to(torch.uint8).cpu().numpy()
+        return out
 
 
 def refine_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
