@@ -70,15 +70,16 @@ class DatasetFolder:
             if path.stem in images:
                 raise DatasetError(f"two images share the ID {path.stem!r}: {images[path.stem].name} and {path.name}")
             images[path.stem] = path
+        broken = {Path(e.path).stem for e in problems}
         splits = {}
         for split in ("train", "test"):
             f = root / f"{split}.txt"
             if f.is_file():
                 ids = [line.strip() for line in _read_lines(f) if line.strip()]
-                missing = [i for i in ids if i not in images]
+                missing = [i for i in ids if i not in images and i not in broken]
                 if missing:
                     raise DatasetError(f"{f}: {len(missing)} IDs have no image, e.g. {missing[0]!r}")
-                splits[split] = ids
+                splits[split] = [i for i in ids if i in images]  # the broken ones are reported as unreadable
         return cls(root, classes, images, splits, tuple(str(e) for e in problems))
 
     def ids(self, split: str = "all") -> list[str]:
