@@ -130,7 +130,15 @@ class Project:
         return report
 
     def add_folder(self, folder: str | Path, on_progress: Callable[[int, int], None] | None = None) -> AddImagesReport:
-        return self.add_images(list_images(folder), on_progress)
+        """Register the folder's images; links to nothing are reported with the unreadable files."""
+        problems: list[ImageLoadError] = []
+        try:
+            paths = list_images(folder, problems)
+        except OSError as exc:
+            raise StoreError(f"cannot list {folder}: {exc.strerror or exc}") from None
+        report = self.add_images(paths, on_progress)
+        report.errors[:0] = problems
+        return report
 
     def missing_images(self) -> list[ImageRecord]:
         """Images whose file is not where the project refers to it (moved, renamed, or the project copied

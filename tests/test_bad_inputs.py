@@ -255,3 +255,16 @@ def test_two_images_with_one_name_do_not_share_a_mask(capsys, tmp_path, dataset,
     assert code == 0 and "im0.png" in err and "rename one of them" in err
     record = json.loads((tmp_path / "masks" / "masks.json").read_text())
     assert sorted(record["masks"]) == ["im0", "im1", "im2", "im3"]
+
+
+def test_a_folder_opened_in_the_gui_names_the_files_it_skipped(tmp_path):
+    from wsv_gui.app import open_project
+
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"junk")
+    (tmp_path / "c.png").symlink_to(tmp_path / "gone.png")
+    project, skipped = open_project(tmp_path)
+    assert len(project.store.images()) == 1
+    assert sorted(s.split(":")[0] for s in skipped) == [f"cannot read {tmp_path / 'b.png'}",
+                                                         f"cannot read {tmp_path / 'c.png'}"]
+    project.close()

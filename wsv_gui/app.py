@@ -26,16 +26,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def open_project(path: Path | None) -> Project:
+def open_project(path: Path | None) -> tuple[Project, list[str]]:
+    """The project to show, and the files of a folder of images that could not be added (each with why)."""
     if path is None:
-        return demo_project()
+        return demo_project(), []
     if Project.exists(path):
-        return Project.open(path)
+        return Project.open(path), []
     if not path.is_dir():
         raise StoreError(f"{path} is not a folder")
     project = Project.create(path)
-    project.add_folder(path)
-    return project
+    return project, [str(e) for e in project.add_folder(path).errors]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("wsv-studio")  # names the data and settings folders
     app.setApplicationDisplayName("WSV Studio")
     try:
-        project = open_project(args.project)
+        project, skipped = open_project(args.project)
     except StoreError as exc:
         if args.screenshot:
             print(f"wsv-gui: error: {exc}", file=sys.stderr)
@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         window.resize(w, h)
     window.show()
     app.aboutToQuit.connect(window.close)  # however the loop ends, worker threads stop before Python tears down
+    if skipped:
+        for line in skipped:
+            print(f"wsv-gui: skipped {line}", file=sys.stderr)
+        if not args.screenshot:
+            QMessageBox.warning(window, "Some files were skipped", f"{len(skipped)} files could not be read:\n\n"
+                                + "\n".join(skipped[:20]))
     if args.screenshot:
         _screenshot_when_ready(app, window, args.screenshot)
     return app.exec()
