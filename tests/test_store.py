@@ -205,3 +205,49 @@ def test_every_committed_stroke_survives_kill_9(store, tmp_path):
         np.testing.assert_array_equal(st.points, [[i % 40, i % 30], [(i * 7) % 40, (i * 3) % 30]])
         assert st.radius == 1.0 + i % 5
     s.close()
+
+
+def test_a_full_disk_is_reported_and_nothing_half_written(store):
+    """SQLite rolls a failed COMMIT back itself; the store must say "disk is full", not fail on its own ROLLBACK."""
+    _, class_id, image_id = ids(store)
+    store.add_stroke(Stroke(image_id, class_id, 1.0, np.zeros((2, 2), np.float32)))
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    big = np.zeros((200_000, 2), np.float32)
+    with pytest.raises(StoreError, match="disk is full.*free some disk space"):
+        store.add_strokes([Stroke(image_id, class_id, 1.0, big), Stroke(image_id, class_id, 1.0, big)])
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    assert len(store.strokes(image_id)) == 1  # neither of the two strokes, and the store still works
+    store.add_stroke(Stroke(image_id, class_id, 1.0, big))
+    assert len(store.strokes(image_id)) == 2
+
+
+def test_a_project_kept_busy_by_another_program(store, monkeypatch):
+    _, class_id, image_id = ids(store)
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    store._conn.execute("PRAGMA busy_timeout = 200")
+    try:
+        with pytest.raises(StoreError, match="another program kept the project busy"):
+            store.add_stroke(Stroke(image_id, class_id, 1.0, np.zeros((2, 2), np.float32)))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    store.add_stroke(Stroke(image_id, class_id, 1.0, np.zeros((2, 2), np.float32)))
+    assert len(store.strokes(image_id)) == 1
+
+
+def test_a_transaction_groups_changes(store):
+    _, class_id, image_id = ids(store)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.add_stroke(Stroke(image_id, class_id, 1.0, np.zeros((2, 2), np.float32)))
+            store.add_box(Box(image_id, class_id, 0, 0, 5, 5))
+            raise RuntimeError("stopped half-way")
+    assert store.strokes(image_id) == [] and store.boxes(image_id) == []
+    before = store.revision()
+    with store.transaction():
+        store.add_stroke(Stroke(image_id, class_id, 1.0, np.zeros((2, 2), np.float32)))
+        store.add_box(Box(image_id, class_id, 0, 0, 5, 5))
+    assert len(store.strokes(image_id)) == 1 and len(store.boxes(image_id)) == 1
+    assert store.revision() == before + 1
