@@ -268,3 +268,16 @@ def test_a_folder_opened_in_the_gui_names_the_files_it_skipped(tmp_path):
     assert sorted(s.split(":")[0] for s in skipped) == [f"cannot read {tmp_path / 'b.png'}",
                                                          f"cannot read {tmp_path / 'c.png'}"]
     project.close()
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["train", "{ds}", "--out", "{tmp}/r", "--device", "banana"], "unknown device 'banana'"),
+    (["train", "{ds}", "--out", "{tmp}/r", "--device", "cuda:7"], "CUDA"),
+    (["bench", "crf", "--sizes", "0"], "positive integers"),
+    (["eval", "{tmp}/nothing", "{ds}"], "is not a folder of predicted masks"),
+    (["predict", "{ds}", "{ds}/images", "--out", "{tmp}/m"], "holds no saved model"),
+    (["import", "{ds}", "--project", "{ds}/classes.txt"], "classes.txt"),
+])
+def test_command_line_misuse(capsys, tmp_path, dataset, argv, words):
+    code, err = run(capsys, *[a.format(ds=dataset, tmp=tmp_path) for a in argv])
+    assert code == 1 and words in err

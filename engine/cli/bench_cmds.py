@@ -135,9 +135,12 @@ def cmd_crf(args: argparse.Namespace) -> int:
 
 def _ints(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise CliError(f"expected comma-separated integers, got {text!r}") from None
+        values = []
+    if not values or min(values) < 1:
+        raise CliError(f"expected comma-separated positive integers, got {text!r}")
+    return values
 
 
 def cmd_detect(args: argparse.Namespace) -> int:

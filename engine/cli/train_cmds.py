@@ -174,6 +174,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         ids = ds.ids(args.split)
     except DatasetError as exc:
         raise CliError(str(exc)) from None
+    if not args.masks.is_dir():
+        raise CliError(f"{args.masks} is not a folder of predicted masks")
     k = len(ds.classes)
     background = background_index(ds.classes)
     conf = np.zeros((k, k), np.int64)

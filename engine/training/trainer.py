@@ -49,7 +49,13 @@ def pick_device(choice: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice.startswith("cuda") and not torch.cuda.is_available():
         raise TrainingError("CUDA was requested but no CUDA device is available")
-    return torch.device(choice)
+    try:
+        device = torch.device(choice)
+    except RuntimeError:
+        raise TrainingError(f"unknown device {choice!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise TrainingError(f"there is no {choice}: this machine has {torch.cuda.device_count()} CUDA devices")
+    return device
 
 
 def current_classes(store, class_ids: list[int], names: list[str]) -> list[str]:
