@@ -281,3 +281,23 @@ def test_a_folder_opened_in_the_gui_names_the_files_it_skipped(tmp_path):
 def test_command_line_misuse(capsys, tmp_path, dataset, argv, words):
     code, err = run(capsys, *[a.format(ds=dataset, tmp=tmp_path) for a in argv])
     assert code == 1 and words in err
+
+
+def test_the_gui_exports_only_into_folders_of_its_own(tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from wsv_gui.main_window import MainWindow
+
+    QApplication.instance() or QApplication([])
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "model.json").write_text("my notes")
+    window = MainWindow(Project.create(tmp_path / "proj"))
+    try:
+        assert not window._claim(tmp_path / "mine", "export")
+        assert "already holds other files" in shown[0] and (tmp_path / "mine" / "model.json").read_text() == "my notes"
+        assert window._claim(tmp_path / "new", "export") and window._claim(tmp_path / "new", "export")
+        assert not window._claim(tmp_path / "new", "model")
+    finally:
+        window.close()

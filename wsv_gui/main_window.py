@@ -16,6 +16,8 @@ from engine.annotations.store import StoreError
 from engine.annotations.types import Box, ImageRecord, Stroke, background_index
 from engine.detection.data import done_image_ids
 from engine.io.images import ImageLoadError
+from engine.io.outputs import OutputFolderError, claim_output
+from engine.io.weights import write_atomic
 from engine.project import Project
 from engine.training.records import ProgressRecord
 from wsv_gui.canvas.toolbar import CanvasToolbar
@@ -553,7 +555,7 @@ class MainWindow(QMainWindow):
         if not self._ensure_model():
             return
         folder = QFileDialog.getExistingDirectory(self, "Export masks (VOC palette PNGs) into folder")
-        if not folder:
+        if not folder or not self._claim(Path(folder), "export"):
             return
         dialog = QProgressDialog("Predicting and writing masks…", "Cancel", 0, 0, self)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
@@ -570,10 +572,25 @@ class MainWindow(QMainWindow):
         if not self._ensure_model():
             return
         folder = QFileDialog.getExistingDirectory(self, "Export the trained model (safetensors + JSON) into folder")
-        if folder:
+        if not folder or not self._claim(Path(folder), "model", ("model.safetensors",)):
+            return
+        try:
             for name in ("model.safetensors", "model.json"):
-                shutil.copyfile(self.model_dir / name, Path(folder) / name)
-            self.statusBar().showMessage(f"model exported to {folder}", 5000)
+                write_atomic(Path(folder) / name, lambda p, src=self.model_dir / name: shutil.copyfile(src, p))
+        except OSError as exc:
+            QMessageBox.warning(self, "Export model", f"Cannot write to {folder}: {exc.strerror or exc}")
+            return
+        self.statusBar().showMessage(f"model exported to {folder}", 5000)
+
+    def _claim(self, folder: Path, kind: str, signatures: tuple[str, ...] = ()) -> bool:
+        """Whether ``folder`` may take an export: new, empty, or an earlier export of the same kind; else the
+        user is told why not, and nothing is written."""
+        try:
+            claim_output(folder, kind, signatures)
+        except OutputFolderError as exc:
+            QMessageBox.warning(self, "Export", str(exc))
+            return False
+        return True
 
     # ---- closing ----------------------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:

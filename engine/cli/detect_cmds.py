@@ -17,7 +17,6 @@ import numpy as np
 from engine.annotations.store import StoreError
 from engine.annotations.types import background_index
 from engine.cli.common import CliError, Progress, emit
-from engine.cli.outputs import claim_output
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.importer import import_dataset
 from engine.datasets.weak_labels import boxes_from_mask
@@ -31,6 +30,7 @@ from engine.detection.models import DEFAULT_DETECTOR, DETECTORS, DetectorError, 
 from engine.detection.postprocess import postprocess
 from engine.detection.trainer import DetectionTrainer
 from engine.io.images import ImageLoadError, list_images, read_image_size
+from engine.io.outputs import claim_output
 from engine.project import Project
 from engine.training.trainer import TrainingError, pick_device
 

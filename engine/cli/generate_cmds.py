@@ -10,7 +10,6 @@ import torch
 
 from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit
-from engine.cli.outputs import claim_output
 from engine.generative.config import MODELS, GenerativeConfig
 from engine.generative.data import BUILTIN, SIZES, load_training_images
 from engine.generative.diffusion import SCHEDULES, ddim_timesteps
@@ -18,6 +17,7 @@ from engine.generative.evaluate import quality
 from engine.generative.grids import image_grid, save_gif, save_png
 from engine.generative.models import GenerativeModelError, load_generative
 from engine.generative.trainer import GenerativeTrainer
+from engine.io.outputs import claim_output
 from engine.training.trainer import TrainingError, pick_device
 
 GIF_FRAMES = 40

@@ -13,6 +13,7 @@ from engine.annotations.store import StoreError
 from engine.cli.common import CliError
 from engine.datasets.folder import DatasetError
 from engine.io.images import ImageLoadError
+from engine.io.outputs import OutputFolderError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, StoreError, DatasetError, ImageLoadError) as exc:
+    except (CliError, StoreError, DatasetError, ImageLoadError, OutputFolderError) as exc:
         print(f"wsv {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except sqlite3.DatabaseError as exc:  # a project file damaged where opening it did not look

@@ -18,10 +18,10 @@ import numpy as np
 
 from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit
-from engine.cli.outputs import claim_output
 from engine.datasets.exporter import image_ids
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.io.images import ImageLoadError, list_images
+from engine.io.outputs import claim_output
 from engine.io.palette import save_index_png
 from engine.models.registry import ModelError, load_model
 from engine.project import Project

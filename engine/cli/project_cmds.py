@@ -6,14 +6,14 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit
-from engine.cli.outputs import claim_output
 from engine.datasets.exporter import export_dataset
 from engine.datasets.folder import DatasetError
 from engine.datasets.importer import SIMULATION_STYLES, ScribbleSimulation, import_dataset
 from engine.datasets.people import PEOPLE_RADIUS
 from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
-from engine.annotations.store import StoreError
+from engine.io.outputs import OutputFolderError, claim_output
 from engine.project import Project
 
 
@@ -94,7 +94,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     project = _open(args.project)
     try:
         claim_output(args.out, "export")
-    except CliError:
+    except OutputFolderError:
         project.close()
         raise
     try:

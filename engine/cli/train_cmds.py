@@ -12,11 +12,11 @@ import numpy as np
 from engine.annotations.store import StoreError
 from engine.annotations.types import background_index
 from engine.cli.common import CliError, Progress, emit
-from engine.cli.outputs import claim_output
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.importer import SIMULATION_STYLES, ScribbleSimulation, import_dataset
 from engine.datasets.people import PEOPLE_RADIUS
 from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
+from engine.io.outputs import claim_output
 from engine.io.palette import load_index_png
 from engine.metrics import confusion_matrix, image_object_iou, scores
 from engine.models.registry import MODEL_NAMES, ModelError, default_model_name
