@@ -338,15 +338,15 @@ def _pct(value: float | None) -> str:
 def _ground_truth(ds: DatasetFolder, image_id: str, derive: bool) -> GroundTruth | None:
     """The image's boxes in original pixels: its boxes file, or boxes derived from its mask where the dataset has
     no boxes/ at all (as training does); None where neither exists."""
+    try:
+        size = read_image_size(ds.images[image_id])
+    except ImageLoadError as exc:
+        raise CliError(str(exc)) from None
     if derive:
-        try:
-            size = read_image_size(ds.images[image_id])
-        except ImageLoadError as exc:
-            raise CliError(str(exc)) from None
         mask = ds.mask(image_id, size)
         items = None if mask is None else boxes_from_mask(mask, background=background_index(ds.classes))
     else:
-        items = ds.boxes(image_id)
+        items = ds.boxes(image_id, size)
     if items is None:
         return None
     return GroundTruth([box for _, box in items], [k for k, _ in items])
