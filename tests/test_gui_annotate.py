@@ -155,3 +155,43 @@ def test_a_stroke_the_store_refuses_leaves_no_undo_entry(window, monkeypatch):
     monkeypatch.setattr(store, "delete_stroke", full)  # an undo that cannot be saved is dropped, the stroke kept
     window.undo_stack.undo()
     assert len(shown) == 2 and len(store.strokes(window.current_image_id)) == 1 and window.undo_stack.count() == 0
+
+
+def test_redo_answers_every_usual_key(window, qtbot):
+    """Ctrl+Shift+Z is often the platform's own Redo: bound twice, Qt would call it ambiguous and do nothing."""
+    store = window.project.store
+    for keys in ((Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier),
+                 (Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)):
+        drag(window.canvas, [(10, 10), (50, 10)])
+        n = len(store.strokes(window.current_image_id))
+        qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        assert len(store.strokes(window.current_image_id)) == n - 1
+        qtbot.keyClick(window, *keys)
+        assert len(store.strokes(window.current_image_id)) == n
+
+
+def test_a_class_name_that_exists_is_refused_without_a_broken_undo_entry(window, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from wsv_gui.commands import AddClass
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    count = window.undo_stack.count()
+    window._push(AddClass(window.project.store, "cat", window._on_change))
+    assert len(shown) == 1 and "already exists" in shown[0] and window.undo_stack.count() == count
+    window.undo_stack.undo()  # nothing of it left to undo
+    assert [c.name for c in window.project.store.classes()] == ["background", "cat", "dog"]
+
+
+def test_a_stroke_outside_the_image_is_not_saved(window):
+    window.canvas.fit()
+    drag(window.canvas, [(-60, -40), (-20, -40)])
+    drag(window.canvas, [(200, 10), (260, 10)])
+    assert window.project.store.strokes(window.current_image_id) == []
+    assert "outside the image" in window.statusBar().currentMessage()
+    drag(window.canvas, [(-20, 10), (5, 10)])  # one that reaches into the image is kept
+    assert len(window.project.store.strokes(window.current_image_id)) == 1
+
+
+def test_the_title_names_the_project_once(window):
+    assert window.windowTitle() == "photos" and "WSV Studio" not in window.windowTitle()

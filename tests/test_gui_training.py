@@ -1,5 +1,6 @@
 """Live training from the window: predictions arrive and change the overlay, pause/stop work, closing during
 training ends the worker without a hang, and the model is saved."""
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -99,11 +100,19 @@ def test_accept_prediction_makes_exact_marks(window, qtbot):
     qtbot.waitUntil(lambda: window.current_image_id in window.previews, timeout=60000)
     window.stop_training(wait=True)
     store = window.project.store
-    before = len(store.strokes(window.current_image_id))
+    image_id = window.current_image_id
+    before = len(store.strokes(image_id))
+    preview = window.previews[image_id]
+    mine = store.seed_map(image_id)
+    assert (mine != 255).any()
     window.accept_prediction(0.0)
-    preview = window.previews[window.current_image_id]
-    seeds = store.seed_map(window.current_image_id, preview.labels.shape)
-    np.testing.assert_array_equal(seeds, preview.refined)  # every pixel now carries the class shown
+    after = store.seed_map(image_id)
+    marked = mine != 255
+    np.testing.assert_array_equal(after[marked], mine[marked])  # the user's strokes win where they disagree
+    near = cv2.dilate(cv2.resize(marked.astype(np.uint8), preview.labels.shape[::-1], interpolation=cv2.INTER_AREA),
+                      np.ones((5, 5), np.uint8)) > 0
+    seeds = store.seed_map(image_id, preview.labels.shape)
+    np.testing.assert_array_equal(seeds[~near], preview.refined[~near])  # elsewhere every pixel carries its class
     window.undo_stack.undo()
     assert len(store.strokes(window.current_image_id)) == before
 

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QColorDialog, QDockWidget, QFileDialog, QInputDial
     QMessageBox, QProgressDialog, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from engine.annotations.store import StoreError
-from engine.annotations.types import Box, ImageRecord, Stroke, background_index
+from engine.annotations.types import UNLABELED, Box, ImageRecord, Stroke, background_index
 from engine.detection.data import done_image_ids
 from engine.io.images import ImageLoadError
 from engine.io.outputs import OutputFolderError, claim_output
@@ -149,7 +149,8 @@ class MainWindow(QMainWindow):
         undo = self.undo_stack.createUndoAction(self, "&Undo")
         undo.setShortcut(QKeySequence.StandardKey.Undo)
         redo = self.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        redo.setShortcuts(_unique([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y"),
+                                   *QKeySequence.keyBindings(QKeySequence.StandardKey.Redo)]))
         m.addAction(undo)
         m.addAction(redo)
         m.addSeparator()
@@ -194,7 +195,7 @@ class MainWindow(QMainWindow):
         self.training_panel.reset()
         self.detection.set_project(project)
         self.generative.set_project(project)
-        self.setWindowTitle(f"WSV Studio — {project.root.name}")
+        self.setWindowTitle(project.root.name)  # Qt appends " — WSV Studio", the application's display name
         self._remember(project.root)
         self._refresh_classes()
         records = self._populate_images()
@@ -385,6 +386,11 @@ class MainWindow(QMainWindow):
         cls = None if eraser else self.class_panel.current_class()
         if not eraser and cls is None:
             return
+        rec = self.project.store.image(self.current_image_id)
+        lo, hi = points.min(0) - radius, points.max(0) + radius
+        if hi[0] < 0.5 or hi[1] < 0.5 or lo[0] > rec.width - 0.5 or lo[1] > rec.height - 0.5:
+            self.statusBar().showMessage("That stroke lies outside the image: nothing was drawn", 5000)
+            return
         stroke = Stroke(self.current_image_id, None if eraser else cls.id, radius, points)
         self._push(AddStrokes(self.project.store, [stroke], self._on_change, "erase" if eraser else f"paint {cls.name}"))
 
@@ -429,8 +435,9 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "Accept prediction", "There is no prediction for this image yet: train first.")
             return
         store = self.project.store
-        strokes = prediction_strokes(preview, store.image(self.current_image_id), store.classes(), min_confidence,
-                                     self.toolbar.network_only())
+        marked = store.seed_map(self.current_image_id) != UNLABELED
+        strokes = prediction_strokes(preview, store.image(self.current_image_id), store.classes(), marked,
+                                     min_confidence, self.toolbar.network_only())
         if strokes:
             what = "prediction" if not min_confidence else f"confident prediction (p ≥ {min_confidence})"
             self._push(AddStrokes(store, strokes, self._on_change, f"accept {what}"))
@@ -603,3 +610,13 @@ class MainWindow(QMainWindow):
             self.project.close()
             self.project = None
         super().closeEvent(event)
+
+
+def _unique(keys: list[QKeySequence]) -> list[QKeySequence]:
+    """Each key sequence once: a sequence bound twice to one action makes Qt call the shortcut ambiguous and
+    ignore it (the platform's standard Redo is often Ctrl+Shift+Z itself)."""
+    out: list[QKeySequence] = []
+    for key in keys:
+        if not key.isEmpty() and key not in out:
+            out.append(key)
+    return out

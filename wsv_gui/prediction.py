@@ -1,6 +1,7 @@
 """Turning the trainer's previews into what the window shows (overlays) and into editable marks."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pyqtgraph as pg
 
@@ -30,14 +31,19 @@ def shown_labels(preview: Preview, network_only: bool = False) -> np.ndarray:
     return preview.labels if network_only or preview.refined is None else preview.refined
 
 
-def prediction_strokes(preview: Preview, rec: ImageRecord, classes: list[ClassDef],
+def prediction_strokes(preview: Preview, rec: ImageRecord, classes: list[ClassDef], marked: np.ndarray | None = None,
                        min_confidence: float = 0.0, network_only: bool = False) -> list[Stroke]:
-    """Strokes that paint exactly the labels shown (``shown_labels``; where the network's top probability
-    reaches ``min_confidence``) at the image's full size: one exact pixel-run stroke per class region, scaled from
-    working resolution."""
+    """Strokes that paint the labels shown (``shown_labels``; where the network's top probability reaches
+    ``min_confidence``) at the image's full size: one exact pixel-run stroke per class region, scaled from
+    working resolution. ``marked`` (full size, True where the user's own strokes label a pixel) is left out, with
+    a working pixel's margin, so that accepting a prediction never paints over what the user drew."""
     labels = shown_labels(preview, network_only).copy()
     if min_confidence > 0:
         labels[preview.probs.max(0).astype(np.float32) < min_confidence] = UNLABELED
+    if marked is not None and marked.any():
+        h, w = labels.shape
+        touched = cv2.resize(marked.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0
+        labels[cv2.dilate(touched.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0] = UNLABELED
     scale = rec.width / labels.shape[1]
     by_index = {c.index: c.id for c in classes}
     return [Stroke(rec.id, by_index[k], 0.5 * scale, pts * scale)
