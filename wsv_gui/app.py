@@ -1,4 +1,5 @@
-"""Entry point of ``wsv-gui``: opens the demo project (or ``--project DIR``) in the main window.
+"""The application behind ``wsv-gui`` (started by wsv_gui.launch): opens the demo project (or ``--project DIR``)
+in the main window.
 
 ``--screenshot OUT.png`` waits until the window is drawn with its image and thumbnails, saves it and exits;
 the README picture and visual checks are made this way.
