@@ -72,8 +72,8 @@ def test_test_split_is_held_out_when_present(project):
     assert set(data.heldout) == {ids[0]} and set(data.samples) == {ids[1], ids[2]}
     p.store.set_split(ids[0], None)  # without any test split, the fraction decides (here: 0.5 of the images)
     data.refresh()
-    records = p.store.images()
-    assert set(data.heldout) == held_out_ids(records, 0.5, 0) & {ids[0], ids[1], ids[2]}
+    records = [r for r in p.store.images() if r.id in {ids[0], ids[1], ids[2]}]
+    assert set(data.heldout) == held_out_ids(records, 0.5, 0) and len(data.heldout) == 2  # round(1.5) of 3
 
 
 def test_random_split_is_deterministic_stable_and_near_the_fraction():
@@ -87,6 +87,15 @@ def test_random_split_is_deterministic_stable_and_near_the_fraction():
     # Two copies of one picture fall on the same side.
     twin = ImageRecord("copy.png", 10, 10, records[0].sha256, None, 9999)
     assert is_held_out(twin, 0.2, 0) == is_held_out(records[0], 0.2, 0)
+
+
+def test_a_small_set_is_split_as_asked():
+    """Eight boxed images at 20 %: two held out (a random split could take four), and never all of them."""
+    records = [ImageRecord(f"{i}.png", 10, 10, hashlib.sha256(str(i).encode()).hexdigest(), None, i) for i in range(8)]
+    for seed in range(20):
+        assert len(held_out_ids(records, 0.2, seed)) == 2
+    assert held_out_ids(records, 0.2, 0) == held_out_ids(list(reversed(records)), 0.2, 0)
+    assert len(held_out_ids(records[:1], 0.9, 0)) == 0 and len(held_out_ids(records[:3], 0.9, 0)) == 2
 
 
 def test_sampler_flips_boxes_with_the_image_and_is_seeded(project):

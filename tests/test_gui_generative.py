@@ -195,7 +195,7 @@ def test_non_finite_loss_and_bad_data_give_messages(window, qtbot, monkeypatch, 
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(broken))
     tab.load_model()
     qtbot.waitUntil(lambda: "Loading the model failed" in tab.status.text(), timeout=10000)
-    assert "not a valid generative model description" in tab.status.text() and tab.model_info is None
+    assert "damaged or incomplete" in tab.status.text() and tab.model_info is None
 
     # a project without images: a message, in the data label and when training
     empty = Project.create(tmp_path / "empty")

@@ -45,19 +45,33 @@ def set_images_done(store: AnnotationStore, image_ids: Iterable[int], done: bool
     store.set_setting(DONE_KEY, json.dumps(sorted(ids)))
 
 
-def is_held_out(rec: ImageRecord, fraction: float, seed: int) -> bool:
-    """Whether an image belongs to the held-out set under a random split of ``fraction``. Decided from the
-    image's content hash alone, so an image keeps its side as images are added or removed, and duplicates of
-    one picture never end up on both sides."""
+EXACT_SPLIT_BELOW = 50
+"""Below this many images the held-out share is exact (a random 20 % of 8 images could be 4 of them); from here on
+each image's side is fixed by its own hash, so adding images moves nobody."""
+
+
+def _hash_position(rec: ImageRecord, seed: int) -> float:
+    """Where an image falls in [0, 1) for a random split: from its content hash alone, so an image keeps its side
+    as images are added or removed, and duplicates of one picture never end up on both sides."""
     digest = hashlib.sha256(f"{seed}:{rec.sha256}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64 < fraction
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def is_held_out(rec: ImageRecord, fraction: float, seed: int) -> bool:
+    """Whether an image belongs to the held-out set under a random split of ``fraction`` (of a large set)."""
+    return _hash_position(rec, seed) < fraction
 
 
 def held_out_ids(records: list[ImageRecord], fraction: float, seed: int) -> set[int]:
     """The images set aside for evaluation: those whose split is 'test' where the project has any, else a
-    deterministic ``fraction`` of them (see is_held_out)."""
+    deterministic ``fraction`` of them — exactly round(fraction · n) of a small set (the images lowest in hash
+    order, at least one image left to train on), each image by its own hash in a large one (see is_held_out)."""
     if any(r.split == "test" for r in records):
         return {r.id for r in records if r.split == "test"}
+    if len(records) < EXACT_SPLIT_BELOW:
+        ranked = sorted(records, key=lambda r: (_hash_position(r, seed), r.id))
+        count = min(round(fraction * len(records)), len(records) - 1)
+        return {r.id for r in ranked[:max(count, 0)]}
     return {r.id for r in records if is_held_out(r, fraction, seed)}
 
 
@@ -109,8 +123,8 @@ class DetectionSet:
             classes = store.classes()
         index = {c.id: c.index for c in classes}
         objects = set(object_classes([c.name for c in classes]))
-        held = held_out_ids(records, self.holdout_fraction, self.holdout_seed)
         wanted = {r.id for r in records if counts[r.id].boxes or r.id in done}
+        held = held_out_ids([r for r in records if r.id in wanted], self.holdout_fraction, self.holdout_seed)
         order = tuple((c.id, c.index, c.index in objects) for c in classes)
         current = {i: (revisions[i], i in done, order) for i in wanted}
         for image_id in set(self._state) - set(current):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
+import torch
 from PySide6.QtCore import Qt, QThread
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, \
@@ -30,6 +31,7 @@ from engine.project import Project
 from wsv_gui.canvas.view import BOX, CanvasView
 from wsv_gui.detection.overlay import DetectionOverlay
 from wsv_gui.detection.worker import DetectionWorker, DetectorService
+from wsv_gui.eta import time_left
 from wsv_gui.trainer_worker import WorkerThread
 
 SCORE_RANGE = {"torchvision": (0.0, 1.0), HOG_SVM: (-1.0, 3.0)}
@@ -68,11 +70,15 @@ class DetectionTab(QWidget):
         sv = QVBoxLayout(side)
         form = QFormLayout()
         self.method = QComboBox()
+        gpu = torch.cuda.is_available()
         for name in DETECTORS:
-            self.method.addItem(name + (" (CPU-friendly)" if name == DEFAULT_DETECTOR else ""), name)
-        self.method.addItem("HOG + linear SVM (classic)", HOG_SVM)
-        self.method.setToolTip("a torchvision CNN detector, or the classic HOG features + linear SVM with sliding "
-                               "windows, an image pyramid, hard-negative mining and NMS")
+            self.method.addItem(name + ("" if gpu else " (CNN: slow on a CPU)"), name)
+        self.method.addItem("HOG + linear SVM (classic, quick on a CPU)", HOG_SVM)
+        # A CNN detector needs many minutes of CPU before it finds anything; HOG + SVM gives boxes within a minute.
+        self.method.setCurrentIndex(self.method.findData(DEFAULT_DETECTOR if gpu else HOG_SVM))
+        self.method.setToolTip("a torchvision CNN detector (best with a GPU), or the classic HOG features + linear "
+                               "SVM with sliding windows, an image pyramid, hard-negative mining and NMS (trains in "
+                               "seconds to a minute on a CPU)")
         form.addRow("Method", self.method)
         self.steps_box = QSpinBox()
         self.steps_box.setRange(10, 100_000)
@@ -294,6 +300,7 @@ class DetectionTab(QWidget):
                 values = self.losses[name]
                 curve.setData(self.steps[-len(values):], values)
         self.status.setText(f"step {rec.step}/{rec.total_steps} · {rec.steps_per_s:.2f} steps/s on {rec.device} · "
+                            f"{time_left(rec.total_steps - rec.step, rec.steps_per_s)} · "
                             f"{rec.train_images} training images ({rec.negative_images} negatives), {rec.boxes} boxes, "
                             f"{rec.heldout_images} held out · lr {rec.lr:.2g}")
         if rec.preview is not None:

@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QSplitter, QVBoxLayout, QWidget
 
 from engine.generative.records import GenerativeRecord
+from wsv_gui.eta import time_left
 from wsv_gui.generative.images import GridView
 
 REDRAW_S = 0.25
@@ -171,7 +172,8 @@ class LiveView(QWidget):
             self.values.setdefault(name, []).append(value)
         self.values.setdefault("steps_per_s", []).append(rec.steps_per_s)
         self.speed.setText(f"step {rec.step}/{rec.total_steps} · {rec.steps_per_s:.2f} steps/s on {rec.device} · "
-                           f"{rec.elapsed_s:.0f} s · lr {rec.lr:.2g} · "
+                           f"{rec.elapsed_s:.0f} s, {time_left(rec.total_steps - rec.step, rec.steps_per_s)} · "
+                           f"lr {rec.lr:.2g} · "
                            + ", ".join(f"{LABELS.get(k, k)} {v:.4g}" for k, v in rec.losses.items()))
         if rec.preview is not None:
             self._add_preview(rec)

@@ -19,6 +19,7 @@ from engine.generative.grids import save_gif, save_png
 from engine.generative.models import DESCRIPTION_FILE
 from engine.generative.records import GenerativeRecord
 from engine.project import Project
+from wsv_gui.eta import time_left
 from wsv_gui.generative.forward_view import ForwardView
 from wsv_gui.generative.live_view import LiveView
 from wsv_gui.generative.messages import ModelInfo, SampleGrid, TrainingSet
@@ -266,7 +267,8 @@ class GenerativeTab(QWidget):
             self.notes.setText("\n".join(filter(None, [self.notes.text(), *rec.notes])))
         if rec.preview is not None:
             self.last_grid = rec.preview.samples
-        self._say(f"Training: step {rec.step}/{rec.total_steps}, {rec.steps_per_s:.2f} steps/s on {rec.device}.")
+        self._say(f"Training: step {rec.step}/{rec.total_steps}, {rec.steps_per_s:.2f} steps/s on {rec.device}, "
+                  f"{time_left(rec.total_steps - rec.step, rec.steps_per_s)}.")
 
     def _on_training_failed(self, message: str) -> None:
         self._training_failed = True
