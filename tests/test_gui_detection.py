@@ -83,3 +83,24 @@ def test_hog_svm_in_the_tab_and_close_while_training(window, qtbot):
     qtbot.waitUntil(lambda: bool(tab.steps), timeout=60000)
     window.close()  # stops the worker after its current step
     assert tab.training is None
+
+
+def test_the_default_method_gives_boxes_soon_on_this_device(window):
+    """On a CPU a CNN detector needs many minutes before it finds anything; HOG + SVM takes seconds."""
+    import torch
+
+    from engine.detection.hog_svm import METHOD as HOG_SVM
+    from engine.detection.models import DEFAULT_DETECTOR
+
+    tab = window.detection
+    assert tab.method.currentData() == (DEFAULT_DETECTOR if torch.cuda.is_available() else HOG_SVM)
+
+
+def test_time_left_in_words():
+    from wsv_gui.eta import time_left
+
+    assert time_left(0, 2.0) == "finishing"
+    assert time_left(10, 0.0) == "estimating time left…"
+    assert time_left(30, 2.0) == "about 15 s left"
+    assert time_left(500, 0.25) == "about 33 min left"
+    assert time_left(100_000, 10.0) == "about 2.8 h left"
