@@ -149,3 +149,35 @@ def test_settings_form_starts_at_the_defaults_and_steps_the_weight_by_its_own_di
     s.regularizer.setCurrentText("grid")
     s.weight.stepBy(1)  # 20 → 21
     assert s.config().reg_weight == pytest.approx(DEFAULT_REG_WEIGHT["grid"] + 1)
+
+
+def test_stop_then_continue_or_restart(window, qtbot):
+    """After Stop the network is saved: Continue trains on from it, Restart starts afresh; both say so."""
+    panel = window.training_panel
+    assert panel.train_button.text() == "Train" and not panel.restart_button.isVisibleTo(panel)
+    window.train()
+    qtbot.waitUntil(lambda: len(panel._steps) > 0, timeout=60000)
+    window.stop_training(wait=True)
+    assert panel.train_button.text() == "Continue" and panel.restart_button.isVisibleTo(panel)
+    window.train()
+    assert window.training.worker.config.init_from == str(window.model_dir)
+    qtbot.waitUntil(lambda: len(panel._steps) > 0, timeout=60000)
+    window.stop_training(wait=True)
+    panel.restart_button.click()
+    assert window.training.worker.config.init_from is None
+    window.stop_training(wait=True)
+
+
+def test_marks_of_one_class_are_questioned_before_training(window, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    store = window.project.store
+    right = store.classes()[1]
+    for s in store.strokes(window.current_image_id):
+        if s.class_id == right.id:
+            store.delete_stroke(s.id)
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    window.train()
+    assert window.training is None and "one class, left" in asked[0]

@@ -251,3 +251,13 @@ def test_a_transaction_groups_changes(store):
         store.add_box(Box(image_id, class_id, 0, 0, 5, 5))
     assert len(store.strokes(image_id)) == 1 and len(store.boxes(image_id)) == 1
     assert store.revision() == before + 1
+
+
+def test_marked_classes(store):
+    bg, horse, image_id = ids(store)
+    assert store.marked_classes() == []
+    store.add_stroke(Stroke(image_id, horse, 1.0, np.zeros((2, 2), np.float32)))
+    store.add_stroke(Stroke(image_id, None, 1.0, np.zeros((2, 2), np.float32)))  # the eraser teaches nothing
+    assert store.marked_classes() == ["horse"]
+    store.add_box(Box(image_id, horse, 0, 0, 5, 5))  # outside the box is background
+    assert store.marked_classes() == ["background", "horse"]

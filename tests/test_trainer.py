@@ -323,3 +323,25 @@ def test_regional_colour_term_comes_with_the_pairwise_regularizers(tmp_path, reg
     grad = trainer._reg_gradient(images, probs)
     assert (grad is None) == (regularizer == "none")
     trainer.close()
+
+
+def test_continue_from_a_saved_network(tmp_path):
+    """Stop, then Continue: the network starts where it stopped, not from its initial weights."""
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config(steps=3))
+    list(trainer.run())
+    trainer.save(tmp_path / "model")
+    saved = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.close()
+    again = Trainer(root, config(steps=3, init_from=str(tmp_path / "model")))
+    for k, v in again.model.state_dict().items():
+        torch.testing.assert_close(v, saved[k], rtol=0, atol=0)
+    assert again.pretrained.startswith("continued from")
+    again.close()
+    fresh = Trainer(root, config(steps=3))
+    assert any(not torch.equal(v, saved[k]) for k, v in fresh.model.state_dict().items())
+    fresh.close()
+    with Project.open(root) as project:
+        project.store.add_class("third")
+    with pytest.raises(TrainingError, match="restart instead"):
+        Trainer(root, config(steps=3, init_from=str(tmp_path / "model")))

@@ -3,6 +3,7 @@ gradient view) in the middle, status bar below. It owns the project's store conn
 stack, and the training worker."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -131,6 +132,7 @@ class MainWindow(QMainWindow):
         self.class_panel.moveRequested.connect(self.move_class)
         self.class_panel.deleteRequested.connect(self.delete_class)
         self.training_panel.trainRequested.connect(self.train)
+        self.training_panel.restartRequested.connect(lambda: self.train(restart=True))
         self.training_panel.pauseRequested.connect(self.pause)
         self.training_panel.stopRequested.connect(self.stop_training)
 
@@ -193,6 +195,7 @@ class MainWindow(QMainWindow):
         self.canvas.clear()
         self.gradient_view.clear()
         self.training_panel.reset()
+        self.training_panel.set_state("idle", saved=self.has_saved_model())
         self.detection.set_project(project)
         self.generative.set_project(project)
         self.setWindowTitle(project.root.name)  # Qt appends " — WSV Studio", the application's display name
@@ -484,7 +487,12 @@ class MainWindow(QMainWindow):
     def model_dir(self) -> Path:
         return self.project.root / "models" / "latest"
 
-    def train(self) -> None:
+    def has_saved_model(self) -> bool:
+        return (self.model_dir / "model.safetensors").is_file()
+
+    def train(self, restart: bool = False) -> None:
+        """Resume a paused run; else start one — from the network saved at the last Stop (Continue) unless
+        ``restart`` or there is none."""
         if self.training is not None:
             self.training.worker.resume()
             self.training_panel.set_state("running")
@@ -494,11 +502,15 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             QMessageBox.warning(self, "Training settings", str(exc))
             return
+        if not self._marks_teach_something():
+            return
+        if not restart and self.has_saved_model():
+            config = dataclasses.replace(config, init_from=str(self.model_dir))
         worker = TrainingWorker(self.project.root, config, self.model_dir)
         worker.preview_image_id = self.current_image_id
         worker.progress.connect(self._on_progress)
         worker.failed.connect(self._on_failed)
-        worker.stopped.connect(self._on_stopped)
+        worker.stopped.connect(self._on_worker_stopped)  # a method of the window: runs in the GUI thread
         self.training = WorkerThread(worker, self)
         self.training_panel.reset()
         self.training_panel.set_state("running")
@@ -518,7 +530,7 @@ class MainWindow(QMainWindow):
         self.status_training.setText("stopping…")
         if wait:
             self.training.wait(60000)
-            self._on_stopped("")
+            self._on_stopped("", self.training)
 
     def _on_progress(self, rec: ProgressRecord) -> None:
         if self.project is None:  # a record still queued when the window closed
@@ -539,12 +551,34 @@ class MainWindow(QMainWindow):
     def _on_failed(self, message: str) -> None:
         QMessageBox.warning(self, "Training stopped", message)
 
-    def _on_stopped(self, saved: str) -> None:
-        if self.training is not None:
-            self.training.wait(10000)
-            self.training = None
-        self.training_panel.set_state("idle")
+    def _on_worker_stopped(self, saved: str) -> None:
+        thread = next((t for t in self.findChildren(WorkerThread) if t.worker is self.sender()), None)
+        if thread is not None:
+            self._on_stopped(saved, thread)
+
+    def _on_stopped(self, saved: str, thread: WorkerThread) -> None:
+        """A training thread ended. Its signal may arrive after a new run started (Stop, then Continue at once):
+        only the current run's end changes the window."""
+        thread.wait(10000)
+        if thread is not self.training:
+            return
+        self.training = None
+        if self.project is None:  # the window closed while the worker's last signal was queued
+            return
+        self.training_panel.set_state("idle", saved=self.has_saved_model())
         self.status_training.setText("model saved" if saved else "not training")
+
+    def _marks_teach_something(self) -> bool:
+        """Strokes of a single class (and no boxes or tags) teach a network nothing but that class: say so, and
+        let the user train anyway (to watch what happens) or go back and mark another class."""
+        classes = self.project.store.marked_classes()
+        if len(classes) != 1:
+            return True
+        answer = QMessageBox.question(
+            self, "Train", f"All your marks are of one class, {classes[0]}. A network learns to tell classes apart "
+                           "only from marks of at least two (a few strokes of the background too, for example).\n\n"
+                           "Train anyway?")
+        return answer == QMessageBox.StandardButton.Yes
 
     # ---- export -----------------------------------------------------------------------------------------------
     def _ensure_model(self) -> bool:

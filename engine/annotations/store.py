@@ -23,7 +23,7 @@ from PIL import Image
 
 from engine.annotations.raster import rasterize
 from engine.annotations.schema import SchemaError, migrate
-from engine.annotations.types import Box, ClassDef, ImageRecord, Stroke, Tags
+from engine.annotations.types import Box, ClassDef, ImageRecord, Stroke, Tags, background_index
 from engine.io.palette import class_color, hex_color, parse_color
 
 
@@ -290,6 +290,19 @@ class AnnotationStore:
             tagged = {r[0] for r in c.execute("SELECT image_id FROM tagged_images")}
             ids = [r[0] for r in c.execute("SELECT id FROM images")]
         return {i: MarkCounts(strokes.get(i, 0), boxes.get(i, 0), i in tagged) for i in ids}
+
+    def marked_classes(self) -> list[str]:
+        """Names of the classes the marks teach, in class order: those painted by strokes, tagged present, or
+        boxed — and the class named background wherever there are boxes, since outside every box is background."""
+        with self.read() as c:
+            ids = {r[0] for r in c.execute("SELECT DISTINCT class_id FROM strokes WHERE class_id IS NOT NULL")}
+            boxed = {r[0] for r in c.execute("SELECT DISTINCT class_id FROM boxes")}
+            ids |= boxed | {r[0] for r in c.execute("SELECT DISTINCT class_id FROM tags")}
+            classes = self.classes()
+        background = background_index([k.name for k in classes])
+        if boxed and background is not None:
+            ids.add(classes[background].id)
+        return [k.name for k in classes if k.id in ids]
 
     # ---- strokes --------------------------------------------------------------------------------------------
     def add_stroke(self, stroke: Stroke) -> Stroke:

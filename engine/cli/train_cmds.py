@@ -71,6 +71,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--working-size", type=int, default=TrainConfig.working_size)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--continue-from", type=Path, metavar="RUN",
+                   help="start from the network a run saved (same model and classes) instead of ImageNet weights")
     p.add_argument("--allow-download", action="store_true", help="let torchvision download ImageNet backbones")
     p.add_argument("--out", type=Path, required=True, help="run folder to write (model, config, history)")
     p.add_argument("--json", action="store_true")
@@ -93,7 +95,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                              model=args.model, lr=args.lr, new_layer_lr_mult=args.new_layer_lr_mult,
                              steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
                              working_size=args.working_size, device=args.device, seed=args.seed,
-                             eval_interval_s=0, allow_download=args.allow_download)
+                             eval_interval_s=0, allow_download=args.allow_download,
+                             init_from=None if args.continue_from is None else str(args.continue_from))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:

@@ -84,6 +84,9 @@ class TrainConfig:
     crop_size: int = 256
     working_size: int = 320
     """longer image side the network sees, in pixels (images are never upscaled)"""
+    init_from: str | None = None
+    """a saved model folder (a run of wsv train, the GUI's last model) whose weights the network starts from, to
+    continue a stopped training; its architecture and classes must be this run's. None: ImageNet (or random)"""
     device: str = "auto"
     """'auto' picks CUDA when available, else the CPU"""
     threads: int | None = None

@@ -21,7 +21,7 @@ from engine.losses.colour import colour_consistency_gradient, colour_consistency
 from engine.losses.pce import partial_cross_entropy
 from engine.losses.tags import absent_suppression_loss, tag_classification_loss, tag_consistency_loss
 from engine.metrics import confusion_matrix, scores
-from engine.models.registry import ModelConfig, build_model, pretrained_part, save_model
+from engine.models.registry import ModelConfig, ModelError, build_model, load_model, pretrained_part, save_model
 from engine.project import Project
 from engine.training.config import TrainConfig
 from engine.training.data import Batch, BatchSampler, TrainingSet
@@ -84,6 +84,12 @@ class Trainer:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         self.model, self.pretrained = build_model(config.model, len(self.classes), allow_download=config.allow_download)
+        if config.init_from is not None:
+            try:
+                self._continue_from(Path(config.init_from))
+            except TrainingError:
+                self.project.close()
+                raise
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(self._parameter_groups(), lr=config.lr, weight_decay=1e-4)
         self.amp = self.device.type == "cuda"
@@ -101,6 +107,19 @@ class Trainer:
 
     def close(self) -> None:
         self.project.close()
+
+    def _continue_from(self, folder: Path) -> None:
+        """Start from a saved network's weights (the encoder keeps its pretrained learning-rate group)."""
+        try:
+            saved, saved_config = load_model(folder)
+        except ModelError as exc:
+            raise TrainingError(f"cannot continue from {folder}: {exc}") from None
+        if saved_config.model != self.config.model or saved_config.classes != self.classes:
+            raise TrainingError(f"cannot continue: the saved network is a {saved_config.model} for the classes "
+                                f"{', '.join(saved_config.classes)}; this run trains a {self.config.model} for "
+                                f"{', '.join(self.classes)} (restart instead)")
+        self.model.load_state_dict(saved.state_dict())
+        self.pretrained = f"continued from {folder}"
 
     def _parameter_groups(self) -> list[dict]:
         """The pretrained encoder at the base learning rate, the layers that start from random weights beside it

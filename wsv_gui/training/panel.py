@@ -18,6 +18,9 @@ CURVES = (("total", "total", (240, 240, 240)), ("pce", "pCE", (80, 170, 255)), (
 
 class TrainingPanel(QWidget):
     trainRequested = Signal()
+    """Train, Resume (after Pause) or Continue (after Stop, from the network it saved)"""
+    restartRequested = Signal()
+    """train a fresh network, forgetting the saved one"""
     pauseRequested = Signal()
     stopRequested = Signal()
 
@@ -26,12 +29,17 @@ class TrainingPanel(QWidget):
         layout = QVBoxLayout(self)
         buttons = QHBoxLayout()
         self.train_button = QPushButton("Train")
-        self.train_button.setToolTip("Start training, or resume after a pause (Ctrl+T)")
+        self.restart_button = QPushButton("Restart")
+        self.restart_button.setToolTip("Train a new network from its initial (ImageNet) weights, forgetting what the "
+                                       "saved one learnt")
         self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Hold training; Resume goes on with the same network (Ctrl+P)")
         self.stop_button = QPushButton("Stop")
-        for b in (self.train_button, self.pause_button, self.stop_button):
+        self.stop_button.setToolTip("End training and save the network; Continue goes on from it later (Ctrl+.)")
+        for b in (self.train_button, self.restart_button, self.pause_button, self.stop_button):
             buttons.addWidget(b)
         self.train_button.clicked.connect(self.trainRequested)
+        self.restart_button.clicked.connect(self.restartRequested)
         self.pause_button.clicked.connect(self.pauseRequested)
         self.stop_button.clicked.connect(self.stopRequested)
         layout.addLayout(buttons)
@@ -68,10 +76,16 @@ class TrainingPanel(QWidget):
         self._timer.start()
         self.set_state("idle")
 
-    def set_state(self, state: str) -> None:
-        """'idle', 'running' or 'paused': which buttons make sense. Settings apply when training starts, so they
-        are shown only while it is stopped, and the curves get their room while it runs."""
-        self.train_button.setText("Resume" if state == "paused" else "Train")
+    def set_state(self, state: str, saved: bool = False) -> None:
+        """'idle', 'running' or 'paused': which buttons make sense, named for what they do — after a Stop with a
+        ``saved`` network, Continue goes on from it and Restart starts afresh. Settings apply when training
+        starts, so they are shown only while it is stopped, and the curves get their room while it runs."""
+        label = {"paused": "Resume", "idle": "Continue" if saved else "Train"}.get(state, "Train")
+        self.train_button.setText(label)
+        self.train_button.setToolTip({"Resume": "Go on with the paused network (Ctrl+T)",
+                                      "Continue": "Train on from the network saved at Stop (Ctrl+T)",
+                                      "Train": "Start training from the initial (ImageNet) weights (Ctrl+T)"}[label])
+        self.restart_button.setVisible(state == "idle" and saved)
         self.train_button.setEnabled(state != "running")
         self.pause_button.setEnabled(state == "running")
         self.stop_button.setEnabled(state != "idle")
