@@ -195,3 +195,8 @@ def test_a_stroke_outside_the_image_is_not_saved(window):
 
 def test_the_title_names_the_project_once(window):
     assert window.windowTitle() == "photos" and "WSV Studio" not in window.windowTitle()
+
+
+def test_file_dialogs_open_beside_the_project(window):
+    assert window._dialog_dir() == str(window.project.root.parent)
+    assert window.generative._dialog_dir("samples.png") == str(window.project.root.parent / "samples.png")

@@ -228,7 +228,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Every image is where the project refers to it.", 10000)
             return
         if folder is None:
-            chosen = QFileDialog.getExistingDirectory(self, f"Where are the {len(missing)} missing images now?")
+            chosen = QFileDialog.getExistingDirectory(self, f"Where are the {len(missing)} missing images now?", self._dialog_dir())
             if not chosen:
                 return
             folder = Path(chosen)
@@ -266,12 +266,12 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Cannot open project", str(exc))
 
     def open_project_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open WSV Studio project")
+        folder = QFileDialog.getExistingDirectory(self, "Open WSV Studio project", self._dialog_dir())
         if folder:
             self._open_path(Path(folder))
 
     def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._dialog_dir())
         if folder:
             self.open_folder(Path(folder))
 
@@ -595,7 +595,7 @@ class MainWindow(QMainWindow):
     def export_masks(self) -> None:
         if not self._ensure_model():
             return
-        folder = QFileDialog.getExistingDirectory(self, "Export masks (VOC palette PNGs) into folder")
+        folder = QFileDialog.getExistingDirectory(self, "Export masks (VOC palette PNGs) into folder", self._dialog_dir())
         if not folder or not self._claim(Path(folder), "export"):
             return
         dialog = QProgressDialog("Predicting and writing masks…", "Cancel", 0, 0, self)
@@ -612,7 +612,7 @@ class MainWindow(QMainWindow):
     def export_model(self) -> None:
         if not self._ensure_model():
             return
-        folder = QFileDialog.getExistingDirectory(self, "Export the trained model (safetensors + JSON) into folder")
+        folder = QFileDialog.getExistingDirectory(self, "Export the trained model (safetensors + JSON) into folder", self._dialog_dir())
         if not folder or not self._claim(Path(folder), "model", ("model.safetensors",)):
             return
         try:
@@ -622,6 +622,11 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Export model", f"Cannot write to {folder}: {exc.strerror or exc}")
             return
         self.statusBar().showMessage(f"model exported to {folder}", 5000)
+
+    def _dialog_dir(self) -> str:
+        """Where file dialogs open: beside the project, where its images and exports usually live (Qt's default
+        is the directory the app was started from)."""
+        return str(self.project.root.parent) if self.project is not None else ""
 
     def _claim(self, folder: Path, kind: str, signatures: tuple[str, ...] = ()) -> bool:
         """Whether ``folder`` may take an export: new, empty, or an earlier export of the same kind; else the

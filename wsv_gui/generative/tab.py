@@ -163,6 +163,11 @@ class GenerativeTab(QWidget):
         self.status.setText(text)
 
     # ---- project and data -------------------------------------------------------------------------------------
+    def _dialog_dir(self, name: str = "") -> str:
+        """Where file dialogs open: beside the project (Qt's default is the directory the app started from)."""
+        base = self.project.root.parent if self.project is not None else Path.cwd()
+        return str(base / name) if name else str(base)
+
     def set_project(self, project: Project) -> None:
         """The window's project: its images are one data source, and its saved model is loaded."""
         self.stop(wait=True)
@@ -380,7 +385,8 @@ class GenerativeTab(QWidget):
     def save_model(self) -> None:
         if self.model_dir is None:
             return
-        folder = QFileDialog.getExistingDirectory(self, "Save the generative model (safetensors + JSON) into folder")
+        folder = QFileDialog.getExistingDirectory(self, "Save the generative model (safetensors + JSON) into folder",
+                                                  self._dialog_dir())
         if not folder:
             return
         try:
@@ -391,7 +397,7 @@ class GenerativeTab(QWidget):
         self._say(f"Model saved to {folder}.")
 
     def load_model(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Load a generative model from folder")
+        folder = QFileDialog.getExistingDirectory(self, "Load a generative model from folder", self._dialog_dir())
         if not folder:
             return
         if not has_model(Path(folder)):
@@ -405,7 +411,8 @@ class GenerativeTab(QWidget):
         if self.last_grid is None:
             self._say("No samples yet: train, or draw samples from a model.", ERROR_STYLE)
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export the sample grid", "samples.png", "PNG images (*.png)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export the sample grid", self._dialog_dir("samples.png"),
+                                              "PNG images (*.png)")
         if path:
             self._write(lambda: save_png(self.last_grid, path, scale=EXPORT_SCALE), path)
 
@@ -413,7 +420,8 @@ class GenerativeTab(QWidget):
         if not self.player.frames:
             self._say("Run the reverse process in the Diffusion view first.", ERROR_STYLE)
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export the reverse process", "reverse.gif", "GIF animations (*.gif)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export the reverse process", self._dialog_dir("reverse.gif"),
+                                              "GIF animations (*.gif)")
         if path:
             self._write(lambda: save_gif(self.player.gif_frames(), path, scale=EXPORT_SCALE), path)
 
