@@ -61,6 +61,8 @@ def test_ddpm_trains_and_its_views_work(window, qtbot, tmp_path, monkeypatch):
     assert len(tab.live.history) >= 2 and not tab.live.samples.pixmap().isNull()
     assert not np.array_equal(tab.live.history[0][1], tab.live.history[-1][1])  # the samples changed as it learnt
     assert tab.model_info.kind == "ddpm" and tab.model_info.steps_done == 6
+    qtbot.waitUntil(lambda: tab.samples_view.samples.array is not None, timeout=60000)  # drawn without a click
+    assert "Press Run" in tab.player.label.text()
 
     # forward process: t = 0 is the clean image, t = T − 1 is almost pure noise
     fwd = tab.forward
@@ -126,7 +128,7 @@ def test_vae_reconstructions_samples_and_interpolation(window, qtbot):
     view = tab.samples_view
     view.count.setValue(9)
     view.draw_button.click()
-    qtbot.waitUntil(lambda: view.samples.array is not None, timeout=10000)
+    qtbot.waitUntil(lambda: "9 samples" in view.samples_label.text(), timeout=10000)
     assert view.samples.array.shape == (3 * 18 + 2, 3 * 18 + 2, 3) and "9 samples" in view.samples_label.text()
 
     view.frames.setValue(6)
@@ -220,3 +222,17 @@ def test_trailing_mean_by_hand():
     from wsv_gui.generative.live_view import trailing_mean
 
     np.testing.assert_allclose(trailing_mean(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1.0, 2.0, 4.0, 6.0])
+
+
+def test_defaults_fit_the_device(window):
+    """On a CPU the form starts at settings that show samples within minutes; on a GPU at the recipes'."""
+    import torch
+
+    from engine.generative.config import DEFAULT_LR, GenerativeConfig
+
+    s = window.generative.settings
+    s.model.setCurrentIndex(s.model.findData("ddpm"))
+    if torch.cuda.is_available():
+        assert s.size.currentData() == GenerativeConfig.image_size and s.lr.value() == DEFAULT_LR["ddpm"]
+    else:
+        assert s.size.currentData() == 16 and s.base.value() == 16 and s.lr.value() == 1e-3

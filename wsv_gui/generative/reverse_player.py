@@ -96,6 +96,9 @@ class ReversePlayer(QWidget):
     def set_enabled_model(self, is_ddpm: bool) -> None:
         """Running needs a DDPM; frames already computed stay playable."""
         self.run_button.setEnabled(is_ddpm or self.running)
+        if not self.running and not self.frames:
+            self.label.setText("Press Run to watch the DDPM turn noise into images." if is_ddpm else
+                               "Train or load a DDPM, then run its reverse process.")
         self._sampler_changed()
 
     def _sampler_changed(self) -> None:

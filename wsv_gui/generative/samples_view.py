@@ -115,7 +115,10 @@ class SamplesView(QWidget):
         self._show_thumbs()
 
     def set_model(self, kind: str | None) -> None:
+        """A model arrived (or went): the buttons that need one, and what the empty views say to do next."""
         self.kind = kind
+        if self.samples.array is None:
+            self.samples.clear_image("Drawing samples…" if kind else "Train or load a model, then draw samples.")
         self.draw_button.setEnabled(kind is not None)
         self.eval_button.setEnabled(kind is not None)
         self.ddim.setEnabled(kind == "ddpm")

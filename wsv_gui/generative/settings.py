@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox, \
     QVBoxLayout, QWidget
 
-from engine.generative.config import DEFAULT_LR, GenerativeConfig
+from engine.generative.config import GenerativeConfig, default_lr, device_defaults
 from engine.generative.data import SIZES
 from engine.generative.diffusion import SCHEDULES
 
@@ -40,7 +41,8 @@ class GenerativeSettings(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        d = GenerativeConfig()
+        self.cuda = torch.cuda.is_available()
+        d = GenerativeConfig(**device_defaults(self.cuda))
         data_box = QGroupBox("Training images")
         self.data_form = QFormLayout(data_box)
         self.source = QComboBox()
@@ -129,7 +131,7 @@ class GenerativeSettings(QWidget):
         return self.model.currentData()
 
     def _model_changed(self) -> None:
-        self.lr.setValue(DEFAULT_LR[self.kind])
+        self.lr.setValue(default_lr(self.kind, self.cuda))
         self._show_rows()
 
     def _show_rows(self) -> None:
@@ -170,7 +172,7 @@ class GenerativeSettings(QWidget):
         self.steps.setValue(config["steps"])
         self.minutes.setValue(config.get("max_minutes") or 0)
         self.batch.setValue(config["batch_size"])
-        self.lr.setValue(config.get("lr") or DEFAULT_LR[config["model"]])
+        self.lr.setValue(config.get("lr") or default_lr(config["model"], self.cuda))
         self.base.setValue(config["base_channels"])
         self.latent.setValue(config["latent_dim"])
         self.beta.setValue(config["beta"])

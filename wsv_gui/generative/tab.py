@@ -334,6 +334,8 @@ class GenerativeTab(QWidget):
             self._say(f"Loaded a {MODEL_NAMES[info.kind]} from {info.folder}.")
         if info.kind == "vae":
             self.samples_view.request_interpolation()
+        if self.samples_view.samples.array is None:  # a first model: show what it draws without being asked
+            self.samples_view.draw_button.click()
 
     def _on_service_failed(self, request: str, message: str) -> None:
         """Each failure is shown where its request was made (the reverse player shows its own, from
