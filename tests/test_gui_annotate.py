@@ -200,3 +200,16 @@ def test_the_title_names_the_project_once(window):
 def test_file_dialogs_open_beside_the_project(window):
     assert window._dialog_dir() == str(window.project.root.parent)
     assert window.generative._dialog_dir("samples.png") == str(window.project.root.parent / "samples.png")
+
+
+def test_the_image_stays_fitted_as_the_window_resizes(window, qtbot):
+    """The first image is fitted before the window has its size; it must end up fitted like any later one."""
+    canvas = window.canvas
+    canvas.fit()
+    before = canvas.zoom()
+    window.resize(1800, 1150)
+    qtbot.waitUntil(lambda: canvas.zoom() > before * 1.1, timeout=5000)
+    canvas.actual_size()  # once the user picks a zoom, resizing keeps it
+    window.resize(1400, 900)
+    qtbot.wait(100)
+    assert canvas.zoom() == 1.0

@@ -111,7 +111,7 @@ def test_cam_view_shows_the_pooled_image_score(window):  # noqa: F811
 
     from engine.losses.tags import pooled_scores
     from engine.training.records import Preview
-    from wsv_gui.training.gradient_view import CAM, top_fraction_score
+    from wsv_gui.training.gradient_view import PROBABILITY, top_fraction_score
 
     rng = np.random.default_rng(1)
     probs = rng.dirichlet(np.ones(3), size=(30, 40)).transpose(2, 0, 1).astype(np.float32)
@@ -119,7 +119,7 @@ def test_cam_view_shows_the_pooled_image_score(window):  # noqa: F811
     assert top_fraction_score(probs[2])[1] == pytest.approx(expected, rel=1e-5)
     view = window.gradient_view
     view.show_preview(Preview(window.current_image_id, probs.argmax(0).astype(np.uint8), probs.astype(np.float16), None))
-    view.mode_box.setCurrentText(CAM)
+    view.mode_box.setCurrentText(PROBABILITY)
     view.class_box.setCurrentIndex(2)
     assert f"{top_fraction_score(probs[2].astype(np.float16).astype(np.float32))[1]:.2f}" in view.caption.text()
     assert view.map_item.image.shape == (30, 40)

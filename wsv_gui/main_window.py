@@ -475,8 +475,11 @@ class MainWindow(QMainWindow):
         if preview is None or not self.toolbar.show_prediction.isChecked():
             self.canvas.set_prediction(None)
         else:
-            self.canvas.set_prediction(overlay_rgba(preview, self.class_colors(), self.toolbar.heatmap_class(),
-                                                    self.toolbar.network_only()))
+            heat = self.toolbar.heatmap_class()
+            self.canvas.set_prediction(overlay_rgba(preview, self.class_colors(), heat, self.toolbar.network_only()))
+            # A probability map is read by its shades: at a mask's see-through opacity they fade into the photo.
+            opacity = self.toolbar.prediction_opacity.value() / 100
+            self.canvas.prediction.setOpacity(opacity if heat is None else max(opacity, HEAT_OPACITY))
         if preview is not None:
             self.gradient_view.show_preview(preview)
         else:
@@ -649,6 +652,10 @@ class MainWindow(QMainWindow):
             self.project.close()
             self.project = None
         super().closeEvent(event)
+
+
+HEAT_OPACITY = 0.85
+"""least opacity of a P(class) heat map over the photo"""
 
 
 def _unique(keys: list[QKeySequence]) -> list[QKeySequence]:

@@ -62,6 +62,7 @@ class CanvasView(QGraphicsView):
         self._size = (0, 0)
         self._pan_from: QPointF | None = None
         self._space = False
+        self._fitted = True
 
     # ---- image and layers -------------------------------------------------------------------------------------
     def set_image(self, image: LoadedImage, seeds: np.ndarray, colors: np.ndarray) -> None:
@@ -109,13 +110,22 @@ class CanvasView(QGraphicsView):
         return self.transform().m11()
 
     def fit(self) -> None:
+        """Show the whole image; it stays fitted as the view is resized until the user zooms (so the first
+        image, fitted before the window reached its size, looks like every later one)."""
+        self._fitted = True
         if self._size[0]:
             self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
             self.zoomChanged.emit(self.zoom())
 
     def actual_size(self) -> None:
+        self._fitted = False
         self.resetTransform()
         self.zoomChanged.emit(1.0)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._fitted:
+            self.fit()
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         steps = event.angleDelta().y() / 120.0
@@ -124,6 +134,7 @@ class CanvasView(QGraphicsView):
         target = min(max(self.zoom() * self.ZOOM_STEP ** steps, self.MIN_ZOOM), self.MAX_ZOOM)
         factor = target / self.zoom()
         self.scale(factor, factor)
+        self._fitted = False
         self.zoomChanged.emit(self.zoom())
 
     def set_radius(self, radius: float) -> None:

@@ -32,6 +32,7 @@ from wsv_gui.canvas.view import BOX, CanvasView
 from wsv_gui.detection.overlay import DetectionOverlay
 from wsv_gui.detection.worker import DetectionWorker, DetectorService
 from wsv_gui.eta import time_left
+from wsv_gui.plots import add_legend
 from wsv_gui.trainer_worker import WorkerThread
 
 SCORE_RANGE = {"torchvision": (0.0, 1.0), HOG_SVM: (-1.0, 3.0)}
@@ -130,14 +131,14 @@ class DetectionTab(QWidget):
 
         self.loss_plot = pg.PlotWidget(title="loss")
         self.loss_plot.setLabel("bottom", "step")
-        self.loss_plot.addLegend(offset=(-5, 5))
+        add_legend(self.loss_plot)
         self.loss_curves: dict[str, pg.PlotDataItem] = {}
         sv.addWidget(self.loss_plot, 1)
         self.pr_plot = pg.PlotWidget(title="precision–recall (IoU 0.5, held out)")
         self.pr_plot.setLabel("bottom", "recall")
         self.pr_plot.setLabel("left", "precision")
         self.pr_plot.setRange(xRange=(0, 1), yRange=(0, 1.02))
-        self.pr_plot.addLegend(offset=(-5, -5))
+        add_legend(self.pr_plot, (-5, -5))
         sv.addWidget(self.pr_plot, 1)
         self.metrics = QLabel()
         self.metrics.setWordWrap(True)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSlider, QSplitt
 from engine.generative.records import GenerativeRecord
 from wsv_gui.eta import time_left
 from wsv_gui.generative.images import GridView
+from wsv_gui.plots import add_legend
 
 REDRAW_S = 0.25
 SMOOTH_STEPS = 25
@@ -87,10 +88,10 @@ class LiveView(QWidget):
         self.loss_plot = pg.PlotWidget(axisItems={"left": LogLabelsAxis("left")})
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.setLogMode(y=True)
-        self.loss_plot.addLegend(offset=(-5, 5))
+        add_legend(self.loss_plot)
         self.second_plot = pg.PlotWidget()
         self.second_plot.setLabel("bottom", "step")
-        self.second_plot.addLegend(offset=(-5, 5))
+        add_legend(self.second_plot)
         self.collapse_line = pg.InfiniteLine(COLLAPSE_DIVERSITY, angle=0, pen=pg.mkPen((190, 110, 220), style=Qt.PenStyle.DashLine),
                                              label="collapse below", labelOpts={"position": 0.1, "color": (190, 110, 220)})
         plots = QWidget()

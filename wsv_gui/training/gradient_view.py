@@ -1,11 +1,11 @@
 """What drives the network, for one class, next to the current prediction: the regularizer's gradient or the
-class activation map.
+class's probability map.
 
 * ∂R/∂S_k: blue where the regularizer pushes class k's probability up (negative gradient), red where it pushes
   it down, white where it is indifferent, on a colour scale symmetric about zero — as in the lecture figure of
   the dense CRF loss.
-* CAM: class k's probability map, which is the network's class activation map here (a fully convolutional
-  net scores every pixel); the contour encloses the top-ρ share of pixels whose mean is the image-level score
+* P(class): class k's softmax probability at every pixel (not a class activation map in Zhou et al.'s sense:
+  a fully convolutional net scores every pixel itself); the contour encloses the top-ρ share of pixels whose mean is the image-level score
   the tag loss pools, i.e. exactly where the network looks when it decides whether the image shows class k.
 
 Both come from the trainer's latest preview of the image on the canvas.
@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 from engine.losses.tags import TOP_FRACTION
 from engine.training.records import Preview
 
-GRADIENT, CAM = "∂R/∂S", "CAM"
+GRADIENT, PROBABILITY = "∂R/∂S", "P(class)"
 
 
 def top_fraction_score(prob: np.ndarray, fraction: float = TOP_FRACTION) -> tuple[float, float]:
@@ -36,9 +36,9 @@ class GradientView(QWidget):
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
         self.mode_box = QComboBox()
-        self.mode_box.addItems([GRADIENT, CAM])
+        self.mode_box.addItems([GRADIENT, PROBABILITY])
         self.mode_box.setToolTip("∂R/∂S: where the regularizer pushes the class's probability; "
-                                 "CAM: where the network finds the class (its class activation map)")
+                                 "P(class): the network's softmax probability of the class at each pixel")
         self.mode_box.currentIndexChanged.connect(lambda _: self._draw())
         row.addWidget(self.mode_box)
         row.addWidget(QLabel("for class"))
@@ -82,7 +82,7 @@ class GradientView(QWidget):
         self.map_item.clear()
         self.contour.setData(None)
         self.caption.setText("Train to see where the regularizer pushes the prediction (∂R/∂S) and where the "
-                             "network finds each class (CAM).")
+                             "network finds each class (P(class)).")
 
     def show_preview(self, preview: Preview) -> None:
         self._preview = preview
@@ -97,8 +97,8 @@ class GradientView(QWidget):
         lut[: len(self._colors)] = self._colors
         self.pred_item.setImage(lut[p.labels], autoLevels=False, levels=(0, 255))
         name = self.class_box.currentText()
-        if self.mode_box.currentText() == CAM:
-            self._draw_cam(p.probs[k].astype(np.float32), name)
+        if self.mode_box.currentText() == PROBABILITY:
+            self._draw_probability(p.probs[k].astype(np.float32), name)
         else:
             self._draw_gradient(p, k, name)
 
@@ -116,12 +116,12 @@ class GradientView(QWidget):
         self.caption.setText(f"left: prediction; right: ∂R/∂S for '{name}' "
                              f"(blue: raise, red: lower; scale ±{bound:.2e})")
 
-    def _draw_cam(self, prob: np.ndarray, name: str) -> None:
+    def _draw_probability(self, prob: np.ndarray, name: str) -> None:
         self.colorbar.setColorMap(pg.colormap.get("inferno"))
         self.colorbar.setLevels((0.0, 1.0))
         self.map_item.setImage(prob, autoLevels=False, levels=(0.0, 1.0))
         threshold, score = top_fraction_score(prob)
         self.contour.setData(prob, threshold)
-        self.caption.setText(f"left: prediction; right: P({name}) — the class map; the green line encloses its top "
+        self.caption.setText(f"left: prediction; right: P({name}), the softmax probability; the green line encloses its top "
                              f"{TOP_FRACTION:.0%} pixels, whose mean {score:.2f} is the image-level score for "
                              f"'{name}'")
