@@ -47,8 +47,10 @@ class GradientView(QWidget):
         row.addWidget(self.class_box, 1)
         layout.addLayout(row)
         self.graphics = pg.GraphicsLayoutWidget()
-        self.pred_box = self.graphics.addViewBox(row=0, col=0, lockAspect=True, invertY=True, enableMouse=False)
-        self.map_box = self.graphics.addViewBox(row=0, col=1, lockAspect=True, invertY=True, enableMouse=False)
+        # Stacked, map first: photos are wider than tall and the panel is narrow, so side by side each would get
+        # a strip of it.
+        self.map_box = self.graphics.addViewBox(row=0, col=0, lockAspect=True, invertY=True, enableMouse=False)
+        self.pred_box = self.graphics.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMouse=False)
         self.pred_item = pg.ImageItem(axisOrder="row-major")
         self.map_item = pg.ImageItem(axisOrder="row-major")
         self.contour = pg.IsocurveItem(pen=pg.mkPen((80, 255, 120), width=2), axisOrder="row-major")
@@ -57,7 +59,9 @@ class GradientView(QWidget):
         self.map_box.addItem(self.map_item)
         self.colorbar = pg.ColorBarItem(colorMap=pg.colormap.get("CET-D1"), interactive=False, width=12)
         self.colorbar.setImageItem(self.map_item)
-        self.graphics.addItem(self.colorbar, row=0, col=2)
+        self.graphics.addItem(self.colorbar, row=0, col=1, rowspan=2)
+        self.graphics.ci.layout.setRowStretchFactor(0, 3)
+        self.graphics.ci.layout.setRowStretchFactor(1, 2)
         layout.addWidget(self.graphics, 1)
         self.caption = QLabel()
         self.caption.setWordWrap(True)
@@ -113,7 +117,7 @@ class GradientView(QWidget):
         bound = float(np.percentile(np.abs(g), 99.5)) or 1e-12
         self.colorbar.setLevels((-bound, bound))
         self.map_item.setImage(g, autoLevels=False, levels=(-bound, bound))
-        self.caption.setText(f"left: prediction; right: ∂R/∂S for '{name}' "
+        self.caption.setText(f"top: ∂R/∂S for '{name}', below: the prediction "
                              f"(blue: raise, red: lower; scale ±{bound:.2e})")
 
     def _draw_probability(self, prob: np.ndarray, name: str) -> None:
@@ -122,6 +126,6 @@ class GradientView(QWidget):
         self.map_item.setImage(prob, autoLevels=False, levels=(0.0, 1.0))
         threshold, score = top_fraction_score(prob)
         self.contour.setData(prob, threshold)
-        self.caption.setText(f"left: prediction; right: P({name}), the softmax probability; the green line encloses its top "
-                             f"{TOP_FRACTION:.0%} pixels, whose mean {score:.2f} is the image-level score for "
-                             f"'{name}'")
+        self.caption.setText(f"top: P({name}), the softmax probability, below: the prediction; the green line "
+                             f"encloses its top {TOP_FRACTION:.0%} pixels, whose mean {score:.2f} is the image-level "
+                             f"score for '{name}'")

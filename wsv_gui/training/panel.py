@@ -57,12 +57,14 @@ class TrainingPanel(QWidget):
         add_legend(self.loss_plot)
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.setLogMode(y=True)
+        self.loss_plot.getAxis("left").setStyle(maxTextLevel=0)  # decades only: minor labels pile up on a log axis
         self.curves = {key: self.loss_plot.plot(name=name, pen=pg.mkPen(color, width=1.5)) for key, name, color in CURVES}
         self.loss_plot.setMinimumHeight(170)  # the settings form below must not squash it to a strip
         layout.addWidget(self.loss_plot, 2)
         self.miou_plot = pg.PlotWidget(title="mIoU on images with ground truth")
         self.miou_plot.setLabel("bottom", "step")
         self.miou_plot.setYRange(0, 1)
+        self.miou_plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
         self.miou_curve = self.miou_plot.plot(pen=pg.mkPen((120, 220, 120), width=2), symbol="o", symbolSize=5)
         self.miou_plot.setMinimumHeight(110)
         self.miou_plot.hide()
