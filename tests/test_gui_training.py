@@ -66,6 +66,10 @@ def test_training_sends_predictions_that_change_the_overlay(window, qtbot):
     heat = window.canvas.prediction.rgba()
     np.testing.assert_array_equal(heat, overlay_rgba(preview, window.class_colors(), 1))
     assert not np.array_equal(heat, first)
+    assert window.canvas.prediction.opacity() >= 0.85  # a heat map is read by its shades: never faint
+    steps, history = window.shares[window.current_image_id]  # the share curve follows the previews
+    assert len(steps) == len(history) >= 2 and window.training_panel.share_plot.isVisibleTo(window.training_panel)
+    np.testing.assert_allclose(history[-1].sum(), 1.0)
     window.stop_training(wait=True)
     assert window.training is None
     assert (window.model_dir / "model.safetensors").is_file()

@@ -34,6 +34,7 @@ from wsv_gui.prediction import overlay_rgba, prediction_strokes
 from wsv_gui.tags_panel import TagsPanel
 from wsv_gui.training.gradient_view import GradientView
 from wsv_gui.training.panel import TrainingPanel
+from wsv_gui.training.shares import class_shares, shrink_hint
 from wsv_gui.trainer_worker import WorkerThread
 from wsv_gui.training.worker import TrainingWorker
 
@@ -191,6 +192,8 @@ class MainWindow(QMainWindow):
         self.project = project
         self.current_image_id = None
         self.previews.clear()
+        self.shares: dict[int, tuple[list[int], list[np.ndarray]]] = {}
+        """image id -> (steps, class shares) of its previews, for the share curve"""
         self.undo_stack.clear()
         self.canvas.clear()
         self.gradient_view.clear()
@@ -467,6 +470,7 @@ class MainWindow(QMainWindow):
         if self.training is not None:
             self.training.worker.preview_image_id = image_id
         self.refresh_prediction()
+        self._show_shares()
         scaled = "" if image.scale == 1 else f", shown at {image.pixels.shape[1]}×{image.pixels.shape[0]}"
         self.status_image.setText(f"{rec.path} — {rec.width}×{rec.height}{scaled}")
 
@@ -516,6 +520,8 @@ class MainWindow(QMainWindow):
         worker.stopped.connect(self._on_worker_stopped)  # a method of the window: runs in the GUI thread
         self.training = WorkerThread(worker, self)
         self.training_panel.reset()
+        self.shares.clear()
+        self._show_shares()
         self.training_panel.set_state("running")
         self.status_training.setText("starting…")
         self.training.start()
@@ -548,8 +554,22 @@ class MainWindow(QMainWindow):
             f"regularizer {rec.losses['reg']:.4f})" + (f", mIoU {rec.miou * 100:.1f}" if rec.miou is not None else ""))
         if rec.preview is not None:
             self.previews[rec.preview.image_id] = rec.preview
+            steps, history = self.shares.setdefault(rec.preview.image_id, ([], []))
+            steps.append(rec.step)
+            history.append(class_shares(rec.preview.labels, len(self.project.store.classes())))
             if rec.preview.image_id == self.current_image_id:
                 self.refresh_prediction()
+                self._show_shares()
+
+    def _show_shares(self) -> None:
+        """The share curve of the shown image, and why a class fell back to its strokes where one did."""
+        steps, history = self.shares.get(self.current_image_id, ([], []))
+        hint = ""
+        if history:
+            seeds = self.project.store.seed_map(self.current_image_id, self.previews[self.current_image_id].labels.shape)
+            stroked = class_shares(seeds, len(history[-1]))
+            hint = shrink_hint([c.name for c in self.project.store.classes()], history, stroked)
+        self.training_panel.show_shares(steps, history, self.class_colors(), hint)
 
     def _on_failed(self, message: str) -> None:
         QMessageBox.warning(self, "Training stopped", message)

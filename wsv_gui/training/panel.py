@@ -69,6 +69,18 @@ class TrainingPanel(QWidget):
         self.miou_plot.setMinimumHeight(110)
         self.miou_plot.hide()
         layout.addWidget(self.miou_plot, 1)
+        self.share_plot = pg.PlotWidget(title="share of this image per class")
+        self.share_plot.setLabel("bottom", "step")
+        self.share_plot.setYRange(0, 1)
+        self.share_plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "50 %"), (1.0, "100 %")]])
+        self.share_plot.setMinimumHeight(110)
+        self.share_plot.hide()
+        layout.addWidget(self.share_plot, 1)
+        self.hint = QLabel("")
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: #d08000;")
+        layout.addWidget(self.hint)
+        self._share_curves: list[pg.PlotDataItem] = []
 
         self._steps: list[int] = []
         self._losses: dict[str, list[float]] = {key: [] for key, _, _ in CURVES}
@@ -94,6 +106,21 @@ class TrainingPanel(QWidget):
         self.pause_button.setEnabled(state == "running")
         self.stop_button.setEnabled(state != "idle")
         self.settings_box.setVisible(state == "idle")
+
+    def show_shares(self, steps: list[int], history: list[np.ndarray], colors: np.ndarray, hint: str) -> None:
+        """The shown image's class shares over the previews so far (one curve per class, in its colour), and the
+        hint when one shrinks back toward its strokes."""
+        self.share_plot.setVisible(bool(steps))
+        shares = np.stack(history) if history else np.zeros((0, len(colors)))
+        while len(self._share_curves) < shares.shape[1]:
+            self._share_curves.append(self.share_plot.plot())
+        for k, curve in enumerate(self._share_curves):
+            if k < shares.shape[1]:
+                curve.setPen(pg.mkPen(tuple(int(v) for v in colors[k]), width=2))
+                curve.setData(np.asarray(steps, np.float64), shares[:, k])
+            else:
+                curve.setData([], [])
+        self.hint.setText(hint)
 
     def reset(self) -> None:
         self._steps.clear()
