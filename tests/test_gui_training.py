@@ -185,3 +185,8 @@ def test_marks_of_one_class_are_questioned_before_training(window, monkeypatch):
                         lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
     window.train()
     assert window.training is None and "one class, left" in asked[0]
+
+
+def test_the_loss_axis_labels_decades_only(window):
+    axis = window.training_panel.loss_plot.getAxis("left")
+    assert axis.logTickStrings([-1.0, -0.69897, 0.0, 0.30103], 1, 1) == ["0.1", "", "1", ""]

@@ -11,7 +11,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine.training.records import ProgressRecord
-from wsv_gui.plots import add_legend
+from wsv_gui.plots import DecadeAxis, add_legend
 from wsv_gui.training.settings import SettingsForm
 
 CURVES = (("total", "total", (240, 240, 240)), ("pce", "pCE", (80, 170, 255)), ("reg", "regularizer", (255, 140, 60)))
@@ -53,11 +53,10 @@ class TrainingPanel(QWidget):
         box_layout.addWidget(self.settings)
         layout.addWidget(self.settings_box)
 
-        self.loss_plot = pg.PlotWidget(title="loss")
+        self.loss_plot = pg.PlotWidget(title="loss", axisItems={"left": DecadeAxis("left")})
         add_legend(self.loss_plot)
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.setLogMode(y=True)
-        self.loss_plot.getAxis("left").setStyle(maxTextLevel=0)  # decades only: minor labels pile up on a log axis
         self.curves = {key: self.loss_plot.plot(name=name, pen=pg.mkPen(color, width=1.5)) for key, name, color in CURVES}
         self.loss_plot.setMinimumHeight(170)  # the settings form below must not squash it to a strip
         layout.addWidget(self.loss_plot, 2)
