@@ -104,3 +104,14 @@ def test_time_left_in_words():
     assert time_left(30, 2.0) == "about 15 s left"
     assert time_left(500, 0.25) == "about 33 min left"
     assert time_left(100_000, 10.0) == "about 2.8 h left"
+
+
+def test_steps_are_asked_only_of_the_cnn_detectors(window):
+    from engine.detection.hog_svm import METHOD as HOG_SVM
+    from engine.detection.models import DEFAULT_DETECTOR
+
+    tab = window.detection
+    tab.method.setCurrentIndex(tab.method.findData(HOG_SVM))
+    assert not tab.steps_box.isVisibleTo(tab)
+    tab.method.setCurrentIndex(tab.method.findData(DEFAULT_DETECTOR))
+    assert tab.steps_box.isVisibleTo(tab)

@@ -94,6 +94,10 @@ class DetectionTab(QWidget):
                                 "are used instead where the project has them)")
         form.addRow("Held out", self.holdout)
         sv.addLayout(form)
+        # Steps mean nothing to HOG + SVM, which trains in stages until its mining rounds are done.
+        self.method.currentIndexChanged.connect(
+            lambda _: form.setRowVisible(self.steps_box, self.method.currentData() != HOG_SVM))
+        form.setRowVisible(self.steps_box, self.method.currentData() != HOG_SVM)
         row = QHBoxLayout()
         self.train_button = QPushButton("Train")
         self.train_button.clicked.connect(self.train)
