@@ -28,6 +28,7 @@ class Progress:
         self.label = label
         self.enabled = sys.stderr.isatty()
         self._last = 0.0
+        self._start: tuple[float, int] | None = None
 
     def __call__(self, done: int, total: int, extra: str = "") -> None:
         if not self.enabled:
@@ -36,12 +37,23 @@ class Progress:
         if done < total and now - self._last < 0.1:
             return
         self._last = now
+        if self._start is None:
+            self._start = (now, done)
         width = 30
         filled = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {extra}\x1b[K")
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {extra}"
+                         f"{self._left(now, done, total)}\x1b[K")
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+    def _left(self, now: float, done: int, total: int) -> str:
+        """' · about 3 min left' at the rate since the first update (nothing until there is one)."""
+        t0, d0 = self._start
+        if done >= total or done <= d0 or now <= t0:
+            return ""
+        seconds = (total - done) * (now - t0) / (done - d0)
+        return f" · about {seconds:.0f} s left" if seconds < 90 else f" · about {seconds / 60:.0f} min left"
 
     def note(self, text: str) -> None:
         """A message on its own line of stderr (what the user must see, such as a skipped image), the bar
