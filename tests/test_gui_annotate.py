@@ -213,3 +213,13 @@ def test_the_image_stays_fitted_as_the_window_resizes(window, qtbot):
     window.resize(1400, 900)
     qtbot.wait(100)
     assert canvas.zoom() == 1.0
+
+
+def test_an_image_too_large_for_the_window_is_named_not_decoded(window, monkeypatch):
+    import wsv_gui.main_window as main_window
+
+    monkeypatch.setattr(main_window, "CANVAS_MAX_PIXELS", 100 * 100)  # the test photos are 160 × 120
+    image_id = window.project.store.images()[1].id
+    window.show_image(image_id)
+    assert window.current_image_id is None and "too large to show here" in window.status_image.text()
+    assert "160×120" in window.status_image.text()

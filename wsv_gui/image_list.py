@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
 from engine.annotations.store import MarkCounts
 from engine.annotations.types import ImageRecord
-from engine.io.images import ImageLoadError, load_image
+from engine.io.images import ImageLoadError, load_image, read_image_size
 from wsv_gui.convert import rgb_image
 
 THUMB = 72
@@ -35,9 +35,23 @@ class ThumbnailLoader(QThread):
             if self.isInterruptionRequested():
                 return
             try:
+                w, h = read_image_size(path)
+                if w * h > CANVAS_MAX_PIXELS:
+                    raise ImageLoadError(path, too_large_to_show(w, h))
                 self.loaded.emit(image_id, load_image(path, max_side=THUMB * 2).pixels)
             except ImageLoadError as exc:
                 self.failed.emit(image_id, str(exc))
+
+
+CANVAS_MAX_PIXELS = 250_000_000
+"""Largest image the window decodes (16 000 × 16 000 pixels). A PNG or TIFF is decoded whole before it can be
+shown smaller, which for a 30 000 × 30 000 scan means tens of seconds and gigabytes with the window frozen; such
+images are named with this limit instead, and the command line (whose masks are made in bands) takes them."""
+
+
+def too_large_to_show(width: int, height: int) -> str:
+    return (f"{width}×{height} ({width * height / 1e6:.0f} megapixels) is too large to show here (the window "
+            f"shows up to {CANVAS_MAX_PIXELS / 1e6:.0f}); downscale it, or make its mask with wsv predict")
 
 
 class ImageList(QListWidget):

@@ -29,7 +29,7 @@ from wsv_gui.commands import AddBox, AddClass, AddStrokes, DeleteBox, DeleteClas
 from wsv_gui.detection.tab import DetectionTab
 from wsv_gui.export_jobs import ExportMasksJob
 from wsv_gui.generative.tab import GenerativeTab
-from wsv_gui.image_list import ImageList
+from wsv_gui.image_list import CANVAS_MAX_PIXELS, ImageList, too_large_to_show
 from wsv_gui.prediction import overlay_rgba, prediction_strokes
 from wsv_gui.tags_panel import TagsPanel
 from wsv_gui.training.gradient_view import GradientView
@@ -453,6 +453,8 @@ class MainWindow(QMainWindow):
         project = self.project
         rec = project.store.image(image_id)
         try:
+            if rec.width * rec.height > CANVAS_MAX_PIXELS:
+                raise ImageLoadError(project.image_path(rec), too_large_to_show(rec.width, rec.height))
             image = project.load_image(rec)
         except ImageLoadError as exc:
             self.canvas.clear()
