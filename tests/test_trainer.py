@@ -325,6 +325,24 @@ def test_regional_colour_term_comes_with_the_pairwise_regularizers(tmp_path, reg
     trainer.close()
 
 
+def test_grayscale_images_go_without_the_colour_term(tmp_path):
+    """An intensity model merges classes that share intensities (the heart's structures in MRI): on a one-channel
+    image the pairwise regularizer comes alone."""
+    from engine.losses import dense_crf_loss
+
+    root = two_tone_project(tmp_path / "p")
+    trainer = Trainer(root, config(regularizer="dense", colour_weight=1.0))
+    c = trainer.config
+    g = torch.Generator().manual_seed(5)
+    gray = torch.rand(2, 1, 16, 16, generator=g) * 255
+    probs = torch.randn(2, 2, 16, 16, generator=g).softmax(1)
+    expected = c.effective_reg_weight * dense_crf_loss(gray, probs, c.sigma_rgb, c.sigma_xy)
+    assert torch.allclose(trainer._regularizer(gray, probs), expected, rtol=1e-5)
+    colour = torch.cat([gray] * 3, 1)
+    assert not torch.allclose(trainer._regularizer(colour, probs), expected, rtol=1e-5)
+    trainer.close()
+
+
 def test_continue_from_a_saved_network(tmp_path):
     """Stop, then Continue: the network starts where it stopped, not from its initial weights."""
     root = two_tone_project(tmp_path / "p")

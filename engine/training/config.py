@@ -45,7 +45,8 @@ class TrainConfig:
     objects (people's marks), little but the stroke holds most of the object, and the cut gives it to the
     background: the object shrinks toward its stroke. The regional term has no such bias — it asks each class's
     colours in an image to be compact, whatever the class's size — and holds the object's colours together (the
-    README's object-set tables)."""
+    README's object-set tables). Grayscale images go without it (Trainer._with_colour): where classes share
+    intensities, as in cardiac MRI, an intensity model merges them."""
     balanced_pce: bool = True
     """partial cross-entropy over the user's strokes as the mean of per-class means (engine.losses.pce); seeds
     derived from full masks or boxes keep the plain mean (Trainer._pce). On ACDC's real scribbles — a long loop

@@ -144,9 +144,16 @@ class Trainer:
         total = probs.new_zeros(())
         if reg.loss is not None and c.effective_reg_weight:
             total = total + c.effective_reg_weight * reg.loss(image, probs.float(), c)
-        if reg.pairwise and c.colour_weight:
+        if self._with_colour(image):
             total = total + c.colour_weight * colour_consistency_loss(image, probs.float())
         return total
+
+    def _with_colour(self, image: torch.Tensor) -> bool:
+        """Whether the regional colour term comes with the regularizer for this image: with a pairwise one, at a
+        weight, on colour images. A grayscale image (one channel here) goes without it: where classes share
+        intensities, as the heart's structures do in MRI, a per-image intensity model pulls them into one."""
+        c = self.config
+        return REGULARIZERS[c.regularizer].pairwise and bool(c.colour_weight) and image.shape[1] == 3
 
     def _reg_gradient(self, image: torch.Tensor, probs: torch.Tensor) -> torch.Tensor | None:
         """∂/∂S of the weighted regularizer, for display; None without one."""
@@ -154,7 +161,7 @@ class Trainer:
         if reg.gradient is None:
             return None
         grad = c.effective_reg_weight * reg.gradient(image, probs, c)
-        if reg.pairwise and c.colour_weight:
+        if self._with_colour(image):
             grad = grad + c.colour_weight * colour_consistency_gradient(image, probs)
         return grad
 
