@@ -42,7 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--dense-weight", type=float, help=f"dense CRF loss weight of the +dense methods (default "
                                                       f"{DEFAULT_REG_WEIGHT['dense']})")
     q.add_argument("--colour-weight", type=float, default=TrainConfig.colour_weight,
-                   help="weight of the regional colour term that comes with grid, dense and ncut")
+                   help="weight of the regional colour term that comes with grid, dense and ncut on colour images")
     q.add_argument("--boxed-reg-factor", type=float, default=TrainConfig.boxed_reg_factor,
                    help="factor on the regularizer weight for boxed images in data sets with no background class")
     q.add_argument("--sigma-xy", type=float, default=TrainConfig.sigma_xy,
