@@ -40,8 +40,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--regularizer", choices=REGULARIZERS, default="dense")
     p.add_argument("--reg-weight", type=float, help="regularizer weight (default depends on the regularizer)")
     p.add_argument("--colour-weight", type=float, default=TrainConfig.colour_weight,
-                   help="weight of the regional colour term that comes with grid, dense and ncut on colour images (0: the pairwise "
-                        "term alone)")
+                   help="weight of the regional colour term that comes with grid, dense and ncut on colour images "
+                        "(0: the pairwise term alone)")
     p.add_argument("--boxed-reg-factor", type=float, default=TrainConfig.boxed_reg_factor,
                    help="factor on the regularizer weight for boxed images where no class is named background "
                         "(every class boxed)")

@@ -42,8 +42,9 @@ class SettingsForm(QWidget):
                             f"project with no class named background")
         self.regularizer.currentTextChanged.connect(lambda r: self.weight.setValue(DEFAULT_REG_WEIGHT[r]))
         self.colour_weight = _spin(0, 100, d.colour_weight, 2, 0.25,
-                                   "weight of the regional colour term that comes with grid, dense and ncut on colour images: it keeps "
-                                   "each class's colours together, so a short stroke's object does not shrink to it")
+                                   "weight of the regional colour term that comes with grid, dense and ncut on colour "
+                                   "images: it keeps each class's colours together, so a short stroke's object does "
+                                   "not shrink to it")
         self.sigma_rgb = _spin(1, 255, d.sigma_rgb, 1, 1, "colour bandwidth of the dense CRF kernel (0..255 units)")
         self.sigma_xy = _spin(1, 2000, d.sigma_xy, 1, 5, "spatial bandwidth of the dense CRF kernel (pixels)")
         self.pce = QComboBox()
