@@ -18,7 +18,7 @@ from engine.annotations.types import UNLABELED, Box, ImageRecord, Stroke, backgr
 from engine.detection.data import done_image_ids
 from engine.io.images import ImageLoadError
 from engine.io.outputs import OutputFolderError, claim_output
-from engine.io.weights import write_atomic
+from engine.io.atomic import write_atomic
 from engine.project import Project
 from engine.training.records import ProgressRecord
 from wsv_gui.canvas.toolbar import CanvasToolbar

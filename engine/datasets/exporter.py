@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from engine.annotations.types import ImageRecord
+from engine.io.atomic import write_atomic
 from engine.io.images import IMAGE_EXTENSIONS
 from engine.io.palette import save_index_png
 from engine.project import Project
@@ -108,18 +108,16 @@ def _copy_image(src: Path, dst: Path, sha256: str) -> None:
     edited project file can never make export copy some other file; written under a temporary name first."""
     if src.suffix.lower() not in IMAGE_EXTENSIONS:
         raise OSError(f"{src.name} is not an image file name")
-    partial = dst.with_name(f".{dst.name}.partial")
     digest = hashlib.sha256()
-    try:
+
+    def copy(partial: Path) -> None:
         with open(src, "rb") as fin, open(partial, "wb") as fout:
             while block := fin.read(1 << 20):
                 digest.update(block)
                 fout.write(block)
         if digest.hexdigest() != sha256:
             raise OSError("its content is not the image the project recorded (changed or replaced since)")
-        os.replace(partial, dst)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_atomic(dst, copy)
 
 
 def _write_json(path: Path, data: object) -> None:

@@ -6,7 +6,6 @@ simulated from the masks so that weak supervision can be studied on any segmenta
 """
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from engine.datasets.people import PEOPLE_RADIUS, simulate_people_scribbles
 from engine.datasets.simulate import (DEFAULT_RADIUS, DEFAULT_RATIO, Scribble, check_stroke_settings,
                                       simulate_scribbles)
 from engine.datasets.weak_labels import boxes_from_mask, tags_from_mask
+from engine.io.atomic import write_atomic
 from engine.io.images import ImageLoadError, load_image, read_image_size
 from engine.project import Project
 
@@ -131,12 +131,7 @@ def _copy_into(project: Project, src: Path) -> Path:
         return dst
     load_image(src, max_side=CHECK_SIDE)
     dst.parent.mkdir(exist_ok=True)
-    partial = dst.with_name(f".{dst.name}.partial")
-    try:
-        shutil.copyfile(src, partial)
-        os.replace(partial, dst)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_atomic(dst, lambda partial: shutil.copyfile(src, partial))
     return dst
 
 

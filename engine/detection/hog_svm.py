@@ -31,7 +31,7 @@ from engine.detection.linear_svm import train_linear_svm
 from engine.detection.models import FORMAT_VERSION, DetectorError, read_detector_json, write_detector_json
 from engine.detection.postprocess import RAW_NMS_IOU, Detections
 from engine.detection.records import HogSvmRecord
-from engine.io.weights import write_atomic
+from engine.io.atomic import write_atomic
 from engine.project import Project
 from engine.training.trainer import TrainingError
 

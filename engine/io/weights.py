@@ -9,13 +9,13 @@ readable copy, and if a crash fell between the two renames the pair that loads i
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+
+from engine.io.atomic import write_atomic
 
 DESCRIPTION_KEY = "description"
 """Metadata key of the description inside a weights file."""
@@ -23,18 +23,6 @@ DESCRIPTION_KEY = "description"
 
 class WeightsError(Exception):
     """A weights or description file that cannot be read; the message names it."""
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Have ``write`` fill a temporary file beside ``path``, then put it in place in one rename."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        write(partial)
-        with open(partial, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def write_json(path: Path, data: object) -> None:
