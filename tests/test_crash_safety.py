@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from engine.annotations.store import AnnotationStore, StoreError
+from engine.io.images import load_image
 from engine.models.registry import load_model
 from engine.project import PROJECT_FILE, Project
 
@@ -74,10 +75,12 @@ def test_import_killed_midway_leaves_whole_images_and_resumes(tmp_path, kill_aft
     proc.wait()
     done = assert_complete(tmp_path / "proj")
     assert kill_after <= done < IMAGES
-    assert not list((tmp_path / "proj" / "images").glob(".*partial"))  # a copy cut short is not left looking whole
+    for path in (tmp_path / "proj" / "images").glob("*.png"):  # a copy cut short is never left looking whole
+        load_image(path)
     rerun = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert assert_complete(tmp_path / "proj") == IMAGES
+    assert not list((tmp_path / "proj" / "images").glob(".*partial"))  # the rerun finished the cut copy
 
 
 def test_project_creation_is_all_or_nothing(tmp_path, monkeypatch):
