@@ -16,7 +16,7 @@ from engine.detection.hog_svm import ClassModel, HogSvmConfig, HogSvmDetector, H
 from engine.detection.linear_svm import class_weights, svm_objective, train_linear_svm
 from engine.detection.postprocess import postprocess
 from engine.project import Project
-from engine.training.trainer import TrainingError
+from engine.training.common import TrainingError
 
 
 def test_gradient_votes_by_hand():

@@ -11,7 +11,7 @@ from engine.detection.inference import load_detector
 from engine.detection.models import run_detector
 from engine.detection.trainer import DetectionTrainer
 from engine.project import Project
-from engine.training.trainer import TrainingError
+from engine.training.common import TrainingError
 from tests.test_detection_hog_svm import square_project
 
 FASTER_RCNN_TERMS = {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "total"}

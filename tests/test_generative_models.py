@@ -16,7 +16,7 @@ from engine.generative.gan import Discriminator, Generator, discriminator_step, 
 from engine.generative.models import load_generative
 from engine.generative.trainer import GenerativeTrainer
 from engine.generative.vae import ConvVAE, kl_divergence, reconstruction_loss, reparameterize, vae_loss_terms
-from engine.training.trainer import TrainingError
+from engine.training.common import TrainingError
 
 
 def test_kl_matches_closed_form():

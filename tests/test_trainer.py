@@ -11,7 +11,10 @@ from engine.project import Project
 from engine.training.config import TrainConfig
 from engine.losses.colour import colour_consistency_loss
 from engine.refine.masks import predict_full_size
-from engine.training.trainer import Trainer, TrainingError
+from engine.training.common import TrainingError
+from engine.training import terms
+from engine.training.terms import pce_loss, regularizer_gradient, regularizer_loss
+from engine.training.trainer import Trainer
 
 
 def two_tone_project(root, n_images=2, size=48):
@@ -155,7 +158,7 @@ def test_no_marks_is_a_clear_error(tmp_path):
 def test_non_finite_loss_stops_with_advice(tmp_path, monkeypatch):
     root = two_tone_project(tmp_path / "p")
     trainer = Trainer(root, config())
-    monkeypatch.setattr(trainer, "_regularizer", lambda image, probs, weights=None: probs.sum() * float("nan"))
+    monkeypatch.setattr(terms, "regularizer_loss", lambda config, image, probs, weights=None: probs.sum() * float("nan"))
     with pytest.raises(TrainingError, match="lower the learning rate"):
         list(trainer.run())
     trainer.close()
@@ -230,7 +233,7 @@ def test_preparing_marks_does_not_count_against_the_time_budget(tmp_path, monkey
     ("scribbles", True, True), ("scribbles", False, False), ("full", True, False)])
 def test_strokes_train_with_the_class_balanced_pce_and_full_masks_with_the_plain_mean(
         tmp_path, monkeypatch, supervision, balanced_pce, expected):
-    import engine.training.trainer as trainer_module
+    trainer_module = terms
     seen = []
     original = trainer_module.partial_cross_entropy
 
@@ -265,9 +268,9 @@ def test_pce_balances_drawn_seeds_and_averages_derived_ones(tmp_path):
     logp = torch.log_softmax(logits, 1)
     strokes = (-logp[0, 0, 1, :6].mean() - logp[0, 1, 6, :2].mean()) / 2
     derived = -torch.cat([logp[1, 0, :4].flatten(), logp[1, 1, 4:, 3:].flatten()]).mean()
-    assert torch.allclose(trainer._pce(logits, batch), (strokes + derived) / 2, atol=1e-6)
+    assert torch.allclose(pce_loss(logits, batch, trainer.config.balanced_pce), (strokes + derived) / 2, atol=1e-6)
     trainer.config.balanced_pce = False
-    assert torch.allclose(trainer._pce(logits, batch), partial_cross_entropy(logits, seeds), atol=1e-6)
+    assert torch.allclose(pce_loss(logits, batch, trainer.config.balanced_pce), partial_cross_entropy(logits, seeds), atol=1e-6)
     trainer.close()
 
 
@@ -319,8 +322,8 @@ def test_regional_colour_term_comes_with_the_pairwise_regularizers(tmp_path, reg
                 "ncut": c.effective_reg_weight * normalized_cut_loss(images, probs, c.sigma_rgb, c.sigma_xy)
                 + colour_weight * colour,
                 "none": torch.zeros(())}[regularizer]
-    assert torch.allclose(trainer._regularizer(images, probs), expected, rtol=1e-5)
-    grad = trainer._reg_gradient(images, probs)
+    assert torch.allclose(regularizer_loss(trainer.config, images, probs), expected, rtol=1e-5)
+    grad = regularizer_gradient(images, probs, trainer.config)
     assert (grad is None) == (regularizer == "none")
     trainer.close()
 
@@ -337,9 +340,9 @@ def test_grayscale_images_go_without_the_colour_term(tmp_path):
     gray = torch.rand(2, 1, 16, 16, generator=g) * 255
     probs = torch.randn(2, 2, 16, 16, generator=g).softmax(1)
     expected = c.effective_reg_weight * dense_crf_loss(gray, probs, c.sigma_rgb, c.sigma_xy)
-    assert torch.allclose(trainer._regularizer(gray, probs), expected, rtol=1e-5)
+    assert torch.allclose(regularizer_loss(trainer.config, gray, probs), expected, rtol=1e-5)
     colour = torch.cat([gray] * 3, 1)
-    assert not torch.allclose(trainer._regularizer(colour, probs), expected, rtol=1e-5)
+    assert not torch.allclose(regularizer_loss(trainer.config, colour, probs), expected, rtol=1e-5)
     trainer.close()
 
 

@@ -16,7 +16,7 @@ from engine.io.images import ImageLoadError
 from engine.models.registry import ModelError, load_model
 from engine.project import Project
 from engine.refine.masks import REFINED, MaskMaker, store_marks
-from engine.training.trainer import pick_device
+from engine.training.common import pick_device
 
 
 class Cancelled(Exception):

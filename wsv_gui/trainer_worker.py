@@ -14,7 +14,7 @@ import traceback
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.training.trainer import TrainingError
+from engine.errors import UserError
 
 
 class TrainerWorker(QObject):
@@ -22,7 +22,7 @@ class TrainerWorker(QObject):
     failed = Signal(str)
     stopped = Signal(str)  # where the result was saved ("" if it was not)
 
-    user_errors: tuple[type[Exception], ...] = (TrainingError, ValueError)
+    user_errors: tuple[type[Exception], ...] = (UserError,)
     what = "training"
     """the failure message's subject"""
 

@@ -21,6 +21,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from engine.errors import UserError
 from engine.annotations.raster import rasterize
 from engine.annotations.schema import SchemaError, migrate
 from engine.annotations.types import Box, ClassDef, ImageRecord, Stroke, Tags, background_index
@@ -31,7 +32,7 @@ LOCK_TIMEOUT_S = 10.0
 """How long a write waits for another program's write to finish before giving up with a message."""
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """A request the store refuses (unknown id, duplicate name, ...), with a message fit for the user."""
 
 

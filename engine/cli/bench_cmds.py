@@ -12,8 +12,9 @@ from engine.cli.common import CliError, emit
 from engine.datasets.importer import SIMULATION_STYLES
 from engine.datasets.people import PEOPLE_RADIUS
 from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
-from engine.models.registry import MODEL_NAMES, default_model_name
-from engine.training.config import DEFAULT_REG_WEIGHT, PCE_MODES, REGULARIZERS, TrainConfig
+from engine.cli.train_cmds import TRAIN_MINUTES
+from engine.settings import add_options, from_options
+from engine.training.config import DEFAULT_REG_WEIGHT, REGULARIZERS, TrainConfig
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -30,24 +31,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--methods", default="full,pce,pce+grid,pce+dense",
                    help="comma-separated: full, boxes-grabcut, or pce, boxes, tags alone or with a regularizer "
                         f"(+{', +'.join(r for r in REGULARIZERS if r != 'none')}); the default is the scribble set")
-    q.add_argument("--model", choices=MODEL_NAMES, default=default_model_name())
-    q.add_argument("--steps", type=int, default=TrainConfig.steps)
-    q.add_argument("--max-minutes", type=float, default=4.5, help="training budget per method")
-    q.add_argument("--working-size", type=int, default=TrainConfig.working_size)
-    q.add_argument("--lr", type=float, default=TrainConfig.lr, help="learning rate of the pretrained encoder")
-    q.add_argument("--new-layer-lr-mult", type=float, default=TrainConfig.new_layer_lr_mult,
-                   help="learning-rate factor for the decoder and head beside a pretrained encoder")
-    q.add_argument("--pce", choices=PCE_MODES, default="balanced",
-                   help="partial cross-entropy over drawn strokes: each class weighs the same, or each pixel")
     q.add_argument("--dense-weight", type=float, help=f"dense CRF loss weight of the +dense methods (default "
                                                       f"{DEFAULT_REG_WEIGHT['dense']})")
-    q.add_argument("--colour-weight", type=float, default=TrainConfig.colour_weight,
-                   help="weight of the regional colour term that comes with grid, dense and ncut on colour images")
-    q.add_argument("--boxed-reg-factor", type=float, default=TrainConfig.boxed_reg_factor,
-                   help="factor on the regularizer weight for boxed images in data sets with no background class")
-    q.add_argument("--sigma-xy", type=float, default=TrainConfig.sigma_xy,
-                   help="dense CRF kernel's reach in working-size pixels")
-    q.add_argument("--sigma-rgb", type=float, default=TrainConfig.sigma_rgb, help="dense CRF kernel's colour bandwidth")
+    add_options(q, TrainConfig, skip=("supervision", "regularizer", "reg_weight"),
+                defaults={"max_minutes": TRAIN_MINUTES})
     q.add_argument("--scribble-ratio", type=float, default=DEFAULT_RATIO,
                    help="where a data set has no scribbles: how much of each region's centre line the simulated "
                         "strokes draw (1.0, the whole centre line, is what ACDC's annotators drew or less; 0.3 "
@@ -57,9 +44,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         f"{DEFAULT_RADIUS}; people: {PEOPLE_RADIUS})")
     q.add_argument("--scribble-style", choices=SIMULATION_STYLES, default="centre-lines",
                    help="where a data set has no scribbles: each region's whole centre line, or people's quick marks")
-    q.add_argument("--seed", type=int, default=TrainConfig.seed,
-                   help="training seed (sampling, augmentation, initial weights): run again with another to see the spread")
-    q.add_argument("--device", default="auto")
     q.add_argument("--work", type=Path, default=Path("runs/bench-quality"), help="folder for projects and models")
     q.add_argument("--figures", type=Path, help="write each method's predictions on a few test images here (PNG)")
     q.add_argument("--json", action="store_true")
@@ -145,7 +129,7 @@ def _ints(text: str) -> list[int]:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from engine.bench.detect import run_detect
-    from engine.training.trainer import TrainingError
+    from engine.training.common import TrainingError
     from engine.detection.hog_svm import METHOD as HOG_SVM
     from engine.detection.models import DETECTORS
 
@@ -199,7 +183,7 @@ def cmd_generative(args: argparse.Namespace) -> int:
     from engine.annotations.store import StoreError
     from engine.bench.generative import run_generative, table
     from engine.generative.config import MODELS, GenerativeConfig
-    from engine.training.trainer import TrainingError
+    from engine.training.common import TrainingError
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS]
@@ -249,15 +233,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     simulation = _simulation(args)
     if args.dense_weight is not None and args.dense_weight < 0:
         raise CliError(f"--dense-weight must be >= 0, got {args.dense_weight}")
-    try:
-        base = TrainConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
-                           working_size=args.working_size, lr=args.lr,
-                           new_layer_lr_mult=args.new_layer_lr_mult, balanced_pce=args.pce == "balanced",
-                           boxed_reg_factor=args.boxed_reg_factor, sigma_xy=args.sigma_xy, sigma_rgb=args.sigma_rgb,
-                           colour_weight=args.colour_weight,
-                           seed=args.seed, device=args.device, eval_interval_s=0)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    base = from_options(TrainConfig, args, eval_interval_s=0)
     try:
         records = run_quality(args.data, datasets, methods, base, args.work, log=lambda m: print(m, file=sys.stderr),
                               simulation=simulation, figures=args.figures, dense_weight=args.dense_weight)

@@ -6,8 +6,10 @@ import sys
 import time
 from typing import Any
 
+from engine.errors import UserError
 
-class CliError(Exception):
+
+class CliError(UserError):
     """Ends a command with this message on stderr and exit status 1."""
 
 

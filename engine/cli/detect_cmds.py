@@ -32,7 +32,7 @@ from engine.detection.trainer import DetectionTrainer
 from engine.io.images import ImageLoadError, list_images, read_image_size
 from engine.io.outputs import claim_output
 from engine.project import Project
-from engine.training.trainer import TrainingError, pick_device
+from engine.training.common import TrainingError, pick_device
 
 METHODS = ("torchvision", HOG_SVM)
 

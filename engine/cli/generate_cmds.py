@@ -18,7 +18,7 @@ from engine.generative.grids import image_grid, save_gif, save_png
 from engine.generative.models import GenerativeModelError, load_generative
 from engine.generative.trainer import GenerativeTrainer
 from engine.io.outputs import claim_output
-from engine.training.trainer import TrainingError, pick_device
+from engine.training.common import TrainingError, pick_device
 
 GIF_FRAMES = 40
 """reverse-process frames kept for a GIF (evenly spaced, last included): enough to see noise become images"""

@@ -9,11 +9,7 @@ import sqlite3
 import sys
 
 from engine.cli import bench_cmds, detect_cmds, generate_cmds, predict_cmds, project_cmds, train_cmds
-from engine.annotations.store import StoreError
-from engine.cli.common import CliError
-from engine.datasets.folder import DatasetError
-from engine.io.images import ImageLoadError
-from engine.io.outputs import OutputFolderError
+from engine.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, StoreError, DatasetError, ImageLoadError, OutputFolderError) as exc:
+    except UserError as exc:
         print(f"wsv {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except sqlite3.DatabaseError as exc:  # a project file damaged where opening it did not look

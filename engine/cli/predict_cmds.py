@@ -26,7 +26,7 @@ from engine.io.palette import save_index_png
 from engine.models.registry import ModelError, load_model
 from engine.project import Project
 from engine.refine.masks import REFINED, MaskMaker, Marks, folder_marks, store_marks
-from engine.training.trainer import TrainingError, pick_device
+from engine.training.common import TrainingError, pick_device
 
 Item = tuple[str, Path, Callable[[], Marks] | None]
 """(mask file stem, image path, what reads the image's marks, None for a plain image)"""

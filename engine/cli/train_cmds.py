@@ -19,12 +19,17 @@ from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
 from engine.io.outputs import claim_output
 from engine.io.palette import load_index_png
 from engine.metrics import confusion_matrix, image_object_iou, scores
-from engine.models.registry import MODEL_NAMES, ModelError, default_model_name
+from engine.models.registry import ModelError
 from engine.project import Project
-from engine.training.config import PCE_MODES, REGULARIZERS, TrainConfig
-from engine.training.targets import SUPERVISION
-from engine.training.trainer import Trainer, TrainingError
+from engine.settings import add_options, from_options
+from engine.training.config import TrainConfig
+from engine.training.common import TrainingError
+from engine.training.trainer import Trainer
 
+
+TRAIN_MINUTES = 4.5
+"""``wsv train`` stops after this many minutes unless told otherwise: a first run on a laptop ends with a
+usable network, and --max-minutes raises it"""
 
 RUN_FILES = ("summary.json", "model.json")
 """Files only a training run writes: a run folder from before the output marker is still recognised as one."""
@@ -35,21 +40,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        description="Train from full masks or from scribbles (the folder's scribbles/, or "
                                    "simulated from masks where it has none), with an optional CRF regularizer.")
     p.add_argument("dataset", type=Path, help="dataset folder, or a WSV Studio project folder")
-    p.add_argument("--supervision", choices=[s for s in SUPERVISION if s != "marks"], default="scribbles",
-                   help="what to learn from; boxes-grabcut is the naive baseline (GrabCut inside boxes as masks)")
-    p.add_argument("--regularizer", choices=REGULARIZERS, default="dense")
-    p.add_argument("--reg-weight", type=float, help="regularizer weight (default depends on the regularizer)")
-    p.add_argument("--colour-weight", type=float, default=TrainConfig.colour_weight,
-                   help="weight of the regional colour term that comes with grid, dense and ncut on colour images "
-                        "(0: the pairwise term alone)")
-    p.add_argument("--boxed-reg-factor", type=float, default=TrainConfig.boxed_reg_factor,
-                   help="factor on the regularizer weight for boxed images where no class is named background "
-                        "(every class boxed)")
-    p.add_argument("--sigma-rgb", type=float, default=TrainConfig.sigma_rgb)
-    p.add_argument("--sigma-xy", type=float, default=TrainConfig.sigma_xy)
-    p.add_argument("--pce", choices=PCE_MODES, default="balanced",
-                   help="partial cross-entropy over the scribbles: each class weighs the same (balanced, default) "
-                        "or each pixel does (mean); seeds derived from boxes always take the mean")
+    add_options(p, TrainConfig, defaults={"max_minutes": TRAIN_MINUTES})
     p.add_argument("--split", choices=["train", "test", "all"], default="train")
     p.add_argument("--scribbles-dir", default="scribbles", help="sub-folder with scribble PNGs")
     p.add_argument("--sim-ratio", type=float, default=DEFAULT_RATIO,
@@ -60,20 +51,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sim-style", choices=SIMULATION_STYLES, default="centre-lines",
                    help="where scribbles are simulated: each region's whole centre line, or people's quick marks "
                         "(one short stroke per object, three on the background)")
-    p.add_argument("--model", choices=MODEL_NAMES, default=default_model_name())
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
-    p.add_argument("--max-minutes", type=float, default=4.5, help="stop after this long (default 4.5)")
-    p.add_argument("--lr", type=float, default=TrainConfig.lr,
-                   help="learning rate of the pretrained encoder (of the whole network when nothing is pretrained)")
-    p.add_argument("--new-layer-lr-mult", type=float, default=TrainConfig.new_layer_lr_mult,
-                   help="learning-rate factor for the decoder and head beside a pretrained encoder")
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--working-size", type=int, default=TrainConfig.working_size)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--continue-from", type=Path, metavar="RUN",
                    help="start from the network a run saved (same model and classes) instead of ImageNet weights")
-    p.add_argument("--allow-download", action="store_true", help="let torchvision download ImageNet backbones")
     p.add_argument("--out", type=Path, required=True, help="run folder to write (model, config, history)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -87,18 +66,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    try:
-        config = TrainConfig(supervision=args.supervision, regularizer=args.regularizer, reg_weight=args.reg_weight,
-                             colour_weight=args.colour_weight,
-                             boxed_reg_factor=args.boxed_reg_factor, sigma_rgb=args.sigma_rgb, sigma_xy=args.sigma_xy,
-                             balanced_pce=args.pce == "balanced",
-                             model=args.model, lr=args.lr, new_layer_lr_mult=args.new_layer_lr_mult,
-                             steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
-                             working_size=args.working_size, device=args.device, seed=args.seed,
-                             eval_interval_s=0, allow_download=args.allow_download,
-                             init_from=None if args.continue_from is None else str(args.continue_from))
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    config = from_options(TrainConfig, args, eval_interval_s=0,
+                          init_from=None if args.continue_from is None else str(args.continue_from))
     try:
         simulation = ScribbleSimulation(ratio=args.sim_ratio, radius=args.sim_radius, seed=args.seed,
                                         style=args.sim_style)

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import UserError
 from engine.io.images import ImageLoadError, list_images
 from engine.io.palette import load_index_png
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A dataset folder or one of its files does not follow the layout; the message names the file."""
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from engine.detection.models import DEFAULT_DETECTOR, DETECTORS
-from engine.training.config import check_max_minutes
+from engine.settings import SettingError
+from engine.training.common import check_max_minutes
 
 OPTIMIZERS = ("sgd", "adamw")
 DEFAULT_LR = {"sgd": 0.01, "adamw": 1e-4}
@@ -45,18 +46,18 @@ class DetectionConfig:
     def __post_init__(self) -> None:
         check_max_minutes(self.max_minutes)
         if self.model not in DETECTORS:
-            raise ValueError(f"model must be one of {', '.join(DETECTORS)}, got {self.model!r}")
+            raise SettingError(f"model must be one of {', '.join(DETECTORS)}, got {self.model!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+            raise SettingError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise SettingError(f"lr must be positive, got {self.lr}")
         if self.steps < 1 or self.batch_size < 1 or self.working_size < 32:
-            raise ValueError("steps and batch size must be >= 1, working size >= 32")
+            raise SettingError("steps and batch size must be >= 1, working size >= 32")
         if not 0.0 <= self.holdout_fraction < 1.0:
-            raise ValueError(f"holdout_fraction must lie in [0, 1), got {self.holdout_fraction}")
+            raise SettingError(f"holdout_fraction must lie in [0, 1), got {self.holdout_fraction}")
         lo, hi = self.scale_jitter
         if not 0 < lo <= hi:
-            raise ValueError(f"scale_jitter must be (low, high) with 0 < low <= high, got {self.scale_jitter}")
+            raise SettingError(f"scale_jitter must be (low, high) with 0 < low <= high, got {self.scale_jitter}")
         self.scale_jitter = (float(lo), float(hi))
 
     @property

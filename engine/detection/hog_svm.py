@@ -33,7 +33,7 @@ from engine.detection.postprocess import RAW_NMS_IOU, Detections
 from engine.detection.records import HogSvmRecord
 from engine.io.atomic import write_atomic
 from engine.project import Project
-from engine.training.trainer import TrainingError
+from engine.training.common import TrainingError
 
 METHOD = "hog-svm"
 SCORE_FLOOR = -1.0

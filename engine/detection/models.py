@@ -23,6 +23,7 @@ from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.ssdlite import SSDLiteHead, _mobilenet_extractor
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from engine.errors import UserError
 from engine.detection.postprocess import RAW_NMS_IOU, Detections
 from engine.io.weights import WeightsError, load_weights, read_description, save_weights, write_json
 from engine.models.torchvision_heads import backbone_cached
@@ -36,7 +37,7 @@ RAW_SCORE_FLOOR = 0.01
 RAW_MAX_DETECTIONS = 300
 
 
-class DetectorError(Exception):
+class DetectorError(UserError):
     """A detector that cannot be built, saved, loaded or exported, with the reason in words."""
 
 

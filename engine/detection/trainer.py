@@ -22,7 +22,7 @@ from engine.detection.models import DetectorConfig, DetectorError, build_detecto
 from engine.detection.postprocess import Detections
 from engine.detection.records import DetectionPreview, DetectionRecord
 from engine.project import Project
-from engine.training.trainer import TrainingError, current_classes, lr_factor, pick_device
+from engine.training.common import TrainingError, current_classes, lr_factor, pick_device
 
 MAX_GRAD_NORM = 10.0
 """Gradient-norm clip: a randomly initialised detector sees huge box-regression gradients in its first steps"""

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 from engine.generative.data import SIZES
 from engine.generative.diffusion import SCHEDULES
 from engine.generative.vae import RECONSTRUCTIONS
-from engine.training.config import check_max_minutes
+from engine.settings import SettingError
+from engine.training.common import check_max_minutes
 
 MODELS = ("vae", "gan", "ddpm")
 DEFAULT_LR = {"vae": 1e-3, "gan": 2e-4, "ddpm": 2e-4}
@@ -72,27 +73,27 @@ class GenerativeConfig:
     def __post_init__(self) -> None:
         check_max_minutes(self.max_minutes)
         if self.model not in MODELS:
-            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+            raise SettingError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.image_size not in SIZES:
-            raise ValueError(f"image size must be one of {SIZES}, got {self.image_size}")
+            raise SettingError(f"image size must be one of {SIZES}, got {self.image_size}")
         if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+            raise SettingError(f"channels must be 1 or 3, got {self.channels}")
         if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise SettingError(f"lr must be positive, got {self.lr}")
         if self.steps < 1 or self.batch_size < 2 or self.base_channels < 8 or self.latent_dim < 1:
-            raise ValueError("steps must be >= 1, batch size >= 2, base channels >= 8, latent size >= 1")
+            raise SettingError("steps must be >= 1, batch size >= 2, base channels >= 8, latent size >= 1")
         if self.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta}")
+            raise SettingError(f"beta must be >= 0, got {self.beta}")
         if self.recon not in RECONSTRUCTIONS:
-            raise ValueError(f"recon must be one of {RECONSTRUCTIONS}, got {self.recon!r}")
+            raise SettingError(f"recon must be one of {RECONSTRUCTIONS}, got {self.recon!r}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+            raise SettingError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.timesteps < 2:
-            raise ValueError(f"timesteps must be >= 2, got {self.timesteps}")
+            raise SettingError(f"timesteps must be >= 2, got {self.timesteps}")
         if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+            raise SettingError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if self.preview_ddim_steps < 1 or self.preview_count < 1:
-            raise ValueError("preview DDIM steps and the preview count must be >= 1")
+            raise SettingError("preview DDIM steps and the preview count must be >= 1")
 
     @property
     def effective_lr(self) -> float:

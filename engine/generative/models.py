@@ -9,6 +9,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from engine.errors import UserError
 from engine.generative import vae as vae_ops
 from engine.generative.config import GenerativeConfig
 from engine.generative.diffusion import EMA, ReverseStep, Schedule, ddim_sample, ddpm_sample, last, make_schedule
@@ -22,7 +23,7 @@ WEIGHTS_FILE = "generative.safetensors"
 FORMAT_VERSION = 1
 
 
-class GenerativeModelError(Exception):
+class GenerativeModelError(UserError):
     """A saved model that cannot be read, with the reason in words."""
 
 

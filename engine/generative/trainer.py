@@ -20,7 +20,7 @@ from engine.generative.grids import image_grid
 from engine.generative.models import GenerativeModel, build_generative, reconstructions, save_generative
 from engine.generative.records import GenerativePreview, GenerativeRecord
 from engine.generative.vae import vae_loss_terms
-from engine.training.trainer import TrainingError, pick_device
+from engine.training.common import TrainingError, pick_device
 
 PREVIEW_SEED = 12345
 """fixed noise for previews, independent of the training seed so runs with different seeds compare directly"""

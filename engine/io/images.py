@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from engine.errors import UserError
+
 MAX_PIXELS = 1_000_000_000
 """Images with more pixels than this are refused (decompression-bomb guard)."""
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -41,7 +43,7 @@ _ORIENTATION = {
 _HIGH_DEPTH = {"I;16": 16, "I;16L": 16, "I;16B": 16, "I;16N": 16, "I": 32, "F": 32}
 
 
-class ImageLoadError(Exception):
+class ImageLoadError(UserError):
     """An image could not be read; ``str()`` names the file and the reason (shown to users as is)."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

@@ -11,8 +11,10 @@ import json
 import os
 from pathlib import Path
 
+from engine.errors import UserError
 
-class OutputFolderError(Exception):
+
+class OutputFolderError(UserError):
     """A folder a command may not write into; the message says why and what to do."""
 
 

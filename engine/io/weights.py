@@ -15,13 +15,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from engine.errors import UserError
 from engine.io.atomic import write_atomic
 
 DESCRIPTION_KEY = "description"
 """Metadata key of the description inside a weights file."""
 
 
-class WeightsError(Exception):
+class WeightsError(UserError):
     """A weights or description file that cannot be read; the message names it."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine.errors import UserError
 from engine.io.weights import WeightsError, load_weights, read_description, save_weights
 from engine.models.efficientnet import EfficientNetUNet, efficientnet_available
 from engine.models.torchvision_heads import HEADS, TorchvisionSegmenter, backbone_cached
@@ -20,7 +21,7 @@ MODEL_NAMES = ("unet", "efficientnet-lite0-unet", *HEADS)
 FORMAT_VERSION = 1
 
 
-class ModelError(Exception):
+class ModelError(UserError):
     """A model that cannot be built or loaded, with the reason in words."""
 
 

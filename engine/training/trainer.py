@@ -6,8 +6,6 @@ it must be created in the thread that runs it. New marks are picked up every ste
 """
 from __future__ import annotations
 
-
-import math
 import time
 from pathlib import Path
 from typing import Iterator
@@ -15,58 +13,18 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from engine.annotations.types import UNLABELED, background_index
-from engine.losses.box import box_consistency_loss, box_tightness_loss
-from engine.losses.colour import colour_consistency_gradient, colour_consistency_loss
-from engine.losses.pce import partial_cross_entropy
-from engine.losses.tags import absent_suppression_loss, tag_classification_loss, tag_consistency_loss
+from engine.annotations.types import background_index
 from engine.metrics import confusion_matrix, scores
 from engine.models.registry import ModelConfig, ModelError, build_model, load_model, pretrained_part, save_model
 from engine.project import Project
-from engine.training.config import TrainConfig
-from engine.training.data import Batch, BatchSampler, TrainingSet
-from engine.training.regularizers import REGULARIZERS
-from engine.training.targets import resize_labels
 from engine.refine.masks import store_marks
 from engine.refine.segment import refine_labels
+from engine.training.common import TrainingError, current_classes, lr_factor, pick_device
+from engine.training.config import TrainConfig
+from engine.training.data import Batch, BatchSampler, TrainingSet
 from engine.training.records import Preview, ProgressRecord
-
-
-class TrainingError(Exception):
-    """Training cannot go on (no marks, non-finite loss, ...); the message says what to do."""
-
-
-def lr_factor(step: int, progress: float, warmup: int = 30) -> float:
-    """Linear warm-up over the first steps (a fresh head on a pretrained encoder diverges with a full learning
-    rate at once), then cosine decay to 5% as ``progress`` (0..1 of the run) reaches 1."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
-
-
-def pick_device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError("CUDA was requested but no CUDA device is available")
-    try:
-        device = torch.device(choice)
-    except RuntimeError:
-        raise TrainingError(f"unknown device {choice!r}: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise TrainingError(f"there is no {choice}: this machine has {torch.cuda.device_count()} CUDA devices")
-    return device
-
-
-def current_classes(store, class_ids: list[int], names: list[str]) -> list[str]:
-    """The project's class names now. A network's outputs are tied to the classes it started with, so a class
-    added, deleted or moved while it trains (the class panel stays live) stops the run with advice instead of
-    feeding it labels it has no output for; a renamed class keeps its output and its new name."""
-    classes = store.classes()
-    if [c.id for c in classes] != class_ids:
-        raise TrainingError(f"the classes changed while training ({', '.join(names)} → "
-                            f"{', '.join(c.name for c in classes)}): start training again with the new classes")
-    return [c.name for c in classes]
+from engine.training.targets import resize_labels
+from engine.training.terms import StepInputs, display_gradient, weighted_terms
 
 
 class Trainer:
@@ -132,44 +90,6 @@ class Trainer:
                 {"params": [p for p in self.model.parameters() if id(p) not in ids],
                  "lr_mult": self.config.new_layer_lr_mult}]
 
-    # ---- losses -----------------------------------------------------------------------------------------------
-    def _regularizer(self, image: torch.Tensor, probs: torch.Tensor, weights: list[float] | None = None
-                     ) -> torch.Tensor:
-        """The weighted regularizer's batch mean — its pairwise term and the regional colour term that comes with
-        it — each image's term times its entry in ``weights`` where given."""
-        if weights is not None:
-            return sum((w * self._regularizer(image[i:i + 1], probs[i:i + 1])
-                        for i, w in enumerate(weights) if w), probs.new_zeros(())) / len(weights)
-        c, reg = self.config, REGULARIZERS[self.config.regularizer]
-        total = probs.new_zeros(())
-        if reg.loss is not None and c.effective_reg_weight:
-            total = total + c.effective_reg_weight * reg.loss(image, probs.float(), c)
-        if self._with_colour(image):
-            total = total + c.colour_weight * colour_consistency_loss(image, probs.float())
-        return total
-
-    def _with_colour(self, image: torch.Tensor) -> bool:
-        """Whether the regional colour term comes with the regularizer for this image: with a pairwise one, at a
-        weight, on colour images. A grayscale image (one channel here) goes without it: where classes share
-        intensities, as the heart's structures do in MRI, a per-image intensity model pulls them into one."""
-        c = self.config
-        return REGULARIZERS[c.regularizer].pairwise and bool(c.colour_weight) and image.shape[1] == 3
-
-    def _reg_gradient(self, image: torch.Tensor, probs: torch.Tensor) -> torch.Tensor | None:
-        """∂/∂S of the weighted regularizer, for display; None without one."""
-        c, reg = self.config, REGULARIZERS[self.config.regularizer]
-        if reg.gradient is None:
-            return None
-        grad = c.effective_reg_weight * reg.gradient(image, probs, c)
-        if self._with_colour(image):
-            grad = grad + c.colour_weight * colour_consistency_gradient(image, probs)
-        return grad
-
-    @staticmethod
-    def _crf_image(images: torch.Tensor, gray: bool) -> torch.Tensor:
-        """Grayscale images enter the CRF kernels with their one channel, so σ_rgb means the same as for colour."""
-        return images[:, :1] if gray else images
-
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> Iterator[ProgressRecord]:
         c = self.config
@@ -233,42 +153,9 @@ class Trainer:
             group["lr"] = self.config.lr * factor * group["lr_mult"]
 
     def _losses(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        """Every term that applies to this batch: pCE on seeds, the CRF regularizer on all pixels, box losses
-        on boxed images, tag losses on tagged images (weights already applied)."""
-        c = self.config
-        probs = torch.softmax(logits, 1)
-        terms = {"pce": self._pce(logits, batch)}
-        if c.regularizer != "none":
-            ramp = min(1.0, (self.step + 1) / c.reg_ramp_steps) if c.reg_ramp_steps else 1.0
-            terms["reg"] = ramp * self._regularizer(
-                self._crf_image(batch.images, batch.gray), probs, self._reg_image_weights(batch))
-        if c.box_weight and any(len(b) for b in batch.boxes):
-            terms["box"] = c.box_weight * (box_tightness_loss(probs, batch.boxes)
-                                           + box_consistency_loss(probs, batch.boxes, self.background))
-        if c.tag_weight and bool(batch.tagged.any()):
-            p, present = probs[batch.tagged], batch.present[batch.tagged]
-            terms["tags"] = c.tag_weight * (tag_consistency_loss(p, present) + tag_classification_loss(p, present)
-                                            + absent_suppression_loss(p, present))
-        return terms
-
-    def _reg_image_weights(self, batch: Batch) -> list[float] | None:
-        """Per-image factors on the regularizer (TrainConfig.boxed_reg_factor on boxed images in a project
-        with no background class), or None where every image takes the full weight."""
-        factor = self.config.boxed_reg_factor
-        if self.background is not None or factor == 1 or not bool(batch.boxed.any()):
-            return None
-        return [factor if boxed else 1.0 for boxed in batch.boxed.tolist()]
-
-    def _pce(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """The partial cross-entropy: class-balanced over the seeds the user drew, when ``balanced_pce``, and the
-        plain mean over seeds derived from masks or boxes (they label every pixel, or GrabCut chose them, so the
-        length of a stroke says nothing there); the mean of the two where a batch holds both kinds."""
-        if not self.config.balanced_pce:
-            return partial_cross_entropy(logits, batch.seeds)
-        seeded = batch.seeds != UNLABELED
-        terms = [partial_cross_entropy(logits, batch.seeds.masked_fill(~kind, UNLABELED), balanced=balanced)
-                 for kind, balanced in ((batch.drawn, True), (seeded & ~batch.drawn, False)) if kind.any()]
-        return sum(terms) / len(terms) if terms else partial_cross_entropy(logits, batch.seeds)
+        """Every training term (engine.training.terms) that applies to this batch, at its weight."""
+        return weighted_terms(StepInputs(logits, torch.softmax(logits, 1), batch, self.config, self.background,
+                                         self.step))
 
     def _train_step(self, samples) -> dict[str, float]:
         c = self.config
@@ -285,7 +172,6 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         out = {name: t.detach().item() for name, t in terms.items()}
-        out.setdefault("reg", 0.0)
         out["total"] = total.detach().item()
         return out
 
@@ -307,11 +193,9 @@ class Trainer:
         except Exception:  # an unreadable image gets no preview; the GUI shows the load error itself
             return None
         probs = self.predict_probs(image)
-        grad = None
-        if self.config.regularizer != "none":
-            img = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(self.device)
-            g = self._reg_gradient(self._crf_image(img, gray), probs[None])
-            grad = g[0].float().cpu().numpy() if g is not None else None
+        img = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(self.device)
+        g = display_gradient(img[:, :1] if gray else img, probs[None], self.config)
+        grad = g[0].float().cpu().numpy() if g is not None else None
         probs_np = probs.float().cpu().numpy()
         return Preview(image_id, probs_np.argmax(0).astype(np.uint8), probs_np.astype(np.float16), grad,
                        self._refined(image_id, image[..., :1] if gray else image, probs_np))

@@ -17,8 +17,6 @@ from engine.detection.inference import detect_file, load_detector
 from engine.detection.models import DetectorError
 from engine.detection.trainer import DetectionTrainer
 from engine.io.images import ImageLoadError
-from engine.models.registry import ModelError
-from engine.training.trainer import TrainingError
 from wsv_gui.trainer_worker import TrainerWorker
 
 
@@ -26,7 +24,6 @@ class DetectionWorker(TrainerWorker):
     """Drives either detector trainer and, when it ends, saves the detector and scores the held-out images."""
 
     evaluated = Signal(object)  # DetectionScores, or None without held-out images
-    user_errors = (TrainingError, DetectorError, ModelError, ValueError)
     what = "detector training"
 
     def __init__(self, project_root: Path, config: DetectionConfig | HogSvmConfig, out: Path) -> None:

@@ -21,9 +21,10 @@ from engine.generative.data import TrainingImages, load_training_images
 from engine.generative.diffusion import ddim_timesteps
 from engine.generative.evaluate import FeatureExtractor, quality
 from engine.generative.grids import image_grid, to_uint8
+from engine.errors import UserError
 from engine.generative.models import GenerativeModel, GenerativeModelError, load_generative
 from engine.generative.vae import interpolate
-from engine.training.trainer import TrainingError, pick_device
+from engine.training.common import TrainingError, pick_device
 from wsv_gui.generative.messages import Interpolation, ModelInfo, ReverseFrame, SampleGrid, TrainingSet
 from wsv_gui.generative.model_files import MODEL_FILES_LOCK, stamp
 
@@ -136,7 +137,7 @@ class GenerativeService(QObject):
             return ""
         except Cancelled:
             message = "cancelled"
-        except (GenerativeModelError, TrainingError, ValueError) as exc:
+        except UserError as exc:
             message = str(exc)
         except Exception as exc:
             message = f"{exc}\n\n{traceback.format_exc(limit=5)}"

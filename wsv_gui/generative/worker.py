@@ -11,10 +11,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 
-from engine.annotations.store import StoreError
 from engine.generative.config import GenerativeConfig
 from engine.generative.trainer import GenerativeTrainer
-from engine.training.trainer import TrainingError
 from wsv_gui.generative.model_files import MODEL_FILES_LOCK
 from wsv_gui.trainer_worker import TrainerWorker
 
@@ -23,7 +21,6 @@ SNAPSHOT_INTERVAL_S = 30.0
 
 class GenerativeWorker(TrainerWorker):
     saved = Signal(str)  # a snapshot was written to this folder; training goes on
-    user_errors = (TrainingError, StoreError)
     what = "generative training"
 
     def __init__(self, config: GenerativeConfig, out: Path, snapshot_interval_s: float = SNAPSHOT_INTERVAL_S) -> None:

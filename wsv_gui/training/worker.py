@@ -8,15 +8,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from engine.models.registry import ModelError
 from engine.training.config import TrainConfig
-from engine.training.trainer import Trainer, TrainingError
+from engine.training.trainer import Trainer
 from wsv_gui.trainer_worker import TrainerWorker
 
 
 class TrainingWorker(TrainerWorker):
-    user_errors = (TrainingError, ModelError, ValueError)
-
     def __init__(self, project_root: Path, config: TrainConfig, model_dir: Path) -> None:
         super().__init__()
         self.project_root, self.config, self.model_dir = project_root, config, model_dir
