@@ -295,9 +295,9 @@ def test_the_gui_exports_only_into_folders_of_its_own(tmp_path, monkeypatch):
     (tmp_path / "mine" / "model.json").write_text("my notes")
     window = MainWindow(Project.create(tmp_path / "proj"))
     try:
-        assert not window._claim(tmp_path / "mine", "export")
+        assert not window.claim(tmp_path / "mine", "export")
         assert "already holds other files" in shown[0] and (tmp_path / "mine" / "model.json").read_text() == "my notes"
-        assert window._claim(tmp_path / "new", "export") and window._claim(tmp_path / "new", "export")
-        assert not window._claim(tmp_path / "new", "model")
+        assert window.claim(tmp_path / "new", "export") and window.claim(tmp_path / "new", "export")
+        assert not window.claim(tmp_path / "new", "model")
     finally:
         window.close()

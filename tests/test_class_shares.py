@@ -1,7 +1,7 @@
 """The class-share curve and the hint when a class shrinks back toward its strokes, by hand."""
 import numpy as np
 
-from wsv_gui.training.shares import class_shares, shrink_hint, shrinking_classes
+from wsv_gui.segmentation.shares import class_shares, shrink_hint, shrinking_classes
 
 
 def test_class_shares_by_hand():

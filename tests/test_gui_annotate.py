@@ -52,15 +52,15 @@ def test_drawn_stroke_is_in_the_store_and_on_screen(window):
     store = window.project.store
     image_id = window.current_image_id
     window.class_panel.select_index(2)  # "dog"
-    window.canvas.set_radius(4.0)
-    drag(window.canvas, [(20, 30), (60, 35), (100, 60)])
+    window.segmentation.canvas.set_radius(4.0)
+    drag(window.segmentation.canvas, [(20, 30), (60, 35), (100, 60)])
     strokes = store.strokes(image_id)
     assert len(strokes) == 1
     s = strokes[0]
     assert s.class_id == store.classes()[2].id and s.radius == 4.0
     assert np.abs(s.points[0] - (20, 30)).max() < 1.5 and np.abs(s.points[-1] - (100, 60)).max() < 1.5
     # The seed layer on screen equals the store's rasterization, pixel for pixel.
-    np.testing.assert_array_equal(window.canvas.seeds.labels, store.seed_map(image_id))
+    np.testing.assert_array_equal(window.segmentation.canvas.seeds.labels, store.seed_map(image_id))
     assert "1 stroke" in window.image_list.item(0).text()
     # Another connection (e.g. after a crash and restart) sees it: it was committed.
     other = AnnotationStore(window.project.db_path)
@@ -72,33 +72,33 @@ def test_eraser_undo_redo(window):
     store = window.project.store
     image_id = window.current_image_id
     window.class_panel.select_index(1)
-    window.canvas.set_radius(5.0)
-    drag(window.canvas, [(30, 60), (130, 60)])
-    window.set_tool("eraser")
-    drag(window.canvas, [(80, 40), (80, 80)])
-    labels = window.canvas.seeds.labels
+    window.segmentation.canvas.set_radius(5.0)
+    drag(window.segmentation.canvas, [(30, 60), (130, 60)])
+    window.segmentation.set_tool("eraser")
+    drag(window.segmentation.canvas, [(80, 40), (80, 80)])
+    labels = window.segmentation.canvas.seeds.labels
     assert labels[60, 50] == 1 and labels[60, 80] == 255
     assert [s.class_id is None for s in store.strokes(image_id)] == [False, True]
     window.undo_stack.undo()
-    assert len(store.strokes(image_id)) == 1 and window.canvas.seeds.labels[60, 80] == 1
+    assert len(store.strokes(image_id)) == 1 and window.segmentation.canvas.seeds.labels[60, 80] == 1
     window.undo_stack.undo()
-    assert store.strokes(image_id) == [] and (window.canvas.seeds.labels == 255).all()
+    assert store.strokes(image_id) == [] and (window.segmentation.canvas.seeds.labels == 255).all()
     window.undo_stack.redo()
     window.undo_stack.redo()
     assert len(store.strokes(image_id)) == 2
-    np.testing.assert_array_equal(window.canvas.seeds.labels, store.seed_map(image_id))
+    np.testing.assert_array_equal(window.segmentation.canvas.seeds.labels, store.seed_map(image_id))
 
 
 def test_keys_pick_class_and_brush_size(window, qtbot):
-    window.canvas.setFocus()
+    window.segmentation.canvas.setFocus()
     qtbot.keyClick(window, Qt.Key.Key_3)
     assert window.class_panel.current_class().name == "dog"
-    r = window.canvas.radius
+    r = window.segmentation.canvas.radius
     qtbot.keyClick(window, Qt.Key.Key_BracketRight)
-    assert window.canvas.radius == pytest.approx(r * 1.25)
+    assert window.segmentation.canvas.radius == pytest.approx(r * 1.25)
     qtbot.keyClick(window, Qt.Key.Key_BracketLeft)
-    assert window.canvas.radius == pytest.approx(r)
-    assert window.toolbar.radius.value() == pytest.approx(r, abs=0.05)
+    assert window.segmentation.canvas.radius == pytest.approx(r)
+    assert window.segmentation.toolbar.radius.value() == pytest.approx(r, abs=0.05)
 
 
 def test_class_edits_are_undoable(window):
@@ -106,17 +106,17 @@ def test_class_edits_are_undoable(window):
     from wsv_gui.canvas.toolbar import MODES
     from wsv_gui.commands import AddClass, DeleteClass, EditClass, ReorderClasses
 
-    window._push(AddClass(store, "bird", window._on_change))
+    window.push(AddClass(store, "bird", window.on_change))
     assert [c.name for c in store.classes()] == ["background", "cat", "dog", "bird"]
-    assert window.class_panel.list.count() == 4 and window.toolbar.mode.count() == len(MODES) + 4
+    assert window.class_panel.list.count() == 4 and window.segmentation.toolbar.mode.count() == len(MODES) + 4
     cat = store.classes()[1]
     window.class_panel.select_index(1)
-    drag(window.canvas, [(10, 10), (50, 10)])
-    window._push(EditClass(store, cat, window._on_change, name="kitten", color=(1, 2, 3)))
+    drag(window.segmentation.canvas, [(10, 10), (50, 10)])
+    window.push(EditClass(store, cat, window.on_change, name="kitten", color=(1, 2, 3)))
     assert store.classes()[1].name == "kitten"
-    window._push(ReorderClasses(store, [c.id for c in reversed(store.classes())], window._on_change))
+    window.push(ReorderClasses(store, [c.id for c in reversed(store.classes())], window.on_change))
     assert store.classes()[0].name == "bird"
-    window._push(DeleteClass(store, cat.id, window._on_change))
+    window.push(DeleteClass(store, cat.id, window.on_change))
     assert "kitten" not in [c.name for c in store.classes()]
     assert store.strokes(window.current_image_id) == []
     for _ in range(5):
@@ -126,8 +126,8 @@ def test_class_edits_are_undoable(window):
 
 
 def test_pan_does_not_paint(window):
-    window.set_tool("pan")
-    drag(window.canvas, [(20, 20), (80, 80)])
+    window.segmentation.set_tool("pan")
+    drag(window.segmentation.canvas, [(20, 20), (80, 80)])
     assert window.project.store.strokes(window.current_image_id) == []
 
 
@@ -140,16 +140,16 @@ def test_a_stroke_the_store_refuses_leaves_no_undo_entry(window, monkeypatch):
     shown = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
     store = window.project.store
-    drag(window.canvas, [(10, 10), (50, 10)])
+    drag(window.segmentation.canvas, [(10, 10), (50, 10)])
     assert window.undo_stack.count() == 1 and len(store.strokes(window.current_image_id)) == 1
 
     def full(*args, **kwargs):
         raise StoreError("cannot write to project.wsv: database or disk is full")
     monkeypatch.setattr(store, "add_strokes", full)
-    drag(window.canvas, [(10, 30), (50, 30)])
+    drag(window.segmentation.canvas, [(10, 30), (50, 30)])
     assert window.undo_stack.count() == 1 and len(store.strokes(window.current_image_id)) == 1
     assert len(shown) == 1 and "disk is full" in shown[0]
-    np.testing.assert_array_equal(window.canvas.seeds.labels, store.seed_map(window.current_image_id))
+    np.testing.assert_array_equal(window.segmentation.canvas.seeds.labels, store.seed_map(window.current_image_id))
     assert window.status_saved.text() == "NOT SAVED"
 
     monkeypatch.setattr(store, "delete_stroke", full)  # an undo that cannot be saved is dropped, the stroke kept
@@ -162,7 +162,7 @@ def test_redo_answers_every_usual_key(window, qtbot):
     store = window.project.store
     for keys in ((Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier),
                  (Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)):
-        drag(window.canvas, [(10, 10), (50, 10)])
+        drag(window.segmentation.canvas, [(10, 10), (50, 10)])
         n = len(store.strokes(window.current_image_id))
         qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
         assert len(store.strokes(window.current_image_id)) == n - 1
@@ -177,19 +177,19 @@ def test_a_class_name_that_exists_is_refused_without_a_broken_undo_entry(window,
     shown = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
     count = window.undo_stack.count()
-    window._push(AddClass(window.project.store, "cat", window._on_change))
+    window.push(AddClass(window.project.store, "cat", window.on_change))
     assert len(shown) == 1 and "already exists" in shown[0] and window.undo_stack.count() == count
     window.undo_stack.undo()  # nothing of it left to undo
     assert [c.name for c in window.project.store.classes()] == ["background", "cat", "dog"]
 
 
 def test_a_stroke_outside_the_image_is_not_saved(window):
-    window.canvas.fit()
-    drag(window.canvas, [(-60, -40), (-20, -40)])
-    drag(window.canvas, [(200, 10), (260, 10)])
+    window.segmentation.canvas.fit()
+    drag(window.segmentation.canvas, [(-60, -40), (-20, -40)])
+    drag(window.segmentation.canvas, [(200, 10), (260, 10)])
     assert window.project.store.strokes(window.current_image_id) == []
     assert "outside the image" in window.statusBar().currentMessage()
-    drag(window.canvas, [(-20, 10), (5, 10)])  # one that reaches into the image is kept
+    drag(window.segmentation.canvas, [(-20, 10), (5, 10)])  # one that reaches into the image is kept
     assert len(window.project.store.strokes(window.current_image_id)) == 1
 
 
@@ -198,13 +198,13 @@ def test_the_title_names_the_project_once(window):
 
 
 def test_file_dialogs_open_beside_the_project(window):
-    assert window._dialog_dir() == str(window.project.root.parent)
+    assert window.dialog_dir() == str(window.project.root.parent)
     assert window.generative._dialog_dir("samples.png") == str(window.project.root.parent / "samples.png")
 
 
 def test_the_image_stays_fitted_as_the_window_resizes(window, qtbot):
     """The first image is fitted before the window has its size; it must end up fitted like any later one."""
-    canvas = window.canvas
+    canvas = window.segmentation.canvas
     canvas.fit()
     before = canvas.zoom()
     window.resize(1800, 1150)

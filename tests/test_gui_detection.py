@@ -44,7 +44,7 @@ def test_boxes_drawn_in_the_detection_tab_are_shared(window):
     w.class_panel.select_index(1)
     drag(w.detection.canvas, [(60, 5), (90, 15)])
     assert len(store.boxes(image_id)) == 2
-    assert len(w.canvas.boxes.items) == 2 and len(w.detection.canvas.boxes.items) == 2
+    assert len(w.segmentation.canvas.boxes.items) == 2 and len(w.detection.canvas.boxes.items) == 2
     w.detection.negative.setChecked(True)
     assert image_id in done_image_ids(store)
 

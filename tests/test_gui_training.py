@@ -27,7 +27,7 @@ def window(qtbot, tmp_path, user_data):
     project.store.add_stroke(Stroke(image_id, right.id, 2.0, [[50, 5], [50, 35]]))
     w = MainWindow(project)
     qtbot.addWidget(w)
-    s = w.training_panel.settings
+    s = w.segmentation.training_panel.settings
     s.model.setCurrentText("unet")
     s.working_size.setValue(64)
     s.device.setCurrentText("cpu")
@@ -36,80 +36,80 @@ def window(qtbot, tmp_path, user_data):
 
 
 def test_training_sends_predictions_that_change_the_overlay(window, qtbot):
-    assert window.canvas.prediction.rgba().size == 0
-    window.train()
-    qtbot.waitUntil(lambda: window.current_image_id in window.previews, timeout=60000)
-    qtbot.waitUntil(lambda: window.canvas.prediction.rgba().size > 0, timeout=10000)
-    first = window.canvas.prediction.rgba().copy()
-    steps_before = window.training_panel._steps[-1]
-    qtbot.waitUntil(lambda: window.training_panel._steps[-1] > steps_before + 3, timeout=60000)
-    assert window.training_panel._losses["total"][-1] > 0
-    assert window.gradient_view._preview is not None
+    assert window.segmentation.canvas.prediction.rgba().size == 0
+    window.segmentation.train()
+    qtbot.waitUntil(lambda: window.current_image_id in window.segmentation.previews, timeout=60000)
+    qtbot.waitUntil(lambda: window.segmentation.canvas.prediction.rgba().size > 0, timeout=10000)
+    first = window.segmentation.canvas.prediction.rgba().copy()
+    steps_before = window.segmentation.training_panel._steps[-1]
+    qtbot.waitUntil(lambda: window.segmentation.training_panel._steps[-1] > steps_before + 3, timeout=60000)
+    assert window.segmentation.training_panel._losses["total"][-1] > 0
+    assert window.segmentation.gradient_view._preview is not None
     # the overlay is the latest preview's mask in class colours — this image is marked, so refined with its
     # marks, which hold —; the network mode shows the network's own answer, heat-map mode one class's probability
-    from wsv_gui.prediction import overlay_rgba
+    from wsv_gui.segmentation.prediction import overlay_rgba
 
-    preview = window.previews[window.current_image_id]
+    preview = window.segmentation.previews[window.current_image_id]
     assert preview.refined is not None and preview.refined.shape == preview.labels.shape
     seeds = window.project.store.seed_map(window.current_image_id, preview.labels.shape)
     assert (preview.refined[seeds != 255] == seeds[seeds != 255]).all()
-    window.refresh_prediction()
-    np.testing.assert_array_equal(window.canvas.prediction.rgba(), overlay_rgba(preview, window.class_colors(), None))
-    lut = window.canvas.prediction.rgba()
-    window.toolbar.toggle_network()
-    np.testing.assert_array_equal(window.canvas.prediction.rgba(),
+    window.segmentation.refresh_prediction()
+    np.testing.assert_array_equal(window.segmentation.canvas.prediction.rgba(), overlay_rgba(preview, window.class_colors(), None))
+    lut = window.segmentation.canvas.prediction.rgba()
+    window.segmentation.toolbar.toggle_network()
+    np.testing.assert_array_equal(window.segmentation.canvas.prediction.rgba(),
                                   overlay_rgba(preview, window.class_colors(), None, network_only=True))
-    assert window.toolbar.network_only()
-    window.toolbar.toggle_network()
-    np.testing.assert_array_equal(window.canvas.prediction.rgba(), lut)
-    window.toolbar.mode.setCurrentIndex(3)  # P(right), after the mask and network modes
-    heat = window.canvas.prediction.rgba()
+    assert window.segmentation.toolbar.network_only()
+    window.segmentation.toolbar.toggle_network()
+    np.testing.assert_array_equal(window.segmentation.canvas.prediction.rgba(), lut)
+    window.segmentation.toolbar.mode.setCurrentIndex(3)  # P(right), after the mask and network modes
+    heat = window.segmentation.canvas.prediction.rgba()
     np.testing.assert_array_equal(heat, overlay_rgba(preview, window.class_colors(), 1))
     assert not np.array_equal(heat, first)
-    assert window.canvas.prediction.opacity() >= 0.85  # a heat map is read by its shades: never faint
-    steps, history = window.shares[window.current_image_id]  # the share curve follows the previews
-    assert len(steps) == len(history) >= 2 and window.training_panel.share_plot.isVisibleTo(window.training_panel)
+    assert window.segmentation.canvas.prediction.opacity() >= 0.85  # a heat map is read by its shades: never faint
+    steps, history = window.segmentation.shares[window.current_image_id]  # the share curve follows the previews
+    assert len(steps) == len(history) >= 2 and window.segmentation.training_panel.share_plot.isVisibleTo(window.segmentation.training_panel)
     np.testing.assert_allclose(history[-1].sum(), 1.0)
-    window.stop_training(wait=True)
-    assert window.training is None
-    assert (window.model_dir / "model.safetensors").is_file()
+    window.segmentation.stop_training(wait=True)
+    assert window.segmentation.training is None
+    assert (window.segmentation.model_dir / "model.safetensors").is_file()
 
 
 def test_pause_resume_stop(window, qtbot):
-    window.train()
-    qtbot.waitUntil(lambda: len(window.training_panel._steps) > 0, timeout=60000)
-    window.pause()
+    window.segmentation.train()
+    qtbot.waitUntil(lambda: len(window.segmentation.training_panel._steps) > 0, timeout=60000)
+    window.segmentation.pause()
     qtbot.wait(300)
-    n = len(window.training_panel._steps)
+    n = len(window.segmentation.training_panel._steps)
     qtbot.wait(700)
-    assert len(window.training_panel._steps) <= n + 1  # at most the step in flight
-    assert window.training_panel.train_button.text() == "Resume"
-    window.train()
-    qtbot.waitUntil(lambda: len(window.training_panel._steps) > n + 2, timeout=60000)
-    window.stop_training()
-    qtbot.waitUntil(lambda: window.training is None, timeout=60000)
-    assert window.training_panel.train_button.isEnabled()
+    assert len(window.segmentation.training_panel._steps) <= n + 1  # at most the step in flight
+    assert window.segmentation.training_panel.train_button.text() == "Resume"
+    window.segmentation.train()
+    qtbot.waitUntil(lambda: len(window.segmentation.training_panel._steps) > n + 2, timeout=60000)
+    window.segmentation.stop_training()
+    qtbot.waitUntil(lambda: window.segmentation.training is None, timeout=60000)
+    assert window.segmentation.training_panel.train_button.isEnabled()
 
 
 def test_close_during_training_does_not_hang(window, qtbot):
-    window.train()
-    qtbot.waitUntil(lambda: len(window.training_panel._steps) > 0, timeout=60000)
-    thread = window.training
+    window.segmentation.train()
+    qtbot.waitUntil(lambda: len(window.segmentation.training_panel._steps) > 0, timeout=60000)
+    thread = window.segmentation.training
     window.close()
     assert thread.isFinished()
 
 
 def test_accept_prediction_makes_exact_marks(window, qtbot):
-    window.train()
-    qtbot.waitUntil(lambda: window.current_image_id in window.previews, timeout=60000)
-    window.stop_training(wait=True)
+    window.segmentation.train()
+    qtbot.waitUntil(lambda: window.current_image_id in window.segmentation.previews, timeout=60000)
+    window.segmentation.stop_training(wait=True)
     store = window.project.store
     image_id = window.current_image_id
     before = len(store.strokes(image_id))
-    preview = window.previews[image_id]
+    preview = window.segmentation.previews[image_id]
     mine = store.seed_map(image_id)
     assert (mine != 255).any()
-    window.accept_prediction(0.0)
+    window.segmentation.accept_prediction(0.0)
     after = store.seed_map(image_id)
     marked = mine != 255
     np.testing.assert_array_equal(after[marked], mine[marked])  # the user's strokes win where they disagree
@@ -129,13 +129,13 @@ def test_training_error_is_shown_not_fatal(window, qtbot, monkeypatch):
     store = window.project.store
     for s in store.strokes(window.current_image_id):
         store.delete_stroke(s.id)
-    window.train()
-    qtbot.waitUntil(lambda: window.training is None, timeout=60000)
+    window.segmentation.train()
+    qtbot.waitUntil(lambda: window.segmentation.training is None, timeout=60000)
     assert shown and "no image has marks" in shown[0]
 
 
 def test_settings_form_sets_the_pce_weighting(window):
-    s = window.training_panel.settings
+    s = window.segmentation.training_panel.settings
     assert s.config().balanced_pce and s.pce.currentText() == "balanced"
     s.pce.setCurrentText("mean")
     assert not s.config().balanced_pce
@@ -144,32 +144,32 @@ def test_settings_form_sets_the_pce_weighting(window):
 def test_settings_form_starts_at_the_defaults_and_steps_the_weight_by_its_own_digit(window):
     from engine.training.config import DEFAULT_REG_WEIGHT, TrainConfig
 
-    s = window.training_panel.settings
+    s = window.segmentation.training_panel.settings
     d, c = TrainConfig(), s.config()
     assert (c.regularizer, c.reg_weight, c.sigma_xy, c.sigma_rgb) == (d.regularizer, d.effective_reg_weight,
                                                                       d.sigma_xy, d.sigma_rgb)
-    s.weight.stepBy(1)  # 0.0005 → 0.0006: a fixed step of 0.01 would have made it twenty times heavier
+    s.reg_weight.stepBy(1)  # 0.0005 → 0.0006: a fixed step of 0.01 would have made it twenty times heavier
     assert s.config().reg_weight == pytest.approx(DEFAULT_REG_WEIGHT["dense"] + 0.0001)
     s.regularizer.setCurrentText("grid")
-    s.weight.stepBy(1)  # 20 → 21
+    s.reg_weight.stepBy(1)  # 20 → 21
     assert s.config().reg_weight == pytest.approx(DEFAULT_REG_WEIGHT["grid"] + 1)
 
 
 def test_stop_then_continue_or_restart(window, qtbot):
     """After Stop the network is saved: Continue trains on from it, Restart starts afresh; both say so."""
-    panel = window.training_panel
+    panel = window.segmentation.training_panel
     assert panel.train_button.text() == "Train" and not panel.restart_button.isVisibleTo(panel)
-    window.train()
+    window.segmentation.train()
     qtbot.waitUntil(lambda: len(panel._steps) > 0, timeout=60000)
-    window.stop_training(wait=True)
+    window.segmentation.stop_training(wait=True)
     assert panel.train_button.text() == "Continue" and panel.restart_button.isVisibleTo(panel)
-    window.train()
-    assert window.training.worker.config.init_from == str(window.model_dir)
+    window.segmentation.train()
+    assert window.segmentation.training.worker.config.init_from == str(window.segmentation.model_dir)
     qtbot.waitUntil(lambda: len(panel._steps) > 0, timeout=60000)
-    window.stop_training(wait=True)
+    window.segmentation.stop_training(wait=True)
     panel.restart_button.click()
-    assert window.training.worker.config.init_from is None
-    window.stop_training(wait=True)
+    assert window.segmentation.training.worker.config.init_from is None
+    window.segmentation.stop_training(wait=True)
 
 
 def test_marks_of_one_class_are_questioned_before_training(window, monkeypatch):
@@ -183,10 +183,10 @@ def test_marks_of_one_class_are_questioned_before_training(window, monkeypatch):
     asked = []
     monkeypatch.setattr(QMessageBox, "question",
                         lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
-    window.train()
-    assert window.training is None and "one class, left" in asked[0]
+    window.segmentation.train()
+    assert window.segmentation.training is None and "one class, left" in asked[0]
 
 
 def test_the_loss_axis_labels_decades_only(window):
-    axis = window.training_panel.loss_plot.getAxis("left")
+    axis = window.segmentation.training_panel.loss_plot.getAxis("left")
     assert axis.logTickStrings([-1.0, -0.69897, 0.0, 0.30103], 1, 1) == ["0.1", "", "1", ""]

@@ -33,7 +33,7 @@ def test_demo_project_lists_images_and_marks(window):
 
 
 def test_selected_image_shows_its_seed_layer(window, qtbot):
-    seeds_layer = window.canvas.seeds
+    seeds_layer = window.segmentation.canvas.seeds
     store = window.project.store
     expected = store.seed_map(window.current_image_id)
     np.testing.assert_array_equal(seeds_layer.labels, expected)
@@ -53,7 +53,7 @@ def test_selecting_another_image_and_counts_follow_the_store(window, qtbot):
     assert window.current_image_id == last.id
     store.add_stroke(Stroke(last.id, store.classes()[1].id, 3.0, [[10, 10], [40, 30]]))
     window.image_list.update_counts(store.mark_counts())
-    window.refresh_marks()
+    window.segmentation.refresh_marks()
     assert "1 stroke" in window.image_list.item(5).text()
 
 
@@ -92,8 +92,8 @@ def test_moved_images_are_located_and_their_marks_shown(qtbot, tmp_path, user_da
     w.locate_missing_images(tmp_path / "moved")
     assert "Found 2 of 2 missing images" in w.statusBar().currentMessage()
     assert w.current_image_id == first.id and "moved/a.png" in w.status_image.text()
-    np.testing.assert_array_equal(w.canvas.seeds.labels, project.store.seed_map(first.id))
-    assert (w.canvas.seeds.labels == 1).any()  # the stroke drawn before the move is still there
+    np.testing.assert_array_equal(w.segmentation.canvas.seeds.labels, project.store.seed_map(first.id))
+    assert (w.segmentation.canvas.seeds.labels == 1).any()  # the stroke drawn before the move is still there
     w.locate_missing_images()  # nothing missing now: says so without asking for a folder
     assert "Every image is where" in w.statusBar().currentMessage()
 

@@ -38,23 +38,23 @@ DRIVER = textwrap.dedent("""
     app = QApplication(sys.argv[:1])
     app.setApplicationDisplayName("WSV Studio")
     window = MainWindow(project)
-    window.training_panel.settings.model.setCurrentText("unet")  # small and quick: the test is about the window
+    window.segmentation.training_panel.settings.model.setCurrentText("unet")  # small and quick: the test is about the window
     window.setGeometry(0, 0, 1200, 760)
     window.show()
     overlays = []
 
     def report():
-        rgba = window.canvas.prediction.rgba()
+        rgba = window.segmentation.canvas.prediction.rgba()
         key = hash(rgba.tobytes()) if rgba.size else None
         if key is not None and (not overlays or overlays[-1] != key):
             overlays.append(key)
-        vp = window.canvas.viewport()
+        vp = window.segmentation.canvas.viewport()
         corner = vp.mapToGlobal(vp.rect().topLeft())
-        centre = vp.mapToGlobal(window.canvas.mapFromScene(160, 120))
+        centre = vp.mapToGlobal(window.segmentation.canvas.mapFromScene(160, 120))
         state = {"viewport": [corner.x(), corner.y(), vp.width(), vp.height()], "image_centre": [centre.x(), centre.y()],
                  "platform": QApplication.platformName(), "title": window.windowTitle(),
                  "strokes": len(project.store.strokes(window.current_image_id)) if window.current_image_id else 0,
-                 "training": window.training is not None, "overlays": len(overlays)}
+                 "training": window.segmentation.training is not None, "overlays": len(overlays)}
         status.with_suffix(".tmp").write_text(json.dumps(state))
         status.with_suffix(".tmp").replace(status)  # whole, for the test that reads it
 

@@ -19,21 +19,21 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, \
     QSpinBox, QSplitter, QVBoxLayout, QWidget
 
-from engine.annotations.types import UNLABELED
+from engine.annotations.types import UNLABELED, ClassDef
 from engine.detection.config import DetectionConfig
-from engine.detection.data import set_images_done
+from engine.detection.data import done_image_ids, set_images_done
 from engine.detection.hog_svm import METHOD as HOG_SVM, HogSvmConfig
 from engine.detection.models import DEFAULT_DETECTOR, DETECTORS
 from engine.detection.postprocess import Detections, postprocess
 from engine.detection.records import DetectionRecord
-from engine.io.images import LoadedImage
 from engine.project import Project
 from wsv_gui.canvas.view import BOX, CanvasView
 from wsv_gui.detection.overlay import DetectionOverlay
 from wsv_gui.detection.worker import DetectionWorker, DetectorService
 from wsv_gui.eta import time_left
+from wsv_gui.tab import ShownImage, Tab
 from wsv_gui.plots import add_legend
-from wsv_gui.trainer_worker import WorkerThread
+from wsv_gui.workers import WorkerThread
 
 SCORE_RANGE = {"torchvision": (0.0, 1.0), HOG_SVM: (-1.0, 3.0)}
 """slider range of the score threshold: class probabilities for the networks, SVM margins for HOG + SVM"""
@@ -41,9 +41,12 @@ DEFAULT_THRESHOLD = {"torchvision": 0.5, HOG_SVM: 0.0}
 CURVE_COLORS = [(230, 90, 80), (80, 160, 240), (120, 200, 90), (240, 190, 60), (190, 110, 220), (90, 210, 210)]
 
 
-class DetectionTab(QWidget):
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
+class DetectionTab(Tab):
+    title = "Detection"
+    key = "detection"
+
+    def __init__(self, host) -> None:
+        super().__init__(host)
         self.project: Project | None = None
         self.image_id: int | None = None
         self.image_path: Path | None = None
@@ -57,6 +60,9 @@ class DetectionTab(QWidget):
 
         self.canvas = CanvasView()
         self.canvas.set_tool(BOX)
+        self.canvas.boxDrawn.connect(host.add_box)  # the same boxes as the Segmentation tab's
+        self.canvas.boxMoved.connect(host.move_box)
+        self.canvas.boxDeleteRequested.connect(host.delete_box)
         self.overlay = DetectionOverlay(self.canvas.scene())
         hint = QLabel("Draw boxes around objects of the class selected on the left (drag, or two clicks); "
                       "they are the same boxes as in the Segmentation tab.")
@@ -186,27 +192,43 @@ class DetectionTab(QWidget):
         else:
             self.status.setText("Box a few dozen objects, then press Train.")
 
-    def set_classes(self, names: list[str], colors: np.ndarray) -> None:
-        self.names = names
-        self.colors = [QColor(*map(int, c)) for c in colors]
+    def classes_changed(self, classes: list[ClassDef]) -> None:
+        self.names = [c.name for c in classes]
+        self.colors = [QColor(*c.color) for c in classes]
+        self.refresh_boxes()
         self.redraw()
 
-    def show_image(self, image_id: int, image: LoadedImage, path: Path, done: bool) -> None:
+    def show_image(self, shown: ShownImage | None) -> None:
+        if shown is None:
+            self.image_id = None
+            self.canvas.clear()
+            self.overlay.clear()
+            return
+        image_id, image, path = shown.image_id, shown.image, shown.path
         self.image_id, self.image_path = image_id, path
         w, h = image.original_size
         self.canvas.set_image(image, np.full((h, w), UNLABELED, np.uint8), np.zeros((0, 3), np.uint8))
         self.canvas.set_tool(BOX)
         self.negative.blockSignals(True)
-        self.negative.setChecked(done)
+        self.negative.setChecked(image_id in done_image_ids(self.project.store))
         self.negative.blockSignals(False)
+        self.refresh_boxes()
         self.redraw()
         if self.training is None and image_id not in self.raw and self._saved_method():
             self.service.request.emit(image_id, str(path), str(self.detector_dir))
 
-    def clear_image(self) -> None:
-        self.image_id = None
-        self.canvas.clear()
-        self.overlay.clear()
+    def marks_changed(self, kind: str, detail) -> None:
+        if kind in ("boxes", "classes", "error"):
+            self.refresh_boxes()
+
+    def refresh_boxes(self) -> None:
+        """The user's boxes of the shown image (hidden while 'Show your boxes' is off)."""
+        if self.image_id is None:
+            return
+        classes = self.project.store.classes()
+        self.canvas.boxes.set_boxes(self.project.store.boxes(self.image_id), {c.id: QColor(*c.color) for c in classes},
+                                    {c.id: c.name for c in classes})
+        self.canvas.boxes.set_visible(self.show_truth.isChecked())
 
     def _saved_method(self) -> str | None:
         try:

@@ -17,7 +17,7 @@ from engine.detection.inference import detect_file, load_detector
 from engine.detection.models import DetectorError
 from engine.detection.trainer import DetectionTrainer
 from engine.io.images import ImageLoadError
-from wsv_gui.trainer_worker import TrainerWorker
+from wsv_gui.workers import TrainerWorker
 
 
 class DetectionWorker(TrainerWorker):

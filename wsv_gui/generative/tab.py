@@ -29,7 +29,8 @@ from wsv_gui.generative.samples_view import SamplesView
 from wsv_gui.generative.service import GenerativeService
 from wsv_gui.generative.settings import MODEL_NAMES, GenerativeSettings
 from wsv_gui.generative.worker import GenerativeWorker
-from wsv_gui.trainer_worker import WorkerThread
+from wsv_gui.tab import Tab
+from wsv_gui.workers import WorkerThread
 
 EXPORT_SCALE = 2
 """exported PNGs and GIFs are enlarged by pixel replication: 32 px samples are too small to judge at 1:1"""
@@ -37,9 +38,12 @@ WARNING_STYLE = "color: #e8710a"
 ERROR_STYLE = "color: #d93025"
 
 
-class GenerativeTab(QWidget):
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
+class GenerativeTab(Tab):
+    title = "Generative"
+    key = "generative"
+
+    def __init__(self, host) -> None:
+        super().__init__(host)
         self.project: Project | None = None
         self.training: WorkerThread | None = None
         self.model_info: ModelInfo | None = None

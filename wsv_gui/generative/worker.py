@@ -14,7 +14,7 @@ from PySide6.QtCore import Signal
 from engine.generative.config import GenerativeConfig
 from engine.generative.trainer import GenerativeTrainer
 from wsv_gui.generative.model_files import MODEL_FILES_LOCK
-from wsv_gui.trainer_worker import TrainerWorker
+from wsv_gui.workers import TrainerWorker
 
 SNAPSHOT_INTERVAL_S = 30.0
 

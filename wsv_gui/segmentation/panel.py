@@ -11,10 +11,10 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine.training.records import ProgressRecord
+from engine.training.terms import TERMS, TOTAL, title
 from wsv_gui.plots import DecadeAxis, add_legend
-from wsv_gui.training.settings import SettingsForm
+from wsv_gui.segmentation.settings import TrainingSettings
 
-CURVES = (("total", "total", (240, 240, 240)), ("pce", "pCE", (80, 170, 255)), ("reg", "regularizer", (255, 140, 60)))
 
 
 class TrainingPanel(QWidget):
@@ -49,7 +49,7 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.status)
         self.settings_box = QGroupBox("Settings")
         box_layout = QVBoxLayout(self.settings_box)
-        self.settings = SettingsForm()
+        self.settings = TrainingSettings()
         box_layout.addWidget(self.settings)
         layout.addWidget(self.settings_box)
 
@@ -57,7 +57,8 @@ class TrainingPanel(QWidget):
         add_legend(self.loss_plot)
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.setLogMode(y=True)
-        self.curves = {key: self.loss_plot.plot(name=name, pen=pg.mkPen(color, width=1.5)) for key, name, color in CURVES}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        """one per term the trainer reported (engine.training.terms), made when it first appears"""
         self.loss_plot.setMinimumHeight(170)  # the settings form below must not squash it to a strip
         layout.addWidget(self.loss_plot, 2)
         self.miou_plot = pg.PlotWidget(title="mIoU on images with ground truth")
@@ -82,7 +83,8 @@ class TrainingPanel(QWidget):
         self._share_curves: list[pg.PlotDataItem] = []
 
         self._steps: list[int] = []
-        self._losses: dict[str, list[float]] = {key: [] for key, _, _ in CURVES}
+        self._losses: dict[str, list[float]] = {}
+        self._loss_steps: dict[str, list[int]] = {}
         self._miou: list[tuple[int, float]] = []
         self._dirty = False
         self._timer = QTimer(self)
@@ -123,15 +125,21 @@ class TrainingPanel(QWidget):
 
     def reset(self) -> None:
         self._steps.clear()
-        for v in self._losses.values():
-            v.clear()
+        self._losses.clear()
+        self._loss_steps.clear()
+        for curve in self.curves.values():
+            self.loss_plot.removeItem(curve)
+        self.curves.clear()
+        self.loss_plot.plotItem.legend.clear()
         self._miou.clear()
         self._dirty = True
 
     def add(self, rec: ProgressRecord) -> None:
         self._steps.append(rec.step)
-        for key in self._losses:
-            self._losses[key].append(max(rec.losses.get(key, 0.0), 1e-8))
+        for key, value in rec.losses.items():
+            self._losses.setdefault(key, []).append(max(value, 1e-8))
+            self._loss_steps.setdefault(key, []).append(rec.step)
+        self.status.setText(status_line(rec))
         if rec.miou is not None:
             self._miou.append((rec.step, rec.miou))
             self.miou_plot.show()
@@ -141,9 +149,25 @@ class TrainingPanel(QWidget):
         if not self._dirty:
             return
         self._dirty = False
-        steps = np.asarray(self._steps, np.float64)
-        for key, curve in self.curves.items():
-            curve.setData(steps, np.asarray(self._losses[key], np.float64))
+        for key, values in self._losses.items():
+            if key not in self.curves:
+                self.curves[key] = self.loss_plot.plot(name=title(key), pen=pg.mkPen(colour(key), width=1.5))
+            self.curves[key].setData(np.asarray(self._loss_steps[key], np.float64), np.asarray(values, np.float64))
         if self._miou:
             m = np.asarray(self._miou, np.float64)
             self.miou_curve.setData(m[:, 0], m[:, 1])
+
+
+def colour(name: str) -> tuple[int, int, int]:
+    """A reported term's curve colour: the one it declares, or a fixed one of its name's (stable between runs)."""
+    term = TOTAL if name == "total" else TERMS.get(name)
+    if term is not None:
+        return term.colour
+    return pg.intColor(sum(map(ord, name)) % 9, 9).getRgb()[:3]
+
+
+def status_line(rec: ProgressRecord) -> str:
+    """'step 12: loss 0.41 (pCE 0.30, regularizer 0.11), mIoU 71.2', listing the terms the record reports."""
+    parts = ", ".join(f"{title(k)} {v:.4f}" for k, v in rec.losses.items() if k != "total")
+    loss = f"loss {rec.losses['total']:.4f}" if "total" in rec.losses else "loss"
+    return f"step {rec.step}: {loss} ({parts})" + (f", mIoU {rec.miou * 100:.1f}" if rec.miou is not None else "")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.training.config import TrainConfig
 from engine.training.trainer import Trainer
-from wsv_gui.trainer_worker import TrainerWorker
+from wsv_gui.workers import TrainerWorker
 
 
 class TrainingWorker(TrainerWorker):
