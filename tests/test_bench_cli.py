@@ -1,4 +1,4 @@
-"""``wsv bench`` commands print flat JSON records (run here at toy sizes; the real figures are in the README)."""
+"""``wsv bench`` commands print flat JSON records (run here at toy sizes; the real figures are in docs/benchmarks.md)."""
 import json
 import shutil
 

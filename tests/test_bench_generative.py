@@ -1,5 +1,5 @@
-"""``wsv bench generative`` end to end at toy sizes: the records' shape and sanity (the real figures are in the
-README)."""
+"""``wsv bench generative`` end to end at toy sizes: the records' shape and sanity (the real figures are in
+docs/benchmarks.md)."""
 import json
 import math
 import os

@@ -94,19 +94,18 @@ def grabcut_box_seeds(image: np.ndarray, boxes: np.ndarray, background: int | No
                       center_fraction: float = 0.5, max_gap_fraction: float = 0.2, iterations: int = 5
                       ) -> np.ndarray:
     """Seeds inside boxes where GrabCut is most likely right, the rest of each box left unlabeled for the box and
-    CRF losses. Measured on Weizmann horses (boxes from the masks, 320 px), GrabCut's background inside a box is
-    right 95 % of the time once pixels within ``margin_fraction`` of the box's shorter side of its foreground are
-    dropped, while its foreground is right only about 76 % of the time, and eroding it does not help (whole
-    background chunks such as the ground between the legs are claimed, not a thin band): its foreground is
-    trusted only in the box's central ``center_fraction`` (of width and height), where it is right 85 % of the
-    time — in the spirit of Khoreva et al., "Simple Does It" (CVPR 2017), which keeps only the confident part of
+    CRF losses. On Weizmann horses GrabCut's background inside a box is nearly always right once pixels near its
+    foreground (``margin_fraction`` of the box's shorter side) are dropped, while its foreground is often wrong,
+    and eroding it does not help (whole background chunks such as the ground between the legs are claimed, not a
+    thin band): its foreground is trusted only in the box's central ``center_fraction`` (of width and height),
+    where it is mostly right — in the spirit of Khoreva et al., "Simple Does It" (CVPR 2017), which keeps only the confident part of
     GrabCut's answer and ignores the rest.
 
     A box is tight, so its object reaches all four of its sides. Where GrabCut's foreground stops more than
     ``max_gap_fraction`` of the box short of a side, GrabCut has lost part of the object (on MSRC: books, cats
-    and people that fill their boxes, grass and road regions), and that box seeds no background: on MSRC's
-    training images such boxes' background seeds were right 4 % of the time, the others' 68–86 %; on horses,
-    where GrabCut seldom falls that short, the rule drops 7 of 80 boxes' background seeds.
+    and people that fill their boxes, grass and road regions), and that box seeds no background: on MSRC such
+    boxes' background seeds were almost all wrong, the others' mostly right; on horses GrabCut seldom falls that
+    short.
 
     Returns (H, W) uint8: the box's class on trusted foreground (never inside a smaller box of another class:
     as in the proposals, the smaller box lies on top — on MSRC a grass or road box's centre holds the cow or car

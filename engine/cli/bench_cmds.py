@@ -1,4 +1,4 @@
-"""``wsv bench``: speed and quality figures as JSON records (the README's tables come from these)."""
+"""``wsv bench``: speed and quality figures as JSON records (docs/benchmarks.md's tables come from these)."""
 from __future__ import annotations
 
 import argparse

@@ -24,9 +24,8 @@ so the energy is the sum over p ≠ q of the lattice weights and never negative.
 σ_xy = 100 and 5, for smooth, near one-hot and edge-following probabilities (tests/test_dense_crf.py); per
 pixel, D' is within about 1.3% (median) and 4% (95th percentile).
 
-Cost on a 2-core CPU, forward + backward, K = 21, σ_xy = 100: 40 ms at 256², 120–150 ms at 512² (lattice
-build ≈ 85 ms, filtering ≈ 14 ms), 0.7 s at 1024². Small σ_xy is much dearer, as the lattice then has about
-one vertex per pixel and the blur visits 25× more: σ_xy = 5 takes 0.8 s at 256² and 4.4 s at 512².
+Small σ_xy is much dearer than the default 100, as the lattice then has about one vertex per pixel (its times:
+``wsv bench crf``, docs/benchmarks.md).
 """
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ REGULARIZERS: dict[str, Regularizer] = {
         lambda img, p, c: colour_consistency_gradient(img, p)),
 }
 """Weights: grid and dense were tuned with simulated scribbles on the horses' train split and with real scribbles
-on ACDC's, scored on the test splits (the sweeps are in the README). Both are per pixel, so the weights hold
+on ACDC's, scored on the test splits (the sweeps are in docs/benchmarks.md). Both are per pixel, so the weights hold
 across image sizes at a fixed working size. The dense weight goes with TrainConfig.sigma_xy: a pixel's kernel
 mass grows as σ_xy², so halving σ_xy takes four times the weight for the same pull; heavier dense weights pull
 the prediction toward large constant regions."""
