@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from engine.training.records import ProgressRecord
 from engine.training.terms import TERMS, TOTAL, title
@@ -50,8 +50,14 @@ class TrainingPanel(QWidget):
         self.settings_box = QGroupBox("Settings")
         box_layout = QVBoxLayout(self.settings_box)
         self.settings = TrainingSettings()
-        box_layout.addWidget(self.settings)
-        layout.addWidget(self.settings_box)
+        # The form grows with every declared setting: it scrolls rather than squeeze its rows into each other.
+        scroll = QScrollArea()
+        scroll.setWidget(self.settings)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setMinimumHeight(min(self.settings.sizeHint().height(), 150))
+        box_layout.addWidget(scroll)
+        layout.addWidget(self.settings_box, 1)
 
         self.loss_plot = pg.PlotWidget(title="loss", axisItems={"left": DecadeAxis("left")})
         add_legend(self.loss_plot)

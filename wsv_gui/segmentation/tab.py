@@ -265,7 +265,7 @@ class SegmentationTab(Tab):
             self._on_stopped("", self.training)
 
     def _on_progress(self, rec: ProgressRecord) -> None:
-        if self.project is None:  # a record still queued when the window closed
+        if self.project is None or self.training is None:  # a record still queued when the run or window ended
             return
         self.training_panel.add(rec)
         for note in rec.notes:
