@@ -118,6 +118,9 @@ class Setting:
             raise SettingError(f"{self.name} must be a {'positive' if s.positive else 'finite'} number, got {value!r}")
         if self.kind is int and value != int(value):
             raise SettingError(f"{self.name} must be a whole number, got {value!r}")
+        choices = self.choices()
+        if choices is not None and value not in choices:
+            raise SettingError(f"{self.name} must be one of {', '.join(map(str, choices))}; got {value:g}")
         if s.positive and not value > 0:
             raise SettingError(f"{self.name} must be a positive number, got {value:g}")
         if s.low is not None and value < s.low:
@@ -158,14 +161,14 @@ def check(config: Any) -> None:
         s.check(s.get(config))
 
 
-def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, skip: Sequence[str] = (),
+def add_options(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = (),
                 defaults: Mapping[str, Any] | None = None) -> None:
     """An option per CLI setting of ``cls`` (by name, less ``skip``), its default the declared one unless
     ``defaults`` gives the command's own (``wsv train`` stops after 4.5 minutes where the config has no limit)."""
     defaults = defaults or {}
     for s in settings(cls):
-        if not s.spec.cli or s.name in skip:
-            continue
+        if not s.spec.cli or s.name in skip or s.option in parser._option_string_actions:
+            continue  # an option already there comes from another config the command builds (same name)
         default = defaults.get(s.name, s.default)
         shown = default
         if s.kind is bool and s.spec.words is not None:

@@ -20,17 +20,18 @@ from engine.cli.common import CliError, Progress, emit
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.importer import import_dataset
 from engine.datasets.weak_labels import boxes_from_mask
-from engine.detection.config import OPTIMIZERS, DetectionConfig
+from engine.detection.config import DetectionConfig
 from engine.detection.data import set_images_done
 from engine.detection.evaluate import EVAL_NMS_IOU, GroundTruth, evaluate_detections
 from engine.detection.hog_svm import METHOD as HOG_SVM, HogSvmConfig, HogSvmTrainer
 from engine.detection.inference import detect_file, load_detector
 from engine.detection.labels import object_classes
-from engine.detection.models import DEFAULT_DETECTOR, DETECTORS, DetectorError, export_onnx
+from engine.detection.models import DetectorError, export_onnx
 from engine.detection.postprocess import postprocess
 from engine.detection.trainer import DetectionTrainer
 from engine.io.images import ImageLoadError, list_images, read_image_size
 from engine.io.outputs import claim_output
+from engine.settings import add_options, from_options
 from engine.project import Project
 from engine.training.common import TrainingError, pick_device
 
@@ -49,26 +50,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", type=Path, help="WSV Studio project folder, or dataset folder")
     p.add_argument("--out", type=Path, required=True, help="run folder to write (detector, summary, history)")
     p.add_argument("--method", choices=METHODS, default="torchvision")
-    p.add_argument("--model", choices=list(DETECTORS), default=DEFAULT_DETECTOR, help="torchvision detector")
-    p.add_argument("--steps", type=int, default=DetectionConfig.steps)
-    p.add_argument("--max-minutes", type=float, help="stop after this long")
-    p.add_argument("--batch-size", type=int, default=DetectionConfig.batch_size)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=DetectionConfig.optimizer)
-    p.add_argument("--lr", type=float, help="learning rate (default depends on the optimizer)")
-    p.add_argument("--working-size", type=int, default=DetectionConfig.working_size,
-                   help="longer image side given to the detector, in pixels")
-    p.add_argument("--min-size", type=int, help="the detector's internal resize of the shorter side")
-    p.add_argument("--max-size", type=int, help="the detector's internal cap on the longer side")
-    p.add_argument("--holdout", type=float, default=DetectionConfig.holdout_fraction,
-                   help="fraction of images held out for evaluation where none has the test split")
-    p.add_argument("--window", type=int, default=HogSvmConfig.window_short_side,
-                   help="HOG + SVM: shorter side of the detection window, in pixels (multiple of 8)")
-    p.add_argument("--mining-rounds", type=int, default=HogSvmConfig.mining_rounds,
-                   help="HOG + SVM: rounds of hard-negative mining")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--allow-download", action="store_true", help="let torchvision download ImageNet backbones")
+    add_options(p, DetectionConfig)
+    add_options(p, HogSvmConfig)  # its own options; working size, holdout and seed are shared
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -105,18 +88,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 # ---- train ------------------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    try:
-        if args.method == HOG_SVM:
-            config = HogSvmConfig(window_short_side=args.window, mining_rounds=args.mining_rounds,
-                                  working_size=args.working_size, holdout_fraction=args.holdout, seed=args.seed)
-        else:
-            config = DetectionConfig(model=args.model, steps=args.steps, max_minutes=args.max_minutes,
-                                     batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                                     working_size=args.working_size, min_size=args.min_size, max_size=args.max_size,
-                                     holdout_fraction=args.holdout, device=args.device, threads=args.threads,
-                                     seed=args.seed, eval_interval_s=0, allow_download=args.allow_download)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    config = from_options(HogSvmConfig, args) if args.method == HOG_SVM else \
+        from_options(DetectionConfig, args, eval_interval_s=0)
     claim_output(args.out, "detect train", ("summary.json",))
     project_root = _training_project(args)
     try:

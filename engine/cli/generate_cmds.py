@@ -11,13 +11,14 @@ import torch
 from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit
 from engine.generative.config import MODELS, GenerativeConfig
-from engine.generative.data import BUILTIN, SIZES, load_training_images
-from engine.generative.diffusion import SCHEDULES, ddim_timesteps
+from engine.generative.data import BUILTIN, load_training_images
+from engine.generative.diffusion import ddim_timesteps
 from engine.generative.evaluate import quality
 from engine.generative.grids import image_grid, save_gif, save_png
 from engine.generative.models import GenerativeModelError, load_generative
 from engine.generative.trainer import GenerativeTrainer
 from engine.io.outputs import claim_output
+from engine.settings import add_options, from_options
 from engine.training.common import TrainingError, pick_device
 
 GIF_FRAMES = 40
@@ -34,21 +35,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", type=Path, nargs="?", help="WSV Studio project folder (or use --builtin)")
     p.add_argument("--builtin", choices=BUILTIN, help="train on a built-in offline set instead of a project")
     p.add_argument("--out", type=Path, required=True, help="run folder to write (model, history, previews)")
-    p.add_argument("--size", type=int, choices=SIZES, default=GenerativeConfig.image_size)
     p.add_argument("--color", action="store_true", help="colour images (default: grayscale)")
-    p.add_argument("--random-crops", type=int, default=0, help="extra random crops per large project image")
-    p.add_argument("--steps", type=int, default=GenerativeConfig.steps)
-    p.add_argument("--max-minutes", type=float, help="stop after this long")
-    p.add_argument("--batch-size", type=int, default=GenerativeConfig.batch_size)
-    p.add_argument("--lr", type=float, help="learning rate (default depends on the model)")
-    p.add_argument("--base-channels", type=int, default=GenerativeConfig.base_channels)
-    p.add_argument("--beta", type=float, default=GenerativeConfig.beta, help="VAE: KL weight")
-    p.add_argument("--schedule", choices=SCHEDULES, default=GenerativeConfig.schedule, help="DDPM noise schedule")
-    p.add_argument("--timesteps", type=int, default=GenerativeConfig.timesteps, help="DDPM T")
-    p.add_argument("--ema-decay", type=float, default=GenerativeConfig.ema_decay)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--seed", type=int, default=0)
+    add_options(p, GenerativeConfig)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -82,15 +70,8 @@ def _source(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    try:
-        config = GenerativeConfig(model=args.model, source=_source(args), image_size=args.size,
-                                  channels=3 if args.color else 1, random_crops=args.random_crops, steps=args.steps,
-                                  max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr,
-                                  base_channels=args.base_channels, beta=args.beta, schedule=args.schedule,
-                                  timesteps=args.timesteps, ema_decay=args.ema_decay, device=args.device,
-                                  threads=args.threads, seed=args.seed)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    config = from_options(GenerativeConfig, args, model=args.model, source=_source(args),
+                          channels=3 if args.color else 1)
     claim_output(args.out, "generate train", ("summary.json",))
     log, history, frames = Progress("training"), [], []
     try:

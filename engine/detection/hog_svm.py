@@ -33,6 +33,7 @@ from engine.detection.postprocess import RAW_NMS_IOU, Detections
 from engine.detection.records import HogSvmRecord
 from engine.io.atomic import write_atomic
 from engine.project import Project
+from engine.settings import SettingError, check, setting
 from engine.training.common import TrainingError
 
 METHOD = "hog-svm"
@@ -50,28 +51,30 @@ NEGATIVE_IOU = 0.3
 
 @dataclass
 class HogSvmConfig:
-    window_short_side: int = 64
-    context: int = 8
-    """pixels of the window, on each side, around the object"""
-    negatives_per_image: int = 20
-    mining_rounds: int = 1
-    hard_negatives_per_image: int = 10
-    svm_c: float = 0.01
-    scale_step: float = 1.2
-    max_side: int = 2048
-    """pyramid levels whose longer side would exceed this many pixels are skipped (memory and time)"""
-    working_size: int = 512
-    holdout_fraction: float = 0.2
+    window_short_side: int = setting(64, low=16, flag="window",
+                                     help="HOG + SVM: shorter side of the detection window, in pixels (multiple "
+                                          "of 8)")
+    context: int = setting(8, low=0, help="HOG + SVM: pixels of the window, on each side, around the object")
+    negatives_per_image: int = setting(20, low=0, help="HOG + SVM: random negative windows per image")
+    mining_rounds: int = setting(1, low=0, help="HOG + SVM: rounds of hard-negative mining")
+    hard_negatives_per_image: int = setting(10, low=0, help="HOG + SVM: hard negatives kept per image and round")
+    svm_c: float = setting(0.01, positive=True, help="HOG + SVM: the SVM's regularization constant C")
+    scale_step: float = setting(1.2, low=1.01, help="HOG + SVM: scale between pyramid levels")
+    max_side: int = setting(2048, low=64, help="HOG + SVM: pyramid levels whose longer side would exceed this many "
+                                               "pixels are skipped (memory and time)")
+    working_size: int = setting(512, low=32, help="longer image side given to the detector, in pixels")
+    holdout_fraction: float = setting(0.2, low=0, high=0.95, flag="holdout",
+                                      help="fraction of images held out for evaluation where none has the test "
+                                           "split")
     holdout_seed: int = 0
-    seed: int = 0
+    seed: int = setting(0, help="seed of the negative windows' sampling")
 
     def __post_init__(self) -> None:
-        if self.window_short_side < 16 or self.window_short_side % 8:
-            raise ValueError(f"window_short_side must be a multiple of 8, at least 16, got {self.window_short_side}")
-        if not 0 <= self.context < self.window_short_side // 4:
-            raise ValueError(f"context must lie in [0, window_short_side / 4), got {self.context}")
-        if not self.scale_step > 1.0 or self.svm_c <= 0 or self.mining_rounds < 0:
-            raise ValueError("scale_step must exceed 1, svm_c be positive and mining_rounds >= 0")
+        check(self)
+        if self.window_short_side % 8:
+            raise SettingError(f"window_short_side must be a multiple of 8, at least 16, got {self.window_short_side}")
+        if not self.context < self.window_short_side // 4:
+            raise SettingError(f"context must lie in [0, window_short_side / 4), got {self.context}")
 
 
 @dataclass(eq=False)

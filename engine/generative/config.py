@@ -6,8 +6,7 @@ from dataclasses import asdict, dataclass
 from engine.generative.data import SIZES
 from engine.generative.diffusion import SCHEDULES
 from engine.generative.vae import RECONSTRUCTIONS
-from engine.settings import SettingError
-from engine.training.common import check_max_minutes
+from engine.settings import check, setting
 
 MODELS = ("vae", "gan", "ddpm")
 DEFAULT_LR = {"vae": 1e-3, "gan": 2e-4, "ddpm": 2e-4}
@@ -33,67 +32,36 @@ def default_lr(model: str, cuda: bool) -> float:
 
 @dataclass
 class GenerativeConfig:
-    model: str = "ddpm"
-    source: str = "builtin:digits"
-    """'builtin:digits' or a project folder"""
-    image_size: int = 32
-    channels: int = 1
-    """1 grayscale, 3 colour"""
-    random_crops: int = 0
-    """extra random crops per large project image (see data.project_images)"""
-    batch_size: int = 64
-    lr: float | None = None
-    """None: DEFAULT_LR[model]"""
-    steps: int = 2000
-    max_minutes: float | None = None
-    base_channels: int = 32
-    """width of every network at full resolution; 64+ is better on a GPU"""
-    latent_dim: int = 32
-    """VAE and GAN latent size"""
-    beta: float = 1.0
-    """VAE: weight of the KL term"""
-    recon: str = "mse"
-    """VAE reconstruction loss, 'mse' or 'bce' (see vae.py)"""
-    schedule: str = "linear"
-    """DDPM β schedule: 'linear' or 'cosine'"""
-    timesteps: int = 1000
-    """DDPM T"""
-    ema_decay: float = 0.999
-    """DDPM: decay of the weight average used for sampling"""
-    preview_ddim_steps: int = 25
+    model: str = setting("ddpm", choices=MODELS, cli=False, help="vae, gan or ddpm")
+    source: str = setting("builtin:digits", cli=False, help="'builtin:digits' or a project folder")
+    image_size: int = setting(32, choices=SIZES, flag="size", help="side of the square training images, in pixels")
+    channels: int = setting(1, choices=(1, 3), cli=False, help="1 grayscale, 3 colour")
+    random_crops: int = setting(0, low=0, help="extra random crops per large project image (see "
+                                               "data.project_images)")
+    batch_size: int = setting(64, low=2, help="images per step")
+    lr: float | None = setting(None, positive=True, help="learning rate (default: the model's recipe, DEFAULT_LR)")
+    steps: int = setting(2000, low=1, help="training steps")
+    max_minutes: float | None = setting(None, positive=True, help="stop after this many minutes of training")
+    base_channels: int = setting(32, low=8, help="width of every network at full resolution; 64+ is better on a "
+                                                 "GPU")
+    latent_dim: int = setting(32, low=1, help="VAE and GAN latent size")
+    beta: float = setting(1.0, low=0, help="VAE: weight of the KL term")
+    recon: str = setting("mse", choices=RECONSTRUCTIONS, help="VAE reconstruction loss (see vae.py)")
+    schedule: str = setting("linear", choices=SCHEDULES, help="DDPM noise schedule")
+    timesteps: int = setting(1000, low=2, help="DDPM T")
+    ema_decay: float = setting(0.999, low=0, high=0.99999,
+                               help="DDPM: decay of the weight average used for sampling")
+    preview_ddim_steps: int = setting(25, low=1, cli=False, help="steps of the DDIM sampling of previews")
     """DDPM previews sample with deterministic DDIM over this many steps: 1000 DDPM steps per preview would
     stall a CPU run (capped at timesteps)"""
-    preview_count: int = 16
+    preview_count: int = setting(16, low=1, cli=False, help="samples per preview")
     preview_interval_s: float = 2.0
-    seed: int = 0
-    device: str = "auto"
-    """'auto' picks CUDA when available, else the CPU"""
-    threads: int | None = None
+    seed: int = setting(0, help="seed of sampling and initial weights")
+    device: str = setting("auto", help="auto (CUDA where there is one, else the CPU), cpu or cuda:N")
+    threads: int | None = setting(None, low=1, help="CPU threads for torch (default: torch's)")
 
     def __post_init__(self) -> None:
-        check_max_minutes(self.max_minutes)
-        if self.model not in MODELS:
-            raise SettingError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        if self.image_size not in SIZES:
-            raise SettingError(f"image size must be one of {SIZES}, got {self.image_size}")
-        if self.channels not in (1, 3):
-            raise SettingError(f"channels must be 1 or 3, got {self.channels}")
-        if self.lr is not None and not self.lr > 0:
-            raise SettingError(f"lr must be positive, got {self.lr}")
-        if self.steps < 1 or self.batch_size < 2 or self.base_channels < 8 or self.latent_dim < 1:
-            raise SettingError("steps must be >= 1, batch size >= 2, base channels >= 8, latent size >= 1")
-        if self.beta < 0:
-            raise SettingError(f"beta must be >= 0, got {self.beta}")
-        if self.recon not in RECONSTRUCTIONS:
-            raise SettingError(f"recon must be one of {RECONSTRUCTIONS}, got {self.recon!r}")
-        if self.schedule not in SCHEDULES:
-            raise SettingError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.timesteps < 2:
-            raise SettingError(f"timesteps must be >= 2, got {self.timesteps}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise SettingError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
-        if self.preview_ddim_steps < 1 or self.preview_count < 1:
-            raise SettingError("preview DDIM steps and the preview count must be >= 1")
+        check(self)
 
     @property
     def effective_lr(self) -> float:

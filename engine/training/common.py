@@ -7,7 +7,6 @@ import math
 import torch
 
 from engine.errors import UserError
-from engine.settings import SettingError
 
 
 class TrainingError(UserError):
@@ -47,8 +46,3 @@ def current_classes(store, class_ids: list[int], names: list[str]) -> list[str]:
                             f"{', '.join(c.name for c in classes)}): start training again with the new classes")
     return [c.name for c in classes]
 
-
-def check_max_minutes(value: float | None) -> None:
-    """A time limit is a positive number of minutes or none: -1 or NaN would stop a run at once or never."""
-    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise SettingError(f"max_minutes must be a positive number of minutes, got {value}")
