@@ -190,3 +190,26 @@ def test_marks_of_one_class_are_questioned_before_training(window, monkeypatch):
 def test_the_loss_axis_labels_decades_only(window):
     axis = window.segmentation.training_panel.loss_plot.getAxis("left")
     assert axis.logTickStrings([-1.0, -0.69897, 0.0, 0.30103], 1, 1) == ["0.1", "", "1", ""]
+
+
+def test_export_masks_runs_as_a_worker_job_and_says_what_it_wrote(window, qtbot, tmp_path, monkeypatch):
+    """Export Masks after a Stop: the refined mask of the marked image and masks.json, then a summary."""
+    import json
+
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    seg = window.segmentation
+    seg.train()
+    qtbot.waitUntil(lambda: len(seg.training_panel._steps) > 0, timeout=60000)
+    seg.stop_training(wait=True)
+    out = tmp_path / "exported"
+    told = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: told.append(a[2]))
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: told.append("warning: " + a[2]))
+    seg.export_masks()
+    qtbot.waitUntil(lambda: bool(told), timeout=60000)
+    assert told[0].startswith("Exported 1 masks (1 refined with their images' marks")
+    assert (out / "masks" / "two.png").is_file()
+    record = json.loads((out / "masks.json").read_text())
+    assert "two" in json.dumps(record) and "refined" in json.dumps(record)

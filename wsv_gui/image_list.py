@@ -6,9 +6,10 @@ window; the thread sends plain numpy arrays and the list turns them into icons o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QThread, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
@@ -16,31 +17,43 @@ from engine.annotations.store import MarkCounts
 from engine.annotations.types import ImageRecord
 from engine.io.images import ImageLoadError, load_image, read_image_size
 from wsv_gui.convert import rgb_image
+from wsv_gui.workers import Worker, WorkerThread
 
 THUMB = 72
 
 
-class ThumbnailLoader(QThread):
-    """Decodes small copies of images one after another; stops early when asked."""
+class Thumbnails:
+    """Small copies of images, one after another: records (image id, (h, w, 3) uint8 pixels or None, the reason
+    it could not be read or "")."""
 
-    loaded = Signal(int, object)  # image id, (h, w, 3) uint8 array
-    failed = Signal(int, str)
+    def __init__(self, items: list[tuple[int, Path]]) -> None:
+        self.items = items
 
-    def __init__(self, items: list[tuple[int, Path]], parent=None) -> None:
-        super().__init__(parent)
-        self._items = items
-
-    def run(self) -> None:
-        for image_id, path in self._items:
-            if self.isInterruptionRequested():
-                return
+    def run(self) -> Iterator[tuple[int, np.ndarray | None, str]]:
+        for image_id, path in self.items:
             try:
                 w, h = read_image_size(path)
                 if w * h > CANVAS_MAX_PIXELS:
                     raise ImageLoadError(path, too_large_to_show(w, h))
-                self.loaded.emit(image_id, load_image(path, max_side=THUMB * 2).pixels)
+                yield image_id, load_image(path, max_side=THUMB * 2).pixels, ""
             except ImageLoadError as exc:
-                self.failed.emit(image_id, str(exc))
+                yield image_id, None, str(exc)
+
+
+class ThumbnailWorker(Worker):
+    """Decodes the thumbnails in its thread (wsv_gui.workers); stopping ends it between two images."""
+
+    what = "reading thumbnails"
+
+    def __init__(self, items: list[tuple[int, Path]]) -> None:
+        super().__init__()
+        self.items = items
+
+    def create(self) -> Thumbnails:
+        return Thumbnails(self.items)
+
+    def finish(self, thumbnails: Thumbnails) -> str:
+        return ""
 
 
 CANVAS_MAX_PIXELS = 250_000_000
@@ -63,7 +76,7 @@ class ImageList(QListWidget):
         self.setUniformItemSizes(True)
         self.setSpacing(2)
         self._items: dict[int, QListWidgetItem] = {}
-        self._loader: ThumbnailLoader | None = None
+        self._loader: WorkerThread | None = None
         self.currentItemChanged.connect(self._on_current)
 
     def populate(self, records: list[ImageRecord], paths: dict[int, Path], counts: dict[int, MarkCounts]) -> None:
@@ -80,9 +93,8 @@ class ImageList(QListWidget):
             self._items[rec.id] = item
             self._label(rec, counts.get(rec.id))
         self._records = {rec.id: rec for rec in records}
-        self._loader = ThumbnailLoader([(rec.id, paths[rec.id]) for rec in records], self)
-        self._loader.loaded.connect(self._on_thumb)
-        self._loader.failed.connect(self._on_failed)
+        self._loader = WorkerThread(ThumbnailWorker([(rec.id, paths[rec.id]) for rec in records]), self)
+        self._loader.worker.progress.connect(self._on_thumb)
         self._loader.start()
 
     def update_counts(self, counts: dict[int, MarkCounts]) -> None:
@@ -102,16 +114,17 @@ class ImageList(QListWidget):
         marks = ", ".join(parts) if parts else "no marks"
         self._items[rec.id].setText(f"{Path(rec.path).name}\n{marks}")
 
-    def _on_thumb(self, image_id: int, pixels: np.ndarray) -> None:
-        if image_id in self._items:
-            pm = QPixmap.fromImage(rgb_image(pixels)).scaled(
-                THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-            self._items[image_id].setIcon(QIcon(pm))
-
-    def _on_failed(self, image_id: int, message: str) -> None:
-        if image_id in self._items:
-            self._items[image_id].setToolTip(message)
+    def _on_thumb(self, record: tuple[int, np.ndarray | None, str]) -> None:
+        image_id, pixels, problem = record
+        if image_id not in self._items:
+            return
+        if pixels is None:
+            self._items[image_id].setToolTip(problem)
             self._items[image_id].setForeground(QColor(220, 90, 80))
+            return
+        pm = QPixmap.fromImage(rgb_image(pixels)).scaled(
+            THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        self._items[image_id].setIcon(QIcon(pm))
 
     def _on_current(self, current: QListWidgetItem | None, _previous) -> None:
         if current is not None:
@@ -130,6 +143,6 @@ class ImageList(QListWidget):
 
     def stop_loading(self) -> None:
         if self._loader is not None:
-            self._loader.requestInterruption()
+            self._loader.worker.stop()
             self._loader.wait()
             self._loader = None

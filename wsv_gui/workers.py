@@ -1,11 +1,17 @@
-"""What the three tabs' training workers share: the trainer is built inside the worker's thread (it opens its
-own store connection there), its plain-data records are passed on as signals, stop is checked between records
-(so the window never waits longer than one record), what was learnt is kept when training ends however it ends,
-and ``stopped`` always fires last with where it was saved ("" if nowhere), so the tab can tidy up.
+"""The GUI's one pattern for long jobs (training in every tab, exporting masks, decoding thumbnails): an engine
+object whose ``run()`` is a generator of plain-data records, driven by a ``Worker`` in its own ``WorkerThread``.
+The object is built inside the worker's thread (it opens its own store connection there), its records are passed
+on as signals, stop (and pause, where a subclass waits) is checked between records, so the window never waits
+longer than one record; what was done is kept however the job ends, and ``stopped`` always fires last with where
+the result went (or a summary; "" if nothing), so the tab can tidy up.
 
-A subclass says how to build its trainer (``create``), what to do between records (``before_record``,
-``after_record``) and how to keep the result (``finish``); which exceptions are the user's to read
-(``user_errors``) rather than bugs to report with a traceback.
+A subclass says how to build its object (``create``), what to do between records (``before_record``,
+``after_record``) and how to keep the result (``finish``). What the user can fix (engine.errors.UserError) is
+reported as its message; anything else is a bug and keeps its traceback.
+
+Short requests answered one at a time (detections on the shown image, loading a generative model, drawing
+samples) go to a *service* instead: a QObject moved to its own QThread, whose slots run one request each and
+answer with a signal (wsv_gui.detection.worker.DetectorService, wsv_gui.generative.service).
 """
 from __future__ import annotations
 
@@ -17,8 +23,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine.errors import UserError
 
 
-class TrainerWorker(QObject):
-    progress = Signal(object)  # the trainer's plain-data record
+class Worker(QObject):
+    progress = Signal(object)  # the job's plain-data record
     failed = Signal(str)
     stopped = Signal(str)  # where the result was saved ("" if it was not)
 
@@ -34,7 +40,7 @@ class TrainerWorker(QObject):
         self._stop.set()
 
     def create(self):
-        """A trainer with ``run()`` (a generator of records), ``close()`` optional."""
+        """The job: an object with ``run()`` (a generator of records), ``close()`` optional."""
         raise NotImplementedError
 
     def before_record(self, trainer) -> bool:
@@ -80,7 +86,7 @@ class TrainerWorker(QObject):
 class WorkerThread(QThread):
     """Owns one worker object for the life of the thread; the thread ends when the worker says it stopped."""
 
-    def __init__(self, worker: TrainerWorker, parent=None) -> None:
+    def __init__(self, worker: Worker, parent=None) -> None:
         super().__init__(parent)
         self.worker = worker
         worker.moveToThread(self)

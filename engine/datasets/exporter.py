@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -54,6 +54,17 @@ def export_dataset(project: Project, out: str | Path, *, copy_images: bool = Tru
                    on_progress: Callable[[int, int], None] | None = None) -> ExportReport:
     """Write ``project`` to ``out``. ``masks`` gives the mask of each image (default: its ground truth);
     images without one get no mask file. A missing image file is reported and its labels still written."""
+    report = ExportReport()
+    for done, total in export_steps(project, out, report, copy_images=copy_images, masks=masks):
+        if on_progress:
+            on_progress(done, total)
+    return report
+
+
+def export_steps(project: Project, out: str | Path, report: ExportReport, *, copy_images: bool = True,
+                 masks: MaskSource | None = None) -> Iterator[tuple[int, int]]:
+    """``export_dataset`` one image at a time, yielding (images done, total) after each, filling ``report``:
+    whoever drives it may stop between images (the GUI's Cancel), leaving whole files only."""
     out = Path(out)
     store = project.store
     masks = masks or (lambda rec: store.ground_truth(rec.id))
@@ -64,7 +75,6 @@ def export_dataset(project: Project, out: str | Path, *, copy_images: bool = Tru
     for sub in ("images", "masks", "scribbles", "boxes", "tags"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     (out / "classes.txt").write_text("".join(c.name + "\n" for c in classes), encoding="utf-8")
-    report = ExportReport()
     splits: dict[str, list[str]] = {"train": [], "test": []}
     for n, rec in enumerate(records):
         rid = ids[rec.id]
@@ -92,15 +102,13 @@ def export_dataset(project: Project, out: str | Path, *, copy_images: bool = Tru
         if marks.tags is not None:
             _write_json(out / "tags" / f"{rid}.json", {"present": sorted(index[k] for k in marks.tags.class_ids)})
             report.tags += 1
-        if on_progress:
-            on_progress(n + 1, len(records))
+        yield n + 1, len(records)
     for split, members in splits.items():
         if members:
             (out / f"{split}.txt").write_text("".join(i + "\n" for i in members), encoding="utf-8")
     for sub in ("images", "masks", "scribbles", "boxes", "tags"):
         if not any((out / sub).iterdir()):
             (out / sub).rmdir()
-    return report
 
 
 def _copy_image(src: Path, dst: Path, sha256: str) -> None:

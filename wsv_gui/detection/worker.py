@@ -17,10 +17,10 @@ from engine.detection.inference import detect_file, load_detector
 from engine.detection.models import DetectorError
 from engine.detection.trainer import DetectionTrainer
 from engine.io.images import ImageLoadError
-from wsv_gui.workers import TrainerWorker
+from wsv_gui.workers import Worker
 
 
-class DetectionWorker(TrainerWorker):
+class DetectionWorker(Worker):
     """Drives either detector trainer and, when it ends, saves the detector and scores the held-out images."""
 
     evaluated = Signal(object)  # DetectionScores, or None without held-out images

@@ -14,12 +14,12 @@ from PySide6.QtCore import Signal
 from engine.generative.config import GenerativeConfig
 from engine.generative.trainer import GenerativeTrainer
 from wsv_gui.generative.model_files import MODEL_FILES_LOCK
-from wsv_gui.workers import TrainerWorker
+from wsv_gui.workers import Worker
 
 SNAPSHOT_INTERVAL_S = 30.0
 
 
-class GenerativeWorker(TrainerWorker):
+class GenerativeWorker(Worker):
     saved = Signal(str)  # a snapshot was written to this folder; training goes on
     what = "generative training"
 

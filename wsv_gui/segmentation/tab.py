@@ -19,7 +19,7 @@ from engine.training.records import ProgressRecord
 from wsv_gui.canvas.toolbar import CanvasToolbar
 from wsv_gui.canvas.view import BOX, BRUSH, ERASER, PAN, CanvasView
 from wsv_gui.commands import AddStrokes
-from wsv_gui.segmentation.export_jobs import ExportMasksJob
+from wsv_gui.segmentation.export_jobs import ExportMasksWorker
 from wsv_gui.segmentation.gradient_view import GradientView
 from wsv_gui.segmentation.panel import TrainingPanel
 from wsv_gui.segmentation.prediction import overlay_rgba, prediction_strokes
@@ -157,6 +157,10 @@ class SegmentationTab(Tab):
         """Stop training cleanly (the worker finishes its step and saves the model); records still queued are
         dropped, as the project closes."""
         self.stop_training(wait=True)
+        job = getattr(self, "export_job", None)
+        if job is not None and job.isRunning():  # an export ends between two images, its files whole
+            job.worker.stop()
+            job.wait(60000)
         self.project = None
 
     # ---- marks on the canvas ------------------------------------------------------------------------------------
@@ -345,13 +349,28 @@ class SegmentationTab(Tab):
         dialog = QProgressDialog("Predicting and writing masks…", "Cancel", 0, 0, self)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(0)
-        job = ExportMasksJob(self.project.root, self.model_dir, Path(folder), self)
-        job.progress.connect(lambda d, t: (dialog.setMaximum(t), dialog.setValue(d)))
-        dialog.canceled.connect(job.requestInterruption)
-        job.done.connect(lambda msg: (dialog.close(), QMessageBox.information(self, "Export done", msg)))
-        job.failed.connect(lambda msg: (dialog.close(), QMessageBox.warning(self, "Export", msg)))
-        self._export_job = job
-        job.start()
+        worker = ExportMasksWorker(self.project.root, self.model_dir, Path(folder))
+        # Methods of the tab, so that they run in the GUI thread; Cancel calls stop() directly (an Event).
+        worker.progress.connect(self._on_export_progress)
+        worker.failed.connect(self._on_export_failed)
+        worker.stopped.connect(self._on_export_stopped)
+        dialog.canceled.connect(lambda: worker.stop())
+        self.export_dialog = dialog
+        self.export_job = WorkerThread(worker, self)
+        self.export_job.start()
+
+    def _on_export_progress(self, done: tuple[int, int]) -> None:
+        self.export_dialog.setMaximum(done[1])
+        self.export_dialog.setValue(done[0])
+
+    def _on_export_failed(self, message: str) -> None:
+        self.export_dialog.close()
+        QMessageBox.warning(self, "Export", message)
+
+    def _on_export_stopped(self, summary: str) -> None:
+        self.export_dialog.close()
+        if summary:
+            QMessageBox.information(self, "Export", summary)
 
     def export_model(self) -> None:
         if not self._ensure_model():

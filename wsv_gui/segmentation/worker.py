@@ -10,10 +10,10 @@ from pathlib import Path
 
 from engine.training.config import TrainConfig
 from engine.training.trainer import Trainer
-from wsv_gui.workers import TrainerWorker
+from wsv_gui.workers import Worker
 
 
-class TrainingWorker(TrainerWorker):
+class TrainingWorker(Worker):
     def __init__(self, project_root: Path, config: TrainConfig, model_dir: Path) -> None:
         super().__init__()
         self.project_root, self.config, self.model_dir = project_root, config, model_dir
