@@ -5,16 +5,11 @@ from dataclasses import asdict, dataclass
 
 from engine.detection.models import DEFAULT_DETECTOR, DETECTORS
 from engine.settings import SettingError, check, setting
+from engine.training.common import devices
 
 OPTIMIZERS = ("sgd", "adamw")
 DEFAULT_LR = {"sgd": 0.01, "adamw": 1e-4}
 """torchvision's detection reference recipes scaled to a batch of a few images"""
-
-
-def _devices() -> tuple[str, ...]:
-    import torch
-
-    return ("auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count())))
 
 
 @dataclass
@@ -38,7 +33,7 @@ class DetectionConfig:
                                       help="fraction of images held out for evaluation where none has the test "
                                            "split")
     holdout_seed: int = 0
-    device: str = setting("auto", suggestions=_devices, help="auto (CUDA where there is one, else the CPU), cpu or "
+    device: str = setting("auto", suggestions=devices, help="auto (CUDA where there is one, else the CPU), cpu or "
                                                              "cuda:N")
     threads: int | None = setting(None, low=1, help="CPU threads for torch (default: torch's)")
     seed: int = setting(0, help="seed of sampling, augmentation and initial weights")

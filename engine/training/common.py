@@ -21,6 +21,11 @@ def lr_factor(step: int, progress: float, warmup: int = 30) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
 
 
+def devices() -> tuple[str, ...]:
+    """The device choices on this machine, as the settings forms offer them."""
+    return ("auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count())))
+
+
 def pick_device(choice: str) -> torch.device:
     """'auto' (CUDA where there is one, else the CPU), 'cpu', 'cuda' or 'cuda:N', checked against this machine."""
     if choice == "auto":

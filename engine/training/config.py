@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from engine.models.registry import MODEL_NAMES, default_model_name
 from engine.settings import Setting, SettingError, Spec, check, setting
+from engine.training.common import devices
 from engine.training.regularizers import REGULARIZERS as TABLE
 from engine.training.targets import SUPERVISION
 from engine.training.terms import TERMS
@@ -17,12 +18,6 @@ PCE_MODES = ("balanced", "mean")
 REGULARIZERS = tuple(TABLE)
 DEFAULT_REG_WEIGHT = {name: r.weight for name, r in TABLE.items()}
 """the regularizers' names and default weights (engine.training.regularizers declares them)"""
-
-
-def _devices() -> tuple[str, ...]:
-    import torch
-
-    return ("auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count())))
 
 
 @dataclass
@@ -103,7 +98,7 @@ class TrainConfig:
     init_from: str | None = None
     """a saved model folder (a run of wsv train, the GUI's last model) whose weights the network starts from, to
     continue a stopped training; its architecture and classes must be this run's. None: ImageNet (or random)"""
-    device: str = setting("auto", suggestions=_devices, label="Device",
+    device: str = setting("auto", suggestions=devices, label="Device",
                           help="auto (CUDA where there is one, else the CPU), cpu or cuda:N")
     threads: int | None = setting(None, low=1, help="CPU threads for torch (default: torch's)")
     seed: int = setting(0, help="seed of sampling, augmentation and initial weights")
