@@ -10,18 +10,31 @@ from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit
 from engine.datasets.exporter import export_dataset
 from engine.datasets.folder import DatasetError
-from engine.datasets.importer import SIMULATION_STYLES, ScribbleSimulation, import_dataset
+from engine.datasets.importer import MASKS_AS, SIMULATION_STYLES, ScribbleSimulation, import_dataset
 from engine.datasets.people import PEOPLE_RADIUS
 from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
+from engine.formats.coco import CocoSource, write_coco
 from engine.io.outputs import OutputFolderError, claim_output
+from engine.models.registry import ModelError, load_model
 from engine.project import Project
+from engine.refine.masks import MaskMaker, project_masks
+from engine.training.common import TrainingError, pick_device
+
+
+FORMATS = ("folder", "coco")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="import a dataset folder into a (new) project",
-                       description="Import images, classes, masks (as ground truth), scribbles, boxes and tags "
-                                   "from a dataset folder into a project.")
-    p.add_argument("dataset", type=Path, help="dataset folder (classes.txt, images/, masks/, scribbles/, ...)")
+    p = sub.add_parser("import", help="import a dataset folder or a COCO file into a (new) project",
+                       description="Import images, classes, masks (as ground truth or as marks), scribbles, boxes "
+                                   "and tags from a dataset folder or a COCO JSON file into a project.")
+    p.add_argument("dataset", type=Path, help="dataset folder (classes.txt, images/, masks/, scribbles/, ...), or "
+                                              "with --format coco the JSON file or the folder holding annotations.json")
+    p.add_argument("--format", choices=FORMATS, default="folder", help="what SRC is (default folder)")
+    p.add_argument("--images", type=Path, help="where a COCO file's images are, when not beside it")
+    p.add_argument("--as", dest="masks_as", choices=MASKS_AS, default="truth",
+                   help="masks become the images' ground truth, or marks (strokes over exactly their pixels) that "
+                        "training learns from")
     p.add_argument("--project", type=Path, required=True, help="project folder to create or add to")
     p.add_argument("--split", choices=["train", "test", "all"], default="all")
     p.add_argument("--copy-images", action="store_true", help="copy images into the project instead of referencing them")
@@ -42,10 +55,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("export", help="export a project to a dataset folder",
-                       description="Write classes.txt, images, masks and scribbles (VOC palette PNGs), boxes and tags.")
+    p = sub.add_parser("export", help="export a project to a dataset folder or COCO",
+                       description="folder: classes.txt, images, masks and scribbles (VOC palette PNGs), boxes and "
+                                   "tags. coco: annotations.json (RLE masks per object, boxes, image_tags) beside "
+                                   "images/.")
     p.add_argument("project", type=Path)
     p.add_argument("out", type=Path)
+    p.add_argument("--format", choices=FORMATS, default="folder", help="what to write (default folder)")
+    p.add_argument("--masks-from", type=Path, metavar="RUN",
+                   help="masks from this trained network (refined with each marked image's marks) instead of the "
+                        "ground truth")
     p.add_argument("--no-images", action="store_true", help="write labels only")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_export)
@@ -72,7 +91,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CliError(f"--sim-ratio / --sim-radius / --sim-style: {exc}") from None
     simulate = simulation if args.simulate_scribbles else None
     try:
-        project, report = import_dataset(args.dataset, args.project, split=args.split, copy_images=args.copy_images,
+        source = CocoSource.open(args.dataset, args.images) if args.format == "coco" else args.dataset
+        project, report = import_dataset(source, args.project, split=args.split, copy_images=args.copy_images,
+                                         masks_as=args.masks_as,
                                          scribbles_dir=args.scribbles_dir, simulate=simulate,
                                          simulate_boxes=args.boxes_from_masks, simulate_tags=args.tags_from_masks,
                                          on_progress=Progress("importing"))
@@ -98,7 +119,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         project.close()
         raise
     try:
-        report = export_dataset(project, args.out, copy_images=not args.no_images, on_progress=Progress("exporting"))
+        masks = None if args.masks_from is None else _network_masks(project, args.masks_from)
+        write = write_coco if args.format == "coco" else export_dataset
+        report = write(project, args.out, copy_images=not args.no_images, masks=masks,
+                       on_progress=Progress("exporting"))
     except OSError as exc:
         raise CliError(f"cannot write {args.out}: {exc}") from None
     finally:
@@ -181,3 +205,18 @@ def _open(root: Path) -> Project:
         return Project.open(root)
     except StoreError as exc:
         raise CliError(str(exc)) from None
+
+
+def _network_masks(project: Project, run: Path):
+    """Each image's mask from the network saved in ``run``: refined with the image's marks where it has any,
+    the network's own elsewhere (as wsv predict and the GUI's Export Masks make them)."""
+    try:
+        device = pick_device("auto")
+        model, config = load_model(run, device)
+    except (ModelError, TrainingError) as exc:
+        raise CliError(str(exc)) from None
+    names = [c.name for c in project.store.classes()]
+    if names != config.classes:
+        raise CliError(f"the network in {run} was trained for the classes {', '.join(config.classes)}, not this "
+                       f"project's {', '.join(names)}")
+    return project_masks(MaskMaker(model, config.classes, config.working_size, device), project)

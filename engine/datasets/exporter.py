@@ -83,7 +83,7 @@ def export_steps(project: Project, out: str | Path, report: ExportReport, *, cop
         if copy_images:
             src = project.image_path(rec)
             try:
-                _copy_image(src, out / "images" / (rid + src.suffix.lower()), rec.sha256)
+                copy_image(src, out / "images" / (rid + src.suffix.lower()), rec.sha256)
                 report.images += 1
             except OSError as exc:
                 report.errors.append(f"cannot copy image {src}: {exc.strerror or exc}")
@@ -111,7 +111,7 @@ def export_steps(project: Project, out: str | Path, report: ExportReport, *, cop
             (out / sub).rmdir()
 
 
-def _copy_image(src: Path, dst: Path, sha256: str) -> None:
+def copy_image(src: Path, dst: Path, sha256: str) -> None:
     """Copy an image file only if it is the picture the project recorded (same content hash), so a damaged or
     edited project file can never make export copy some other file; written under a temporary name first."""
     if src.suffix.lower() not in IMAGE_EXTENSIONS:

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from engine.annotations.raster import seed_map_to_pens
 from engine.annotations.store import StoreError
-from engine.annotations.types import Box, Stroke, background_index
+from engine.annotations.types import UNLABELED, Box, Stroke, background_index
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.people import PEOPLE_RADIUS, simulate_people_scribbles
 from engine.datasets.simulate import (DEFAULT_RADIUS, DEFAULT_RATIO, Scribble, check_stroke_settings,
@@ -37,6 +39,10 @@ class ImportReport:
     """images the project held before (found by path), left as they are"""
     errors: list[str] = field(default_factory=list)
 
+
+MASKS_AS = ("truth", "marks")
+"""what an imported mask becomes: the image's ground truth (scored, or trained on with --supervision full), or
+marks (strokes over exactly its labelled pixels, which the GUI and wsv train learn from)"""
 
 CHECK_SIDE = 256
 """Side an image is decoded at to check it on import: enough to meet a truncated or corrupt file, cheap for JPEG
@@ -81,14 +87,19 @@ class ScribbleSimulation:
         return simulate_scribbles(mask, ratio=self.ratio, radius=self.brush, seed=self.seed + offset)
 
 
-def import_dataset(dataset: str | Path, project_root: str | Path, *, split: str = "all", copy_images: bool = False,
-                   scribbles_dir: str = "scribbles", simulate: ScribbleSimulation | None = None,
-                   simulate_boxes: bool = False, simulate_tags: bool = False, on_progress: Callable[[int, int], None] | None = None) -> tuple[Project, ImportReport]:
-    """Import ``dataset`` into the project at ``project_root`` (created if needed; an existing project must
-    have the same classes). An image that cannot be read, or whose label files are malformed, is reported in
+def import_dataset(dataset: str | Path | DatasetFolder, project_root: str | Path, *, split: str = "all",
+                   copy_images: bool = False, scribbles_dir: str = "scribbles",
+                   simulate: ScribbleSimulation | None = None, simulate_boxes: bool = False,
+                   simulate_tags: bool = False, masks_as: str = "truth",
+                   on_progress: Callable[[int, int], None] | None = None) -> tuple[Project, ImportReport]:
+    """Import ``dataset`` — a dataset folder, or another format read into its interface (engine.formats) — into
+    the project at ``project_root`` (created if needed; an existing project must have the same classes). Masks
+    become ground truth, or with ``masks_as="marks"`` strokes covering exactly their labelled pixels. An image that cannot be read, or whose label files are malformed, is reported in
     ``errors`` and the rest still imported. ``simulate`` fills in scribbles from masks for images that have
     no scribble file."""
-    ds = DatasetFolder.open(dataset)
+    ds = DatasetFolder.open(dataset) if isinstance(dataset, (str, Path)) else dataset
+    if masks_as not in MASKS_AS:
+        raise DatasetError(f"masks are imported as one of {', '.join(MASKS_AS)}, not {masks_as!r}")
     ids = ds.ids(split)
     if scribbles_dir != "scribbles" and not (ds.root / scribbles_dir).is_dir():
         raise DatasetError(f"{ds.root} has no {scribbles_dir}/ folder")
@@ -113,7 +124,8 @@ def import_dataset(dataset: str | Path, project_root: str | Path, *, split: str 
                 report.already_imported += 1
             else:
                 _import_one(project, ds, image_id, src, n, classes, background, report, scribbles_dir=scribbles_dir,
-                            simulate=simulate, simulate_boxes=simulate_boxes, simulate_tags=simulate_tags)
+                            simulate=simulate, simulate_boxes=simulate_boxes, simulate_tags=simulate_tags,
+                            masks_as=masks_as)
                 known.add(project.relative(src))
         except (ImageLoadError, DatasetError, StoreError, OSError) as exc:
             report.errors.append(str(exc))
@@ -137,7 +149,7 @@ def _copy_into(project: Project, src: Path) -> Path:
 
 def _import_one(project: Project, ds: DatasetFolder, image_id: str, src: Path, n: int, classes, background,
                 report: ImportReport, *, scribbles_dir: str, simulate: ScribbleSimulation | None,
-                simulate_boxes: bool, simulate_tags: bool) -> None:
+                simulate_boxes: bool, simulate_tags: bool, masks_as: str) -> None:
     """Read and check everything about one image first, then store the image with all its marks in one
     transaction: an import killed half-way leaves each image either complete or absent, and a rerun picks up the
     absent ones. The image is decoded once, so a truncated file is refused here rather than dropped later."""
@@ -145,6 +157,9 @@ def _import_one(project: Project, ds: DatasetFolder, image_id: str, src: Path, n
     size = read_image_size(src)
     mask = ds.mask(image_id, size)
     seeds = ds.scribbles(image_id, size, scribbles_dir)
+    if masks_as == "marks" and mask is not None:
+        seeds = mask if seeds is None else np.where(seeds == UNLABELED, mask, seeds)  # drawn strokes win
+        mask = None
     boxes = ds.boxes(image_id, size)
     if boxes is None and simulate_boxes and mask is not None:
         boxes = boxes_from_mask(mask, background=background)

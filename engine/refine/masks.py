@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -15,8 +16,10 @@ import torch.nn.functional as F
 
 from engine.annotations.store import AnnotationStore
 from engine.annotations.types import UNLABELED, ImageRecord, background_index
+from engine.datasets.exporter import image_ids
 from engine.datasets.folder import DatasetFolder
-from engine.io.images import load_image
+from engine.io.images import ImageLoadError, load_image
+from engine.project import Project
 from engine.refine.segment import RefineSettings, refine_labels
 
 REFINED, NETWORK = "refined", "network"
@@ -150,6 +153,21 @@ class MaskMaker:
         """What ``masks.json`` holds: how each mask was made, and with which settings."""
         return {"source": source, "refinement": dataclasses.asdict(self.settings) if self.refine else None,
                 "masks": dict(self.kinds)}
+
+
+def project_masks(maker: MaskMaker, project: Project) -> Callable[[ImageRecord], np.ndarray | None]:
+    """Each of a project's images' mask from ``maker`` (refined with its marks where it has any), None for an
+    image that cannot be read: the mask source of an export (engine.datasets.exporter, engine.formats)."""
+    store = project.store
+    stems = image_ids(store.images())
+
+    def mask(rec: ImageRecord) -> np.ndarray | None:
+        try:
+            return maker(stems[rec.id], project.image_path(rec), store_marks(store, rec))
+        except (ImageLoadError, ValueError):
+            return None
+
+    return mask
 
 
 def store_marks(store: AnnotationStore, rec: ImageRecord, size: tuple[int, int] | None = None) -> Marks:

@@ -11,12 +11,11 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from engine.datasets.exporter import ExportReport, export_steps, image_ids
+from engine.datasets.exporter import ExportReport, export_steps
 from engine.errors import UserError
-from engine.io.images import ImageLoadError
 from engine.models.registry import ModelError, load_model
 from engine.project import Project
-from engine.refine.masks import REFINED, MaskMaker, store_marks
+from engine.refine.masks import REFINED, MaskMaker, project_masks
 from engine.training.common import pick_device
 from wsv_gui.workers import Worker
 
@@ -40,15 +39,7 @@ class MaskExport:
                 raise ModelError(f"the classes changed since the model was trained ({', '.join(self.config.classes)}"
                                  f" → {', '.join(names)}): train again before exporting masks")
             maker = self.maker = MaskMaker(self.model, self.config.classes, self.config.working_size, self.device)
-            stems = image_ids(store.images())
-
-            def mask(rec):
-                try:
-                    return maker(stems[rec.id], project.image_path(rec), store_marks(store, rec))
-                except (ImageLoadError, ValueError):
-                    return None
-
-            yield from export_steps(project, self.out, self.report, masks=mask)
+            yield from export_steps(project, self.out, self.report, masks=project_masks(maker, project))
         (self.out / "masks.json").write_text(json.dumps(maker.record(str(self.project_root)), indent=1) + "\n",
                                              encoding="utf-8")
         self.complete = True
