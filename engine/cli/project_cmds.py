@@ -8,12 +8,11 @@ from pathlib import Path
 
 from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit
-from engine.datasets.exporter import export_dataset
 from engine.datasets.folder import DatasetError
 from engine.datasets.importer import MASKS_AS, SIMULATION_STYLES, ScribbleSimulation, import_dataset
 from engine.datasets.people import PEOPLE_RADIUS
 from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
-from engine.formats.coco import CocoSource, write_coco
+from engine.formats import FORMATS
 from engine.io.outputs import OutputFolderError, claim_output
 from engine.models.registry import ModelError, load_model
 from engine.project import Project
@@ -21,17 +20,13 @@ from engine.refine.masks import MaskMaker, project_masks
 from engine.training.common import TrainingError, pick_device
 
 
-FORMATS = ("folder", "coco")
-
-
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import a dataset folder or a COCO file into a (new) project",
                        description="Import images, classes, masks (as ground truth or as marks), scribbles, boxes "
                                    "and tags from a dataset folder or a COCO JSON file into a project.")
-    p.add_argument("dataset", type=Path, help="dataset folder (classes.txt, images/, masks/, scribbles/, ...), or "
-                                              "with --format coco the JSON file or the folder holding annotations.json")
+    p.add_argument("dataset", type=Path, help="; ".join(f"{name}: {f.source}" for name, f in FORMATS.items()))
     p.add_argument("--format", choices=FORMATS, default="folder", help="what SRC is (default folder)")
-    p.add_argument("--images", type=Path, help="where a COCO file's images are, when not beside it")
+    p.add_argument("--images", type=Path, help="where the images are, when not beside the annotation files")
     p.add_argument("--as", dest="masks_as", choices=MASKS_AS, default="truth",
                    help="masks become the images' ground truth, or marks (strokes over exactly their pixels) that "
                         "training learns from")
@@ -91,7 +86,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CliError(f"--sim-ratio / --sim-radius / --sim-style: {exc}") from None
     simulate = simulation if args.simulate_scribbles else None
     try:
-        source = CocoSource.open(args.dataset, args.images) if args.format == "coco" else args.dataset
+        source = FORMATS[args.format].read(args.dataset, args.images)
         project, report = import_dataset(source, args.project, split=args.split, copy_images=args.copy_images,
                                          masks_as=args.masks_as,
                                          scribbles_dir=args.scribbles_dir, simulate=simulate,
@@ -120,15 +115,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise
     try:
         masks = None if args.masks_from is None else _network_masks(project, args.masks_from)
-        write = write_coco if args.format == "coco" else export_dataset
-        report = write(project, args.out, copy_images=not args.no_images, masks=masks,
+        report = FORMATS[args.format].write(project, args.out, copy_images=not args.no_images, masks=masks,
                        on_progress=Progress("exporting"))
     except OSError as exc:
         raise CliError(f"cannot write {args.out}: {exc}") from None
     finally:
         project.close()
-    human = (f"exported to {args.out}: {report.images} images, {report.masks} masks, {report.scribbles} scribble "
-             f"maps, {report.boxes} box files, {report.tags} tag files")
+    human = (f"exported {FORMATS[args.format].title} to {args.out}: {report.images} images, {report.masks} masks, "
+             f"{report.scribbles} scribble maps, boxes of {report.boxes} images, tags of {report.tags} images")
     for err in report.errors:
         human += f"\nproblem: {err}"
     emit({"out": str(args.out.resolve()), **vars(report)}, args.json, human)

@@ -5,7 +5,8 @@ Out: ``annotations.json`` beside an ``images/`` folder. ``categories`` are the p
 named background, numbered from 1; each image with a mask gives one annotation per connected region of each
 object class (8-connected), its ``segmentation`` a compressed RLE as pycocotools writes it, with ``bbox`` (x, y,
 width, height) and ``area``; an image without a mask gives its boxes as box-only annotations (no
-``segmentation``); tags go in each image's ``image_tags`` (class names).
+``segmentation``); tags go in each image's ``image_tags`` (class names). Brush strokes have no place in COCO
+(export a dataset folder to keep them).
 
 In: any COCO file — compressed or uncompressed RLE or polygons, crowd regions (kept out of training as ignore
 pixels, 255) — where each image's pixels not covered by an annotation are background. Annotations with a
@@ -74,13 +75,11 @@ def write_coco(project: Project, out: str | Path, *, masks: MaskSource | None = 
                     annotations += [{"image_id": n + 1, "category_id": category[k], **_region(region)}
                                     for region in _regions(mask == k)]
         else:
-            for b in marks.boxes:
-                if index[b.class_id] in category:
-                    x0, y0, x1, y1 = b.x0, b.y0, b.x1, b.y1
-                    annotations.append({"image_id": n + 1, "category_id": category[index[b.class_id]],
-                                        "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
-                                        "iscrowd": 0})
-                    report.boxes += 1
+            boxes = [b for b in marks.boxes if index[b.class_id] in category]
+            annotations += [{"image_id": n + 1, "category_id": category[index[b.class_id]],
+                             "bbox": [b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0], "area": (b.x1 - b.x0) * (b.y1 - b.y0),
+                             "iscrowd": 0} for b in boxes]
+            report.boxes += bool(boxes)
         if on_progress:
             on_progress(n + 1, len(records))
     for i, a in enumerate(annotations):

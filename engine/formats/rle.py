@@ -98,3 +98,4 @@ def polygons_mask(polygons: list[list[float]], height: int, width: int) -> np.nd
             for a, b in zip(row[0::2], row[1::2]):
                 mask[r] |= (cx >= a) & (cx < b)
     return mask
+
