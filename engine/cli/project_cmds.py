@@ -21,9 +21,11 @@ from engine.training.common import TrainingError, pick_device
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="import a dataset folder or a COCO file into a (new) project",
+    p = sub.add_parser("import", help="import a dataset folder, COCO, labelme, VOC or YOLO into a (new) project",
                        description="Import images, classes, masks (as ground truth or as marks), scribbles, boxes "
-                                   "and tags from a dataset folder or a COCO JSON file into a project.")
+                                   "and tags from a dataset folder or COCO, labelme, Pascal VOC or YOLO files into a "
+                                   "project. Labels no class has become classes; an image or file that cannot be "
+                                   "read is reported by name and the rest imported.")
     p.add_argument("dataset", type=Path, help="; ".join(f"{name}: {f.source}" for name, f in FORMATS.items()))
     p.add_argument("--format", choices=FORMATS, default="folder", help="what SRC is (default folder)")
     p.add_argument("--images", type=Path, help="where the images are, when not beside the annotation files")
@@ -50,10 +52,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("export", help="export a project to a dataset folder or COCO",
+    p = sub.add_parser("export", help="export a project to a dataset folder, COCO, labelme, VOC or YOLO",
                        description="folder: classes.txt, images, masks and scribbles (VOC palette PNGs), boxes and "
                                    "tags. coco: annotations.json (RLE masks per object, boxes, image_tags) beside "
-                                   "images/.")
+                                   "images/. labelme: ID.json beside each image (polygons, rectangles, flags). voc: "
+                                   "JPEGImages/, SegmentationClass/, Annotations/, ImageSets/. yolo: images/, "
+                                   "labels/ (polygons or boxes), data.yaml. An image with a mask gives its objects "
+                                   "from the mask, one without its boxes.")
     p.add_argument("project", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--format", choices=FORMATS, default="folder", help="what to write (default folder)")

@@ -12,6 +12,8 @@ from engine.datasets.exporter import export_dataset
 from engine.datasets.folder import DatasetFolder
 from engine.formats.coco import CocoSource, write_coco
 from engine.formats.labelme import LabelmeSource, write_labelme
+from engine.formats.voc import VocSource, write_voc
+from engine.formats.yolo import YoloSource, write_yolo
 
 
 @dataclass(frozen=True)
@@ -31,4 +33,7 @@ FORMATS: dict[str, Format] = {
     "coco": Format("COCO JSON", CocoSource.open, write_coco,
                    "a COCO JSON file, or the folder holding annotations.json"),
     "labelme": Format("labelme JSON", LabelmeSource.open, write_labelme, "a folder of labelme JSON files"),
+    "voc": Format("Pascal VOC", VocSource.open, write_voc,
+                  "a VOC folder (JPEGImages/, SegmentationClass/, Annotations/)"),
+    "yolo": Format("YOLO", YoloSource.open, write_yolo, "a YOLO folder (images/, labels/, data.yaml)"),
 }

@@ -141,7 +141,7 @@ class LabelmeSource:
                 if line.strip() and line.strip() != IGNORE and label not in classes:
                     classes.append(label)
         found, files, problems = {}, {}, []
-        for path in sorted(folder.glob("*.json")):
+        for path in sorted(p for p in folder.glob("*.json") if not p.name.startswith(".")):
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 if not isinstance(data, dict) or not isinstance(data.get("shapes"), list) or "imagePath" not in data:
