@@ -11,7 +11,8 @@ from engine.annotations.types import Box
 from engine.cli.main import main
 from engine.datasets.folder import DatasetError
 from engine.datasets.importer import import_dataset
-from engine.formats.coco import CocoSource, write_coco
+from engine.formats import export
+from engine.formats.coco import CocoSource
 from engine.project import Project
 from tests.test_dataset_io import make_dataset
 
@@ -26,7 +27,7 @@ def project(tmp_path):
 
 
 def test_pycocotools_reads_every_object_exactly(project, tmp_path):
-    write_coco(project, tmp_path / "coco")
+    export("coco", project, tmp_path / "coco")
     coco = COCO(str(tmp_path / "coco" / "annotations.json"))
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["cat", "dog"]  # background left out
     store = project.store
@@ -47,7 +48,7 @@ def test_pycocotools_reads_every_object_exactly(project, tmp_path):
 
 def test_export_import_round_trip_keeps_masks_boxes_and_tags(project, tmp_path):
     store = project.store
-    write_coco(project, tmp_path / "coco")
+    export("coco", project, tmp_path / "coco")
     source = CocoSource.open(tmp_path / "coco")
     assert source.classes == ["background", "cat", "dog"] and not source.unreadable
     again, report = import_dataset(source, tmp_path / "again")
@@ -69,7 +70,7 @@ def test_boxes_without_masks_go_as_box_annotations_and_come_back(tmp_path):
     rec = project.store.images()[0]
     car = project.store.classes()[1]
     project.store.add_box(Box(rec.id, car.id, 3.5, 4.0, 20.0, 25.25))
-    write_coco(project, tmp_path / "coco")
+    export("coco", project, tmp_path / "coco")
     project.close()
     coco = COCO(str(tmp_path / "coco" / "annotations.json"))
     (ann,) = coco.loadAnns(coco.getAnnIds())
@@ -114,7 +115,7 @@ def test_a_coco_file_from_elsewhere_imports_polygons_rle_crowds_and_unknown_imag
 
 
 def test_masks_can_come_in_as_marks(project, tmp_path):
-    write_coco(project, tmp_path / "coco")
+    export("coco", project, tmp_path / "coco")
     again, report = import_dataset(CocoSource.open(tmp_path / "coco"), tmp_path / "again", masks_as="marks")
     first = again.store.images()[0]
     assert again.store.ground_truth(first.id) is None and report.strokes > 0

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from engine.datasets.importer import import_dataset
-from engine.formats.labelme import LabelmeSource, write_labelme
-from engine.project import Project
+from engine.formats import export
+from engine.formats.labelme import LabelmeSource
 from tests.test_dataset_io import make_dataset
 
 
@@ -38,7 +38,7 @@ def test_shapes_filled_as_labelme_fills_them_give_the_mask_back(project, tmp_pat
     rec = store.images()[0]
     noisy = rng.integers(0, 3, (rec.height, rec.width)).astype(np.uint8)  # holes, islands, diagonal touches
     store.set_ground_truth(rec.id, noisy)
-    write_labelme(project, tmp_path / "lm")
+    export("labelme", project, tmp_path / "lm")
     names = [c.name for c in store.classes()]
     for r in store.images():
         data = json.loads((tmp_path / "lm" / f"{r.path.split('/')[-1].rsplit('.', 1)[0]}.json").read_text())
@@ -50,7 +50,7 @@ def test_shapes_filled_as_labelme_fills_them_give_the_mask_back(project, tmp_pat
 
 
 def test_round_trip_keeps_masks_boxes_and_tags(project, tmp_path):
-    write_labelme(project, tmp_path / "lm")
+    export("labelme", project, tmp_path / "lm")
     source = LabelmeSource.open(tmp_path / "lm")
     assert source.classes == ["background", "cat", "dog"] and not source.unreadable
     again, report = import_dataset(source, tmp_path / "again")

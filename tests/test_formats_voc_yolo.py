@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from engine.datasets.importer import import_dataset
-from engine.formats.voc import VocSource, write_voc
-from engine.formats.yolo import YoloSource, write_yolo
+from engine.formats import export
+from engine.formats.voc import VocSource
+from engine.formats.yolo import YoloSource
 from engine.io.palette import load_index_png
 from tests.test_dataset_io import make_dataset
 
@@ -23,7 +24,7 @@ def project(tmp_path):
 
 def test_voc_round_trip_and_layout(project, tmp_path):
     store = project.store
-    write_voc(project, tmp_path / "voc")
+    export("voc", project, tmp_path / "voc")
     first = store.images()[0]
     mask = load_index_png(tmp_path / "voc" / "SegmentationClass" / "im0.png")
     np.testing.assert_array_equal(mask, store.ground_truth(first.id))  # 255 void kept
@@ -57,7 +58,7 @@ def test_yolo_polygons_fill_back_to_each_object_as_ultralytics_fills_them(projec
     rec = store.images()[0]
     noisy = rng.integers(0, 3, (rec.height, rec.width)).astype(np.uint8)
     store.set_ground_truth(rec.id, noisy)
-    write_yolo(project, tmp_path / "yolo")
+    export("yolo", project, tmp_path / "yolo")
     assert "names:\n  0: \"cat\"\n  1: \"dog\"\n" in (tmp_path / "yolo" / "data.yaml").read_text()
     lines = (tmp_path / "yolo" / "labels" / "im0.txt").read_text().splitlines()
     count, _ = cv2.connectedComponents((noisy == 1).astype(np.uint8), connectivity=4)
@@ -91,7 +92,7 @@ def test_yolo_boxes_without_masks(tmp_path):
     project.add_folder(root)
     rec = project.store.images()[0]
     project.store.add_box(Box(rec.id, project.store.classes()[1].id, 4.0, 6.0, 20.0, 24.0))
-    write_yolo(project, tmp_path / "yolo")
+    export("yolo", project, tmp_path / "yolo")
     project.close()
     assert (tmp_path / "yolo" / "labels" / "a.txt").read_text() == "0 0.300000 0.500000 0.400000 0.600000\n"
     again, _ = import_dataset(YoloSource.open(tmp_path / "yolo"), tmp_path / "again")

@@ -192,11 +192,13 @@ def test_the_loss_axis_labels_decades_only(window):
     assert axis.logTickStrings([-1.0, -0.69897, 0.0, 0.30103], 1, 1) == ["0.1", "", "1", ""]
 
 
-def test_export_masks_runs_as_a_worker_job_and_says_what_it_wrote(window, qtbot, tmp_path, monkeypatch):
-    """Export Masks after a Stop: the refined mask of the marked image and masks.json, then a summary."""
+@pytest.mark.parametrize("title", ["dataset folder", "COCO JSON"])
+def test_export_masks_runs_as_a_worker_job_and_says_what_it_wrote(window, qtbot, tmp_path, monkeypatch, title):
+    """Export Masks after a Stop, in the format picked: the refined mask of the marked image and masks.json,
+    then a summary."""
     import json
 
-    from PySide6.QtWidgets import QFileDialog, QMessageBox
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
     seg = window.segmentation
     seg.train()
@@ -205,11 +207,17 @@ def test_export_masks_runs_as_a_worker_job_and_says_what_it_wrote(window, qtbot,
     out = tmp_path / "exported"
     told = []
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: (title, True))
     monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: told.append(a[2]))
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: told.append("warning: " + a[2]))
     seg.export_masks()
     qtbot.waitUntil(lambda: bool(told), timeout=60000)
-    assert told[0].startswith("Exported 1 masks (1 refined with their images' marks")
-    assert (out / "masks" / "two.png").is_file()
+    assert told[0].startswith(f"Exported {title}: 1 masks (1 refined with their images' marks")
+    if title == "COCO JSON":
+        from pycocotools.coco import COCO
+
+        assert len(COCO(str(out / "annotations.json")).getAnnIds()) >= 2  # left and right regions
+    else:
+        assert (out / "masks" / "two.png").is_file()
     record = json.loads((out / "masks.json").read_text())
     assert "two" in json.dumps(record) and "refined" in json.dumps(record)

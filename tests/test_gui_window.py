@@ -116,3 +116,29 @@ def test_bad_project_argument_fails_cleanly(tmp_path, user_data):
     res = subprocess.run([sys.executable, "-c", code, "--project", str(tmp_path / "missing"), "--screenshot",
                           str(tmp_path / "x.png")], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "not a folder" in res.stderr
+
+
+def test_import_annotations_opens_the_imported_project(qtbot, tmp_path, user_data, monkeypatch):
+    """File ▸ Import Annotations…: a COCO file becomes a project the window opens, with its masks and classes."""
+    from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+    from engine.datasets.importer import import_dataset
+    from engine.formats import export
+    from tests.test_dataset_io import make_dataset
+    from wsv_gui.main_window import MainWindow
+
+    make_dataset(tmp_path / "ds")
+    source, _ = import_dataset(tmp_path / "ds", tmp_path / "source")
+    export("coco", source, tmp_path / "coco")
+    source.close()
+    window = MainWindow(Project.create(tmp_path / "empty"))
+    qtbot.addWidget(window)
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("COCO JSON", True))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (str(tmp_path / "coco" / "annotations.json"), ""))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "imported"))
+    window.import_annotations()
+    assert window.project.root == tmp_path / "imported"
+    assert [c.name for c in window.project.store.classes()] == ["background", "cat", "dog"]
+    assert len(window.project.store.ground_truth_ids()) == 4 and window.image_list.count() == 4
+    window.close()

@@ -13,6 +13,9 @@ from PySide6.QtWidgets import QColorDialog, QDockWidget, QFileDialog, QInputDial
 
 from engine.annotations.store import StoreError
 from engine.annotations.types import Box, ClassDef, ImageRecord, Stroke, background_index
+from engine.datasets.importer import import_dataset
+from engine.errors import UserError
+from engine.formats import FORMATS
 from engine.io.images import ImageLoadError
 from engine.io.outputs import OutputFolderError, claim_output
 from engine.project import Project
@@ -90,6 +93,7 @@ class MainWindow(QMainWindow):
         menu_action(self, file, "Open &Project…", self.open_project_dialog, "Ctrl+Shift+O")
         self.recent_menu = file.addMenu("&Recent Projects")
         menu_action(self, file, "&Locate Missing Images…", self.locate_missing_images)
+        menu_action(self, file, "&Import Annotations…", self.import_annotations)
         file.addSeparator()
         edit = self.menuBar().addMenu("&Edit")
         undo = self.undo_stack.createUndoAction(self, "&Undo")
@@ -195,6 +199,40 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", self.dialog_dir())
         if folder:
             self.open_folder(Path(folder))
+
+    def import_annotations(self) -> None:
+        """A dataset folder, COCO, labelme, VOC or YOLO annotations into a new project (or one with the same
+        classes), which the window then opens; what could not be read is listed."""
+        titles = {f.title: name for name, f in FORMATS.items()}
+        title, ok = QInputDialog.getItem(self, "Import annotations", "Format:", list(titles), 0, False)
+        if not ok:
+            return
+        name = titles[title]
+        if name == "coco":
+            source, _ = QFileDialog.getOpenFileName(self, "COCO annotations", self.dialog_dir(), "COCO JSON (*.json)")
+        else:
+            source = QFileDialog.getExistingDirectory(self, f"The {title} folder", self.dialog_dir())
+        if not source:
+            return
+        target = QFileDialog.getExistingDirectory(self, "Folder of the new project", self.dialog_dir())
+        if not target:
+            return
+        progress = QProgressDialog(f"Importing {title}…", "", 0, 0, self)
+        progress.setCancelButton(None)
+        progress.setMinimumDuration(500)
+        try:
+            dataset = FORMATS[name].read(Path(source), None)
+            project, report = import_dataset(dataset, Path(target),
+                                             on_progress=lambda d, t: (progress.setMaximum(t), progress.setValue(d)))
+        except UserError as exc:
+            QMessageBox.warning(self, "Import annotations", str(exc))
+            return
+        finally:
+            progress.close()
+        if report.errors:
+            QMessageBox.warning(self, "Some files were skipped", f"{len(report.errors)} could not be imported:\n\n"
+                                + "\n".join(report.errors[:20]))
+        self.set_project(project)
 
     def open_folder(self, folder: Path) -> None:
         """Open the project in ``folder``, or make one there from the images it holds."""

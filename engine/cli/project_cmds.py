@@ -12,7 +12,7 @@ from engine.datasets.folder import DatasetError
 from engine.datasets.importer import MASKS_AS, SIMULATION_STYLES, ScribbleSimulation, import_dataset
 from engine.datasets.people import PEOPLE_RADIUS
 from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
-from engine.formats import FORMATS
+from engine.formats import FORMATS, export
 from engine.io.outputs import OutputFolderError, claim_output
 from engine.models.registry import ModelError, load_model
 from engine.project import Project
@@ -120,8 +120,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise
     try:
         masks = None if args.masks_from is None else _network_masks(project, args.masks_from)
-        report = FORMATS[args.format].write(project, args.out, copy_images=not args.no_images, masks=masks,
-                       on_progress=Progress("exporting"))
+        report = export(args.format, project, args.out, copy_images=not args.no_images, masks=masks,
+                        on_progress=Progress("exporting"))
     except OSError as exc:
         raise CliError(f"cannot write {args.out}: {exc}") from None
     finally:

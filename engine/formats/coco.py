@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -36,8 +36,8 @@ BACKGROUND = "background"
 
 
 # ---- out ----------------------------------------------------------------------------------------------------------
-def write_coco(project: Project, out: str | Path, *, masks: MaskSource | None = None, copy_images: bool = True,
-               on_progress: Callable[[int, int], None] | None = None) -> ExportReport:
+def coco_steps(project: Project, out: str | Path, report: ExportReport, *, masks: MaskSource | None = None,
+               copy_images: bool = True) -> Iterator[tuple[int, int]]:
     """Write ``project`` as COCO into ``out`` (``masks`` gives each image's mask, default its ground truth)."""
     out = Path(out)
     store = project.store
@@ -49,7 +49,6 @@ def write_coco(project: Project, out: str | Path, *, masks: MaskSource | None = 
     masks = masks or (lambda rec: store.ground_truth(rec.id))
     records = store.images()
     stems = image_ids(records)
-    report = ExportReport()
     images, annotations = [], []
     (out / "images").mkdir(parents=True, exist_ok=True)
     for n, rec in enumerate(records):
@@ -80,8 +79,7 @@ def write_coco(project: Project, out: str | Path, *, masks: MaskSource | None = 
                              "bbox": [b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0], "area": (b.x1 - b.x0) * (b.y1 - b.y0),
                              "iscrowd": 0} for b in boxes]
             report.boxes += bool(boxes)
-        if on_progress:
-            on_progress(n + 1, len(records))
+        yield n + 1, len(records)
     for i, a in enumerate(annotations):
         a["id"] = i + 1
     data = {"info": {"description": f"exported by WSV Studio from {project.root.name}"},
@@ -89,7 +87,6 @@ def write_coco(project: Project, out: str | Path, *, masks: MaskSource | None = 
             "categories": [{"id": i, "name": names[k], "supercategory": ""} for k, i in category.items()],
             "annotations": annotations}
     write_atomic(out / ANNOTATIONS, lambda p: p.write_text(json.dumps(data) + "\n", encoding="utf-8"))
-    return report
 
 
 def _regions(mask: np.ndarray) -> Iterator[np.ndarray]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -39,8 +39,8 @@ LABELS = "labels.txt"
 
 
 # ---- out ----------------------------------------------------------------------------------------------------------
-def write_labelme(project: Project, out: str | Path, *, masks: MaskSource | None = None, copy_images: bool = True,
-                  on_progress: Callable[[int, int], None] | None = None) -> ExportReport:
+def labelme_steps(project: Project, out: str | Path, report: ExportReport, *, masks: MaskSource | None = None,
+                  copy_images: bool = True) -> Iterator[tuple[int, int]]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store = project.store
@@ -52,7 +52,6 @@ def write_labelme(project: Project, out: str | Path, *, masks: MaskSource | None
     masks = masks or (lambda rec: store.ground_truth(rec.id))
     records = store.images()
     stems = image_ids(records)
-    report = ExportReport()
     for n, rec in enumerate(records):
         src = project.image_path(rec)
         image_name = f"{stems[rec.id]}{src.suffix.lower()}"
@@ -80,11 +79,9 @@ def write_labelme(project: Project, out: str | Path, *, masks: MaskSource | None
                 "imageData": None, "imageHeight": rec.height, "imageWidth": rec.width}
         write_atomic(out / f"{stems[rec.id]}.json", lambda p, d=data: p.write_text(json.dumps(d, indent=1) + "\n",
                                                                                    encoding="utf-8"))
-        if on_progress:
-            on_progress(n + 1, len(records))
+        yield n + 1, len(records)
     labels = [IGNORE, BACKGROUND_LABELS[0]] + [name for k, name in enumerate(names) if k != background]
     (out / LABELS).write_text("".join(label + "\n" for label in labels), encoding="utf-8")
-    return report
 
 
 def _region_shapes(mask: np.ndarray, names: list[str], background: int | None, hole: str) -> list[dict]:

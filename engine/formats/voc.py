@@ -9,7 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
 import numpy as np
 
@@ -29,8 +29,8 @@ SPLITS = {"train": "train", "test": "val"}
 
 
 # ---- out ----------------------------------------------------------------------------------------------------------
-def write_voc(project: Project, out: str | Path, *, masks: MaskSource | None = None, copy_images: bool = True,
-              on_progress: Callable[[int, int], None] | None = None) -> ExportReport:
+def voc_steps(project: Project, out: str | Path, report: ExportReport, *, masks: MaskSource | None = None,
+              copy_images: bool = True) -> Iterator[tuple[int, int]]:
     out = Path(out)
     for sub in ("JPEGImages", "SegmentationClass", "Annotations", "ImageSets/Segmentation"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -41,7 +41,6 @@ def write_voc(project: Project, out: str | Path, *, masks: MaskSource | None = N
     masks = masks or (lambda rec: store.ground_truth(rec.id))
     records = store.images()
     stems = image_ids(records)
-    report = ExportReport()
     sets: dict[str, list[str]] = {"train": [], "val": [], "trainval": []}
     for n, rec in enumerate(records):
         stem = stems[rec.id]
@@ -65,14 +64,12 @@ def write_voc(project: Project, out: str | Path, *, masks: MaskSource | None = N
                                   [(names[index[b.class_id]], b.x0, b.y0, b.x1, b.y1) for b in boxes])
             write_atomic(out / "Annotations" / f"{stem}.xml", lambda p, x=xml: p.write_bytes(x))
             report.boxes += 1
-        if on_progress:
-            on_progress(n + 1, len(records))
+        yield n + 1, len(records)
     for name, ids in sets.items():
         if ids:
             (out / "ImageSets" / "Segmentation" / f"{name}.txt").write_text("".join(i + "\n" for i in ids),
                                                                           encoding="utf-8")
     (out / CLASS_NAMES).write_text("".join(name + "\n" for name in names), encoding="utf-8")
-    return report
 
 
 def _annotation_xml(filename: str, width: int, height: int, boxes: list[tuple]) -> bytes:

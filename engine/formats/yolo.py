@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -31,8 +31,8 @@ NUDGE = 0.25
 
 
 # ---- out ----------------------------------------------------------------------------------------------------------
-def write_yolo(project: Project, out: str | Path, *, masks: MaskSource | None = None, copy_images: bool = True,
-               on_progress: Callable[[int, int], None] | None = None) -> ExportReport:
+def yolo_steps(project: Project, out: str | Path, report: ExportReport, *, masks: MaskSource | None = None,
+               copy_images: bool = True) -> Iterator[tuple[int, int]]:
     out = Path(out)
     for sub in ("images", "labels"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -45,7 +45,6 @@ def write_yolo(project: Project, out: str | Path, *, masks: MaskSource | None = 
     masks = masks or (lambda rec: store.ground_truth(rec.id))
     records = store.images()
     stems = image_ids(records)
-    report = ExportReport()
     for n, rec in enumerate(records):
         src = project.image_path(rec)
         if copy_images:
@@ -70,12 +69,10 @@ def write_yolo(project: Project, out: str | Path, *, masks: MaskSource | None = 
             report.boxes += bool(boxes)
         write_atomic(out / "labels" / f"{stems[rec.id]}.txt",
                      lambda p, text="".join(line + "\n" for line in lines): p.write_text(text, encoding="utf-8"))
-        if on_progress:
-            on_progress(n + 1, len(records))
+        yield n + 1, len(records)
     yaml = "path: .\ntrain: images\nval: images\nnames:\n" + "".join(
         f"  {i}: {_yaml_string(names[k])}\n" for k, i in yolo.items())
     (out / "data.yaml").write_text(yaml, encoding="utf-8")
-    return report
 
 
 def _polygons(region: np.ndarray) -> list[list[tuple[int, int]]]:

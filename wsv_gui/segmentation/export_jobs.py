@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from engine.datasets.exporter import ExportReport, export_steps
+from engine.datasets.exporter import ExportReport
 from engine.errors import UserError
+from engine.formats import FORMATS
 from engine.models.registry import ModelError, load_model
 from engine.project import Project
 from engine.refine.masks import REFINED, MaskMaker, project_masks
@@ -21,10 +22,11 @@ from wsv_gui.workers import Worker
 
 
 class MaskExport:
-    """The export as a generator of (images done, total); ``summary()`` says what was written."""
+    """The export, in one of engine.formats.FORMATS, as a generator of (images done, total); ``summary()`` says
+    what was written."""
 
-    def __init__(self, project_root: Path, model_dir: Path, out: Path) -> None:
-        self.project_root, self.out = project_root, out
+    def __init__(self, project_root: Path, model_dir: Path, out: Path, format_name: str = "folder") -> None:
+        self.project_root, self.out, self.format = project_root, out, FORMATS[format_name]
         self.device = pick_device("auto")
         self.model, self.config = load_model(model_dir, self.device)
         self.report = ExportReport()
@@ -39,7 +41,7 @@ class MaskExport:
                 raise ModelError(f"the classes changed since the model was trained ({', '.join(self.config.classes)}"
                                  f" → {', '.join(names)}): train again before exporting masks")
             maker = self.maker = MaskMaker(self.model, self.config.classes, self.config.working_size, self.device)
-            yield from export_steps(project, self.out, self.report, masks=project_masks(maker, project))
+            yield from self.format.steps(project, self.out, self.report, masks=project_masks(maker, project))
         (self.out / "masks.json").write_text(json.dumps(maker.record(str(self.project_root)), indent=1) + "\n",
                                              encoding="utf-8")
         self.complete = True
@@ -49,7 +51,7 @@ class MaskExport:
             return f"Export cancelled; the files written so far are in {self.out}"
         report = self.report
         refined = sum(1 for kind in self.maker.kinds.values() if kind == REFINED)
-        text = (f"Exported {report.masks} masks ({refined} refined with their images' marks, "
+        text = (f"Exported {self.format.title}: {report.masks} masks ({refined} refined with their images' marks, "
                 f"{report.masks - refined} from the network; masks.json says which), {report.scribbles} "
                 f"scribble maps and {report.images} images to {self.out}")
         if report.errors:
@@ -64,12 +66,12 @@ class ExportMasksWorker(Worker):
     user_errors = (UserError, OSError)
     """a full disk or a folder that cannot be written is told in words"""
 
-    def __init__(self, project_root: Path, model_dir: Path, out: Path) -> None:
+    def __init__(self, project_root: Path, model_dir: Path, out: Path, format_name: str = "folder") -> None:
         super().__init__()
-        self.project_root, self.model_dir, self.out = project_root, model_dir, out
+        self.project_root, self.model_dir, self.out, self.format_name = project_root, model_dir, out, format_name
 
     def create(self) -> MaskExport:
-        return MaskExport(self.project_root, self.model_dir, self.out)
+        return MaskExport(self.project_root, self.model_dir, self.out, self.format_name)
 
     def finish(self, export: MaskExport) -> str:
         return export.summary()

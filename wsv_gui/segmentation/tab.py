@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QProgressDialog, QSplitter, QVBoxLayout, QWidget
 
 from engine.annotations.types import UNLABELED, ClassDef
+from engine.formats import FORMATS
 from engine.io.atomic import write_atomic
 from engine.project import Project
 from engine.training.records import ProgressRecord
@@ -342,14 +343,18 @@ class SegmentationTab(Tab):
     def export_masks(self) -> None:
         if not self._ensure_model():
             return
-        folder = QFileDialog.getExistingDirectory(self, "Export masks (VOC palette PNGs) into folder",
-                                                  self.host.dialog_dir())
+        titles = {f.title: name for name, f in FORMATS.items()}
+        title, ok = QInputDialog.getItem(self, "Export masks", "Format (masks refined with each marked image's marks, "
+                                         "the network's for the others; boxes and tags too):", list(titles), 0, False)
+        if not ok:
+            return
+        folder = QFileDialog.getExistingDirectory(self, f"Export as {title} into folder", self.host.dialog_dir())
         if not folder or not self.host.claim(Path(folder), "export"):
             return
         dialog = QProgressDialog("Predicting and writing masks…", "Cancel", 0, 0, self)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(0)
-        worker = ExportMasksWorker(self.project.root, self.model_dir, Path(folder))
+        worker = ExportMasksWorker(self.project.root, self.model_dir, Path(folder), titles[title])
         # Methods of the tab, so that they run in the GUI thread; Cancel calls stop() directly (an Event).
         worker.progress.connect(self._on_export_progress)
         worker.failed.connect(self._on_export_failed)
