@@ -221,3 +221,22 @@ def test_export_masks_runs_as_a_worker_job_and_says_what_it_wrote(window, qtbot,
         assert (out / "masks" / "two.png").is_file()
     record = json.loads((out / "masks.json").read_text())
     assert "two" in json.dumps(record) and "refined" in json.dumps(record)
+
+
+def test_export_trained_model_as_onnx(window, qtbot, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    from engine.models.onnx_model import OnnxSegmenter
+
+    seg = window.segmentation
+    seg.train()
+    qtbot.waitUntil(lambda: len(seg.training_panel._steps) > 0, timeout=60000)
+    seg.stop_training(wait=True)
+    told = []
+    monkeypatch.setattr(QInputDialog, "getItem", lambda _parent, _title, _label, items, *a, **k: (items[1], True))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "net.onnx"), ""))
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: told.append(a[2]))
+    seg.export_model()
+    assert told and "onnxruntime agrees with PyTorch" in told[0]
+    assert OnnxSegmenter(tmp_path / "net.onnx").config.classes == ["left", "right"]

@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     project_cmds.add_parsers(sub)
     train_cmds.add_parsers(sub)
     predict_cmds.add_parsers(sub)
+    predict_cmds.add_export_parser(sub)
     detect_cmds.add_parsers(sub)
     generate_cmds.add_parsers(sub)
     bench_cmds.add_parsers(sub)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
 from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit
@@ -23,6 +24,7 @@ from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.io.images import ImageLoadError, list_images
 from engine.io.outputs import claim_output
 from engine.io.palette import save_index_png
+from engine.models.onnx_model import OnnxSegmenter, export_onnx
 from engine.models.registry import ModelError, load_model
 from engine.project import Project
 from engine.refine.masks import REFINED, MaskMaker, Marks, folder_marks, store_marks
@@ -38,19 +40,28 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                    "(images/ with scribbles/, boxes/, tags/) or a project, where every marked "
                                    "image's mask is refined with its own marks and masks.json says which masks "
                                    "are refined.")
-    p.add_argument("run", type=Path, help="run folder written by wsv train (or a saved model folder)")
+    p.add_argument("run", type=Path, nargs="?",
+                   help="run folder written by wsv train (or a saved model folder); left out with --onnx")
     p.add_argument("source", type=Path, help="folder of images, dataset folder or project")
     p.add_argument("--out", type=Path, required=True, help="folder for ID.png masks (class index, VOC colours)")
     p.add_argument("--no-refine", action="store_true", help="the network's masks for marked images too")
+    p.add_argument("--onnx", type=Path, metavar="FILE",
+                   help="an ONNX file written by wsv export-model, run with onnxruntime in place of a run folder")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if (args.run is None) == (args.onnx is None):
+        raise CliError("give a run folder or --onnx FILE (one of them)")
     try:
-        device = pick_device(args.device)
-        model, config = load_model(args.run, device)
+        if args.onnx is not None:
+            device, model = torch.device("cpu"), OnnxSegmenter(args.onnx)
+            config = model.config
+        else:
+            device = pick_device(args.device)
+            model, config = load_model(args.run, device)
     except (ModelError, TrainingError) as exc:
         raise CliError(str(exc)) from None
     maker = MaskMaker(model, config.classes, config.working_size, device, refine=not args.no_refine)
@@ -131,3 +142,30 @@ def _check_classes(theirs: list[str], classes: list[str], where: Path) -> None:
     if theirs != classes:
         raise CliError(f"{where} has the classes {theirs}, the model was trained on {classes}: the marks' class "
                        f"indices would mean other classes")
+
+
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export-model", help="write a trained segmentation network as ONNX",
+                       description="The ONNX file takes (N, 3, H, W) RGB in 0..255 at the working size, any H and W, "
+                                   "and gives logits (N, K, H, W); classes and working size are in its metadata. It "
+                                   "is run once with onnxruntime and compared with PyTorch. Detectors: wsv detect "
+                                   "export.")
+    p.add_argument("run", type=Path, help="run folder written by wsv train (or a saved model folder)")
+    p.add_argument("--onnx", type=Path, required=True, metavar="FILE", help="ONNX file to write")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export_model)
+
+
+def cmd_export_model(args: argparse.Namespace) -> int:
+    try:
+        model, config = load_model(args.run, "cpu")
+        result = export_onnx(model, config, args.onnx)
+    except ModelError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {args.onnx}: {exc.strerror or exc}") from None
+    check = (f"; onnxruntime agrees with PyTorch to {result['max_probability_difference']:.1e} in probability"
+             if result["checked"] else "; not run (onnxruntime is not installed)")
+    emit(result, args.json, f"wrote {args.onnx} ({config.model}, {len(config.classes)} classes, working size "
+                            f"{config.working_size}){check}")
+    return 0

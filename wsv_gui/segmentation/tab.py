@@ -10,11 +10,15 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QProgressDialog, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox, QProgressDialog, QSplitter, \
+    QVBoxLayout, QWidget
 
 from engine.annotations.types import UNLABELED, ClassDef
+from engine.errors import UserError
 from engine.formats import FORMATS
 from engine.io.atomic import write_atomic
+from engine.models.onnx_model import export_onnx
+from engine.models.registry import load_model
 from engine.project import Project
 from engine.training.records import ProgressRecord
 from wsv_gui.canvas.toolbar import CanvasToolbar
@@ -380,6 +384,13 @@ class SegmentationTab(Tab):
     def export_model(self) -> None:
         if not self._ensure_model():
             return
+        kinds = ["safetensors + JSON (WSV Studio, wsv predict)", "ONNX (onnxruntime and other tools)"]
+        kind, ok = QInputDialog.getItem(self, "Export trained model", "Format:", kinds, 0, False)
+        if not ok:
+            return
+        if kind == kinds[1]:
+            self._export_onnx()
+            return
         folder = QFileDialog.getExistingDirectory(self, "Export the trained model (safetensors + JSON) into folder",
                                                   self.host.dialog_dir())
         if not folder or not self.host.claim(Path(folder), "model", ("model.safetensors",)):
@@ -391,4 +402,24 @@ class SegmentationTab(Tab):
             QMessageBox.warning(self, "Export model", f"Cannot write to {folder}: {exc.strerror or exc}")
             return
         self.host.statusBar().showMessage(f"model exported to {folder}", 5000)
+
+    def _export_onnx(self) -> None:
+        """The network as ONNX, checked against PyTorch with onnxruntime (a few seconds: the window waits)."""
+        path, _ = QFileDialog.getSaveFileName(self, "Export the trained model as ONNX",
+                                              str(Path(self.host.dialog_dir()) / "model.onnx"), "ONNX (*.onnx)")
+        if not path:
+            return
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            model, config = load_model(self.model_dir)
+            result = export_onnx(model, config, Path(path))
+        except (UserError, OSError) as exc:
+            QMessageBox.warning(self, "Export model", str(exc))
+            return
+        finally:
+            QApplication.restoreOverrideCursor()
+        check = (f"onnxruntime agrees with PyTorch to {result['max_probability_difference']:.1e} in probability"
+                 if result["checked"] else "not run: onnxruntime is not installed")
+        QMessageBox.information(self, "Export model", f"Wrote {path}\n\nInput: RGB 0..255, longer side "
+                                f"{config.working_size} px; output: logits for {', '.join(config.classes)}.\n{check}")
 
