@@ -240,3 +240,27 @@ def test_export_trained_model_as_onnx(window, qtbot, tmp_path, monkeypatch):
     seg.export_model()
     assert told and "onnxruntime agrees with PyTorch" in told[0]
     assert OnnxSegmenter(tmp_path / "net.onnx").config.classes == ["left", "right"]
+
+
+def test_export_the_ground_truth_without_a_trained_network(window, qtbot, tmp_path, monkeypatch):
+    """A project with ground truth exports it, as the user picks, with no network trained."""
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    from engine.io.palette import load_index_png
+
+    store = window.project.store
+    image_id = window.current_image_id
+    truth = np.zeros((40, 56), np.uint8)
+    truth[:, 28:] = 1
+    store.set_ground_truth(image_id, truth)
+    out, told = tmp_path / "truth", []
+    answers = {"Masks from:": "the ground truth", "Format (boxes and tags go too, where it holds them):": "Pascal VOC"}
+    monkeypatch.setattr(QInputDialog, "getItem", lambda _p, _t, label, *a, **k: (answers[label], True))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: told.append(a[2]))
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: told.append("warning: " + a[2]))
+    assert not window.segmentation.has_saved_model()
+    window.segmentation.export_masks()
+    qtbot.waitUntil(lambda: bool(told), timeout=30000)
+    assert told[0].startswith("Exported Pascal VOC: 1 ground-truth masks")
+    np.testing.assert_array_equal(load_index_png(out / "SegmentationClass" / "two.png"), truth)

@@ -25,35 +25,44 @@ class MaskExport:
     """The export, in one of engine.formats.FORMATS, as a generator of (images done, total); ``summary()`` says
     what was written."""
 
-    def __init__(self, project_root: Path, model_dir: Path, out: Path, format_name: str = "folder") -> None:
+    def __init__(self, project_root: Path, model_dir: Path | None, out: Path, format_name: str = "folder") -> None:
+        """``model_dir`` None: the ground truth's masks."""
         self.project_root, self.out, self.format = project_root, out, FORMATS[format_name]
         self.device = pick_device("auto")
-        self.model, self.config = load_model(model_dir, self.device)
+        self.model, self.config = load_model(model_dir, self.device) if model_dir is not None else (None, None)
         self.report = ExportReport()
         self.maker: MaskMaker | None = None
         self.complete = False
 
     def run(self) -> Iterator[tuple[int, int]]:
         with Project.open(self.project_root) as project:
-            store = project.store
-            names = [c.name for c in store.classes()]
-            if names != self.config.classes:
-                raise ModelError(f"the classes changed since the model was trained ({', '.join(self.config.classes)}"
-                                 f" → {', '.join(names)}): train again before exporting masks")
-            maker = self.maker = MaskMaker(self.model, self.config.classes, self.config.working_size, self.device)
-            yield from self.format.steps(project, self.out, self.report, masks=project_masks(maker, project))
-        (self.out / "masks.json").write_text(json.dumps(maker.record(str(self.project_root)), indent=1) + "\n",
-                                             encoding="utf-8")
+            masks = None
+            if self.model is not None:
+                names = [c.name for c in project.store.classes()]
+                if names != self.config.classes:
+                    raise ModelError(f"the classes changed since the model was trained "
+                                     f"({', '.join(self.config.classes)} → {', '.join(names)}): train again before "
+                                     f"exporting masks")
+                self.maker = MaskMaker(self.model, self.config.classes, self.config.working_size, self.device)
+                masks = project_masks(self.maker, project)
+            yield from self.format.steps(project, self.out, self.report, masks=masks)
+        if self.maker is not None:
+            (self.out / "masks.json").write_text(json.dumps(self.maker.record(str(self.project_root)), indent=1)
+                                                 + "\n", encoding="utf-8")
         self.complete = True
 
     def summary(self) -> str:
         if not self.complete:
             return f"Export cancelled; the files written so far are in {self.out}"
         report = self.report
-        refined = sum(1 for kind in self.maker.kinds.values() if kind == REFINED)
-        text = (f"Exported {self.format.title}: {report.masks} masks ({refined} refined with their images' marks, "
-                f"{report.masks - refined} from the network; masks.json says which), {report.scribbles} "
-                f"scribble maps and {report.images} images to {self.out}")
+        if self.maker is None:
+            made = f"{report.masks} ground-truth masks"
+        else:
+            refined = sum(1 for kind in self.maker.kinds.values() if kind == REFINED)
+            made = (f"{report.masks} masks ({refined} refined with their images' marks, {report.masks - refined} "
+                    f"from the network; masks.json says which)")
+        text = f"Exported {self.format.title}: {made}, {report.scribbles} scribble maps and {report.images} images " \
+               f"to {self.out}"
         if report.errors:
             text += f"\n\n{len(report.errors)} problems, first: {report.errors[0]}"
         return text
@@ -66,7 +75,7 @@ class ExportMasksWorker(Worker):
     user_errors = (UserError, OSError)
     """a full disk or a folder that cannot be written is told in words"""
 
-    def __init__(self, project_root: Path, model_dir: Path, out: Path, format_name: str = "folder") -> None:
+    def __init__(self, project_root: Path, model_dir: Path | None, out: Path, format_name: str = "folder") -> None:
         super().__init__()
         self.project_root, self.model_dir, self.out, self.format_name = project_root, model_dir, out, format_name
 

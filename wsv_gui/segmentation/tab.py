@@ -345,11 +345,20 @@ class SegmentationTab(Tab):
         return True
 
     def export_masks(self) -> None:
-        if not self._ensure_model():
+        """Masks from the trained network (refined with each marked image's marks) or, where the project has
+        any, the ground truth; in the format the user picks, with the boxes and tags."""
+        sources = ["the trained network (refined with each marked image's marks)", "the ground truth"]
+        source = sources[0]
+        if self.project.store.ground_truth_ids():
+            source, ok = QInputDialog.getItem(self, "Export masks", "Masks from:", sources, 0, False)
+            if not ok:
+                return
+        truth = source == sources[1]
+        if not truth and not self._ensure_model():
             return
         titles = {f.title: name for name, f in FORMATS.items()}
-        title, ok = QInputDialog.getItem(self, "Export masks", "Format (masks refined with each marked image's marks, "
-                                         "the network's for the others; boxes and tags too):", list(titles), 0, False)
+        title, ok = QInputDialog.getItem(self, "Export masks", "Format (boxes and tags go too, where it holds them):",
+                                         list(titles), 0, False)
         if not ok:
             return
         folder = QFileDialog.getExistingDirectory(self, f"Export as {title} into folder", self.host.dialog_dir())
@@ -358,7 +367,7 @@ class SegmentationTab(Tab):
         dialog = QProgressDialog("Predicting and writing masks…", "Cancel", 0, 0, self)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(0)
-        worker = ExportMasksWorker(self.project.root, self.model_dir, Path(folder), titles[title])
+        worker = ExportMasksWorker(self.project.root, None if truth else self.model_dir, Path(folder), titles[title])
         # Methods of the tab, so that they run in the GUI thread; Cancel calls stop() directly (an Event).
         worker.progress.connect(self._on_export_progress)
         worker.failed.connect(self._on_export_failed)
