@@ -3,7 +3,7 @@ masks can be used to study and benchmark learning from scribbles.
 
 Why this shape of stroke: people who scribble draw one quick stroke along the middle of each object and a few on
 the background, staying well inside every region, and they label only a few percent of the pixels (the real
-ACDC scribbles are 1-2 px wide lines and label about 1% of each image). So, for every class present in the mask
+ACDC scribbles are thin lines). So, for every class present in the mask
 and every 8-connected region of that class with at least ``min_area`` pixels, the simulator
 
 1. thins the region to its skeleton (Zhang & Suen 1984, vectorised, revisiting only the pixels next to those
@@ -27,10 +27,9 @@ clear of edges because they are unsure where they are); ``min_area`` skips speck
 ``ignore_index`` marks void pixels, which belong to no region and are never labelled.
 
 The defaults (the whole centre line, radius 1) are calibrated on the one data set with real human scribbles,
-ACDC (``wsv bench scribbles``): its annotators drew 1.3x (background) to 2x (ventricles, myocardium) the length
-of the simulator's whole centre line, as thin lines labelling 1.1% of the pixels; the defaults label 1.6% (2.1%
-of a horse photo), so they are, if anything, less than a person draws. ``ratio`` = 0.3 with radius 2 is a much
-quicker pass than any ACDC annotator made (its strokes a quarter to a seventh of theirs in length): a stress test.
+ACDC (``wsv bench scribbles``; the comparison is in docs/benchmarks.md): its annotators drew more than the
+simulator's whole centre line, in thinner lines, so the defaults are, if anything, less than a person draws.
+``ratio`` = 0.3 with radius 2 is a much quicker pass than any ACDC annotator made: a stress test.
 
 Guarantee: a stroke never covers a pixel outside its own region, so simulated seeds are never wrong labels. The
 simplified polyline is rasterized and checked against the region; where it would cut a corner out of the region,
