@@ -4,13 +4,12 @@ import base64
 import json
 
 import numpy as np
-import pytest
 from PIL import Image, ImageDraw
 
 from engine.datasets.importer import import_dataset
 from engine.formats import export
 from engine.formats.labelme import LabelmeSource
-from tests.test_dataset_io import make_dataset
+from tests.test_formats_coco import project  # noqa: F401  (the fixture: a project with masks, boxes, tags)
 
 
 def labelme_fill(data, names):
@@ -22,14 +21,6 @@ def labelme_fill(data, names):
             label = 0 if s["label"] in ("_background_", "background") else names.index(s["label"])
             draw.polygon([tuple(p) for p in s["points"]], outline=label, fill=label)
     return np.array(mask)
-
-
-@pytest.fixture
-def project(tmp_path):
-    make_dataset(tmp_path / "ds")
-    project, _ = import_dataset(tmp_path / "ds", tmp_path / "project")
-    yield project
-    project.close()
 
 
 def test_shapes_filled_as_labelme_fills_them_give_the_mask_back(project, tmp_path):

@@ -4,22 +4,13 @@ import xml.etree.ElementTree as ET
 
 import cv2
 import numpy as np
-import pytest
 
 from engine.datasets.importer import import_dataset
 from engine.formats import export
 from engine.formats.voc import VocSource
 from engine.formats.yolo import YoloSource
 from engine.io.palette import load_index_png
-from tests.test_dataset_io import make_dataset
-
-
-@pytest.fixture
-def project(tmp_path):
-    make_dataset(tmp_path / "ds")
-    project, _ = import_dataset(tmp_path / "ds", tmp_path / "project")
-    yield project
-    project.close()
+from tests.test_formats_coco import project  # noqa: F401  (the fixture: a project with masks, boxes, tags)
 
 
 def test_voc_round_trip_and_layout(project, tmp_path):

@@ -82,11 +82,7 @@ def export_steps(project: Project, out: str | Path, report: ExportReport, *, cop
             splits[rec.split].append(rid)
         if copy_images:
             src = project.image_path(rec)
-            try:
-                copy_image(src, out / "images" / (rid + src.suffix.lower()), rec.sha256)
-                report.images += 1
-            except OSError as exc:
-                report.errors.append(f"cannot copy image {src}: {exc.strerror or exc}")
+            export_image(src, out / "images" / (rid + src.suffix.lower()), rec, report)
         mask = masks(rec)
         if mask is not None:
             save_index_png(out / "masks" / f"{rid}.png", mask)
@@ -109,6 +105,15 @@ def export_steps(project: Project, out: str | Path, report: ExportReport, *, cop
     for sub in ("images", "masks", "scribbles", "boxes", "tags"):
         if not any((out / sub).iterdir()):
             (out / sub).rmdir()
+
+
+def export_image(src: Path, dst: Path, rec: ImageRecord, report: ExportReport) -> None:
+    """Copy one of the project's images into an export, counted in ``report``, or the reason it could not be."""
+    try:
+        copy_image(src, dst, rec.sha256)
+        report.images += 1
+    except OSError as exc:
+        report.errors.append(f"cannot copy image {src}: {exc.strerror or exc}")
 
 
 def copy_image(src: Path, dst: Path, sha256: str) -> None:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from engine.annotations.types import background_index
-from engine.datasets.exporter import ExportReport, MaskSource, copy_image, image_ids
+from engine.datasets.exporter import ExportReport, MaskSource, export_image, image_ids
 from engine.datasets.folder import DatasetError
 from engine.formats import rle
 from engine.io.atomic import write_atomic
@@ -55,11 +55,7 @@ def coco_steps(project: Project, out: str | Path, report: ExportReport, *, masks
         src = project.image_path(rec)
         file_name = f"images/{stems[rec.id]}{src.suffix.lower()}"
         if copy_images:
-            try:
-                copy_image(src, out / file_name, rec.sha256)
-                report.images += 1
-            except OSError as exc:
-                report.errors.append(f"cannot copy image {src}: {exc.strerror or exc}")
+            export_image(src, out / file_name, rec, report)
         entry = {"id": n + 1, "file_name": file_name, "width": rec.width, "height": rec.height}
         marks = store.marks(rec.id)
         if marks.tags is not None:

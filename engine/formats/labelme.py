@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from engine.annotations.types import UNLABELED, background_index
-from engine.datasets.exporter import ExportReport, MaskSource, copy_image, image_ids
+from engine.datasets.exporter import ExportReport, MaskSource, export_image, image_ids
 from engine.datasets.folder import DatasetError
 from engine.io.atomic import write_atomic
 from engine.io.images import IMAGE_EXTENSIONS
@@ -56,11 +56,7 @@ def labelme_steps(project: Project, out: str | Path, report: ExportReport, *, ma
         src = project.image_path(rec)
         image_name = f"{stems[rec.id]}{src.suffix.lower()}"
         if copy_images:
-            try:
-                copy_image(src, out / image_name, rec.sha256)
-                report.images += 1
-            except OSError as exc:
-                report.errors.append(f"cannot copy image {src}: {exc.strerror or exc}")
+            export_image(src, out / image_name, rec, report)
         shapes = []
         mask = masks(rec)
         if mask is not None:

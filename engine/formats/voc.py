@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from engine.datasets.exporter import ExportReport, MaskSource, copy_image, image_ids
+from engine.datasets.exporter import ExportReport, MaskSource, export_image, image_ids
 from engine.datasets.folder import DatasetError
 from engine.io.atomic import write_atomic
 from engine.io.images import list_images
@@ -46,11 +46,7 @@ def voc_steps(project: Project, out: str | Path, report: ExportReport, *, masks:
         stem = stems[rec.id]
         src = project.image_path(rec)
         if copy_images:
-            try:
-                copy_image(src, out / "JPEGImages" / f"{stem}{src.suffix.lower()}", rec.sha256)
-                report.images += 1
-            except OSError as exc:
-                report.errors.append(f"cannot copy image {src}: {exc.strerror or exc}")
+            export_image(src, out / "JPEGImages" / f"{stem}{src.suffix.lower()}", rec, report)
         mask = masks(rec)
         if mask is not None:
             save_index_png(out / "SegmentationClass" / f"{stem}.png", mask)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from engine.annotations.types import background_index
-from engine.datasets.exporter import ExportReport, MaskSource, copy_image, image_ids
+from engine.datasets.exporter import ExportReport, MaskSource, export_image, image_ids
 from engine.datasets.folder import DatasetError
 from engine.io.atomic import write_atomic
 from engine.io.images import list_images
@@ -48,11 +48,7 @@ def yolo_steps(project: Project, out: str | Path, report: ExportReport, *, masks
     for n, rec in enumerate(records):
         src = project.image_path(rec)
         if copy_images:
-            try:
-                copy_image(src, out / "images" / f"{stems[rec.id]}{src.suffix.lower()}", rec.sha256)
-                report.images += 1
-            except OSError as exc:
-                report.errors.append(f"cannot copy image {src}: {exc.strerror or exc}")
+            export_image(src, out / "images" / f"{stems[rec.id]}{src.suffix.lower()}", rec, report)
         w, h = rec.width, rec.height
         lines = []
         mask = masks(rec)
