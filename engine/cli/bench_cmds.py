@@ -95,6 +95,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_scribbles)
 
+    ld = bench.add_parser("load", help="training throughput idle and beside competing CPU-bound processes, with "
+                                       "the engine's thread wait policy and libgomp's default")
+    ld.add_argument("--seconds", type=float, default=30.0, help="how long each configuration trains after warm-up")
+    ld.add_argument("--competitors", default=None,
+                    help="comma-separated numbers of competing busy processes (default: 0 and 1)")
+    ld.add_argument("--policies", default="passive,spin",
+                    help="comma-separated wait policies: passive (the engine's default), spin (libgomp's default)")
+    ld.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    ld.add_argument("--json", action="store_true")
+    ld.set_defaults(func=cmd_load)
+
     g = bench.add_parser("gui", help="event-loop stalls and stroke latency on a 4000x3000 image while training")
     g.add_argument("--seconds", type=float, default=30.0, help="how long to measure while training")
     g.add_argument("--json", action="store_true")
@@ -204,6 +215,34 @@ def cmd_generative(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     emit(records, args.json, table(records))
     return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from engine.bench.load import POLICIES, run_load
+
+    policies = _names(args.policies)
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown or not policies:
+        raise CliError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+    competitors = sorted({0, *_counts(args.competitors)}) if args.competitors else [0, 1]
+    if args.seconds <= 0:
+        raise CliError(f"--seconds must be positive, got {args.seconds}")
+    try:
+        records = run_load(args.seconds, competitors, policies, args.threads, log=lambda m: print(m, file=sys.stderr))
+    except (ValueError, RuntimeError) as exc:
+        raise CliError(str(exc)) from None
+    emit(records, args.json, "\n".join(_row(r) for r in records))
+    return 0
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = [-1]
+    if not values or min(values) < 0:
+        raise CliError(f"expected comma-separated counts >= 0, got {text!r}")
+    return values
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
