@@ -19,9 +19,19 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-POLICIES = {"passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "spin": {"GOMP_SPINCOUNT": "300000"}}
-"""Wait policies compared: the engine's default (threads sleep when a loop ends) and libgomp's own default
-(threads spin 300 000 times before they sleep), which is what torch does when nothing chooses."""
+LIBGOMP_SPINS = 300_000
+"""How many times libgomp's threads spin before they sleep when nothing chooses (what torch does by default)."""
+
+
+def policy_env(policy: str) -> dict[str, str]:
+    """Environment of a wait policy: ``passive`` (threads sleep when a loop ends), ``spin`` (libgomp's default)
+    or ``spin-N`` (spin N times, then sleep)."""
+    if policy == "passive":
+        return {"OMP_WAIT_POLICY": "PASSIVE"}
+    count = LIBGOMP_SPINS if policy == "spin" else policy.removeprefix("spin-")
+    if not str(count).isdigit():
+        raise ValueError(f"unknown wait policy {policy!r}: passive, spin or spin-N (N spins before sleeping)")
+    return {"GOMP_SPINCOUNT": str(count)}
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "demo"
 WARMUP_STEPS = 3
@@ -70,7 +80,7 @@ def run_load(seconds: float, competitors: Iterable[int], policies: Iterable[str]
             idle = None
             for count in competitors:
                 env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-                env.update(POLICIES[policy])
+                env.update(policy_env(policy))
                 busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
                 try:
                     cmd = [sys.executable, "-m", "engine.bench.load", str(Path(tmp) / "project"), str(seconds)]

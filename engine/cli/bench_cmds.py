@@ -101,7 +101,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--competitors", default=None,
                     help="comma-separated numbers of competing busy processes (default: 0 and 1)")
     ld.add_argument("--policies", default="passive,spin",
-                    help="comma-separated wait policies: passive (the engine's default), spin (libgomp's default)")
+                    help="comma-separated wait policies: passive (the engine's default), spin (libgomp's default: "
+                         "300 000 spins before sleeping) or spin-N")
     ld.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     ld.add_argument("--json", action="store_true")
     ld.set_defaults(func=cmd_load)
@@ -218,12 +219,16 @@ def cmd_generative(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from engine.bench.load import POLICIES, run_load
+    from engine.bench.load import policy_env, run_load
 
     policies = _names(args.policies)
-    unknown = [p for p in policies if p not in POLICIES]
-    if unknown or not policies:
-        raise CliError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+    if not policies:
+        raise CliError("--policies names no wait policy")
+    for policy in policies:
+        try:
+            policy_env(policy)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     competitors = sorted({0, *_counts(args.competitors)}) if args.competitors else [0, 1]
     if args.seconds <= 0:
         raise CliError(f"--seconds must be positive, got {args.seconds}")

@@ -45,8 +45,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from engine.losses.lattice_sets import merge_shifted, unique_codes
-
 BLUR_PASSES = 4
 """Passes of the 3-tap blur [w, 1 − 2w, w] along each lattice direction: more passes make X closer to a Gaussian
 and the lattice finer relative to σ (more accurate, more vertices; 3 passes leave a +2% bias on photos)."""
@@ -137,9 +135,10 @@ class _Coder:
             code += (pts[..., i] - lo) * stride
         return code.to(self.dtype)
 
-    def step(self, vec: list[int]) -> int:
-        """Code offset of one step along ``vec``."""
-        return sum(v * s for v, s in zip(vec, self.strides))
+    def shifts(self, vec: list[int], reach: int, device: torch.device) -> torch.Tensor:
+        """Code offsets of −reach..reach steps along ``vec``."""
+        step = sum(v * s for v, s in zip(vec, self.strides))
+        return torch.arange(-reach, reach + 1, device=device, dtype=self.dtype) * step
 
 
 class _Rows:
@@ -167,37 +166,6 @@ def _runs(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 def _inverse(perm: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
     """Index of each input's code among the distinct sorted codes."""
     return torch.empty_like(perm).scatter_(0, perm, first.cumsum(0) - 1)
-
-
-def _compiled(codes: torch.Tensor) -> bool:
-    """Whether the vertex sets of these codes come from ``lattice_sets`` (CPU tensors) or from sorting."""
-    return codes.device.type == "cpu"
-
-
-def _vertices(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The distinct codes sorted, each code's index among them, and the codes grouped by distinct code (row
-    starts, members' positions): hashed on the CPU (``lattice_sets``), sorted elsewhere."""
-    if _compiled(codes):
-        return unique_codes(codes)
-    perm, first, sorted_codes = _runs(codes)
-    starts = torch.nonzero(first).squeeze(1)
-    return sorted_codes[first], _inverse(perm, first), torch.cat([starts, starts.new_tensor([codes.numel()])]), perm
-
-
-def _union(codes: torch.Tensor, step: int, reach: int
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Union of the sorted ``codes`` shifted by e·step, e = −reach..reach: as ``lattice_sets.merge_shifted``
-    returns it (merged on the CPU, sorted elsewhere)."""
-    if _compiled(codes):
-        return merge_shifted(codes, step, reach)
-    m, k = codes.numel(), 2 * reach + 1
-    shifts = torch.arange(-reach, reach + 1, device=codes.device, dtype=codes.dtype) * step
-    perm, first, sorted_codes = _runs((shifts[:, None] + codes[None, :]).view(-1))       # entry e·m + i
-    starts = torch.nonzero(first).squeeze(1)
-    shift = torch.div(perm, m, rounding_mode="floor")
-    landed = _inverse(perm, first).view(k, m).T
-    return (sorted_codes.index_select(0, starts), torch.cat([starts, starts.new_tensor([perm.numel()])]),
-            perm - shift * m, shift, landed)
 
 
 class GaussianFilter:
@@ -240,7 +208,8 @@ class GaussianFilter:
         codes = coder.encode(base)[:, None].repeat(1, dp1)
         steps = torch.gather(corner_step.expand(n, dp1), 1, order[:, :d])
         codes[:, 1:] += torch.cumsum(steps, 1, dtype=coder.dtype)
-        occupied, inverse, rows, members = _vertices(codes.view(-1))
+        perm, first, sorted_codes = _runs(codes.view(-1))
+        occupied = sorted_codes[first]
 
         # W = norm · Λ A B Aᵀ Λ: A the barycentric weights, B the blur, λ_p = √(m / (A B Aᵀ)_pp) with m its
         # mean over positions, E[b_r b_s] = (1 + [r = s]) / ((d + 1)(d + 2)) for a uniform point in a simplex.
@@ -251,8 +220,11 @@ class GaussianFilter:
         bary = bary * (mean_self / self_weight).sqrt()[:, None]
         self.self_weight = torch.full_like(self_weight, mean_self * norm)
         flat_bary = bary.reshape(-1)
-        self._splat = _Rows(rows, torch.div(members, dp1, rounding_mode="floor"), flat_bary.index_select(0, members))
-        self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1, device=dev), inverse, flat_bary * norm)
+        starts = torch.nonzero(first).squeeze(1)
+        self._splat = _Rows(torch.cat([starts, starts.new_tensor([n * dp1])]),
+                            torch.div(perm, dp1, rounding_mode="floor"), flat_bary.index_select(0, perm))
+        self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1, device=dev), _inverse(perm, first),
+                            flat_bary * norm)
         self._steps, self.blur_sizes = self._blur(occupied, coder, directions, reach, dt, dev)
 
     @staticmethod
@@ -273,14 +245,19 @@ class GaussianFilter:
         half = (dp1 + 1) // 2
         steps, sizes, codes = [], [occupied.numel()], occupied
         for j in directions[:half]:
-            codes, rows, source, shift, _ = _union(codes, coder.step(unit[j]), p)
-            steps.append(_Rows(rows, source, taps.index_select(0, shift)))
+            m = codes.numel()
+            perm, first, sorted_codes = _runs((codes[None, :] + coder.shifts(unit[j], p, dev)[:, None]).view(-1))
+            starts = torch.nonzero(first).squeeze(1)
+            tap = torch.div(perm, m, rounding_mode="floor")
+            steps.append(_Rows(torch.cat([starts, starts.new_tensor([perm.numel()])]), perm - tap * m,
+                               taps.index_select(0, tap)))
+            codes = sorted_codes.index_select(0, starts)
             sizes.append(codes.numel())
         spread, gathers, codes = codes, [], occupied
         for j in reversed(directions[half + 1:]):
-            m = codes.numel()
-            codes, _, _, _, landed = _union(codes, coder.step(unit[j]), p)
-            gathers.append((landed.reshape(-1), taps.repeat(m), m))
+            perm, first, sorted_codes = _runs((codes[:, None] + coder.shifts(unit[j], p, dev)[None, :]).view(-1))
+            gathers.append((_inverse(perm, first), taps.repeat(codes.numel()), codes.numel()))
+            codes = sorted_codes[first]
         window = (torch.searchsorted(spread, codes - p)[:, None] + torch.arange(2 * p + 1, device=dev)).view(-1)
         inside = window < spread.numel()
         window.clamp_max_(spread.numel() - 1)
