@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from engine.models.registry import ModelError
 from engine.project import Project
 from engine.settings import add_options, from_options
 from engine.training.config import TrainConfig
-from engine.training.common import TrainingError
+from engine.training import distributed
+from engine.training.common import TrainingError, pick_device
 from engine.training.trainer import Trainer
 
 
@@ -54,6 +56,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--continue-from", type=Path, metavar="RUN",
                    help="start from the network a run saved (same model and classes) instead of ImageNet weights")
     p.add_argument("--out", type=Path, required=True, help="run folder to write (model, config, history)")
+    p.add_argument("--devices", type=int, default=1, metavar="N",
+                   help="train one network on N processes on this machine (one per GPU where there are GPUs, "
+                        "else CPU processes): starts itself again under torchrun; --batch-size is the global "
+                        "batch, split over them")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -73,9 +79,50 @@ def cmd_train(args: argparse.Namespace) -> int:
                                         style=args.sim_style)
     except ValueError as exc:
         raise CliError(f"--sim-ratio / --sim-radius / --sim-style: {exc}") from None
-    claim_output(args.out, "train", RUN_FILES)
-    project_root = _training_project(args, simulation)
+    if args.devices < 1:
+        raise CliError(f"--devices must be at least 1, got {args.devices}")
+    if args.devices > 1 and not distributed.world().distributed:
+        return _launch(args)
+    try:
+        world = distributed.join(pick_device(config.device))
+        try:
+            return _train(args, config, simulation, world)
+        finally:
+            distributed.leave()
+    except TrainingError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``wsv train --devices N``: the same command under torchrun, N processes on this machine."""
+    argv, skip = [], False
+    for a in args.argv:
+        if skip or a == "--devices" or a.startswith("--devices="):
+            skip = a == "--devices" and not skip
+            continue
+        argv.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.devices}",
+           "-m", "engine.cli.main", *argv]
+    return subprocess.run(cmd).returncode
+
+
+def _train(args: argparse.Namespace, config: TrainConfig, simulation: ScribbleSimulation,
+           world: distributed.World) -> int:
+    """Rank 0 claims the run folder and imports the data set while the others wait; every rank trains; rank 0
+    prints and writes the run."""
+    failure = None
+    if world.main:
+        try:
+            claim_output(args.out, "train", RUN_FILES)
+            project_root = _training_project(args, simulation)
+        except CliError as exc:
+            failure = exc
+    if distributed.agree(failure is not None, distributed.rank_device(pick_device(config.device), world)):
+        raise failure or CliError("the first training process could not prepare the run; its message says why")
+    if not world.main:
+        project_root = args.dataset if Project.exists(args.dataset) else args.out / "project"
     log = Progress("training")
+    log.enabled &= world.main
     history = []
     try:
         trainer = Trainer(project_root, config)
@@ -83,19 +130,24 @@ def cmd_train(args: argparse.Namespace) -> int:
             for rec in trainer.run():
                 history.append({"step": rec.step, **rec.losses})
                 log(rec.step, rec.total_steps, f"loss {rec.losses['total']:.4f} {rec.steps_per_s:.1f} it/s")
-                for note in rec.notes:
+                for note in rec.notes if world.main else ():
                     log.note(note)
-            trainer.save(args.out)
             elapsed = rec.elapsed_s
             summary = {"run": str(args.out.resolve()), "steps": trainer.step, "minutes": round(elapsed / 60, 2),
-                       "device": str(trainer.device), "model": config.model, "initial_weights": trainer.pretrained,
-                       "labelled_images": rec.labelled_images, "skipped_images": trainer.data.errors,
+                       "device": str(trainer.device), "world_size": world.size, "model": config.model,
+                       "initial_weights": trainer.pretrained,
+                       "labelled_images": sum(distributed.gathered(rec.labelled_images)),
+                       "skipped_images": [e for errors in distributed.gathered(trainer.data.errors) for e in errors],
                        "final_losses": rec.losses,
                        "config": config.as_dict()}
+            if world.main:
+                trainer.save(args.out)
         finally:
             trainer.close()
     except (TrainingError, ModelError) as exc:
         raise CliError(str(exc)) from None
+    if not world.main:
+        return 0
     (args.out / "history.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     emit(summary, args.json, f"trained {config.model} for {trainer.step} steps in {summary['minutes']} min on "

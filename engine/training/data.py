@@ -15,14 +15,18 @@ from torchvision.transforms import v2
 
 from engine.io.images import ImageLoadError
 from engine.project import Project
-from engine.training.targets import Sample, build_sample
+from engine.training.targets import MARKS_READ, Sample, build_sample
 
 
 class TrainingSet:
     """The project's images that teach something under ``supervision`` (see engine.training.targets)."""
 
-    def __init__(self, project: Project, supervision: str, working_size: int) -> None:
+    def __init__(self, project: Project, supervision: str, working_size: int,
+                 shard: tuple[int, int] = (0, 1)) -> None:
         self.project = project
+        self.shard = shard
+        """(index, count): this training process reads every count-th labelled image from the index-th on, in
+        the order of image ids (engine.training.distributed)"""
         self.supervision = supervision
         self.working_size = working_size
         self.samples: dict[int, Sample] = {}
@@ -45,6 +49,13 @@ class TrainingSet:
             current = {i: 0 for i in sorted(store.ground_truth_ids())}
         else:
             current = store.marks_revisions()
+        index, count = self.shard
+        if count > 1:  # shard the images that can teach, so that every process gets its share of them
+            if self.supervision != "full":
+                marks = store.mark_counts()
+                current = {i: rev for i, rev in current.items()
+                           if any(getattr(marks[i], kind) for kind in MARKS_READ[self.supervision])}
+            current = {i: current[i] for i in sorted(current)[index::count]}
         changed = [i for i, rev in current.items() if self._revisions.get(i) != rev]
         for image_id in set(self._revisions) - set(current):
             self.samples.pop(image_id, None)
@@ -96,9 +107,11 @@ class BatchSampler:
     colour jitter goes to the network input only, since the CRF losses must see the true colours. Images that
     teach through tags alone are resized whole, since a crop may cut out a tagged object."""
 
-    def __init__(self, crop_size: int, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.generator = torch.Generator().manual_seed(seed)
+    def __init__(self, crop_size: int, seed: int, stream: int = 0) -> None:
+        """``stream``: the training process's rank; each rank draws its own picks and augmentations (rank 0 the
+        same as a single process with this seed)."""
+        self.rng = np.random.default_rng(seed if stream == 0 else [seed, stream])
+        self.generator = torch.Generator().manual_seed(seed if stream == 0 else seed + 1_000_003 * stream)
         self.crop = v2.Compose([
             v2.RandomResizedCrop(crop_size, scale=(0.35, 1.0), ratio=(0.75, 1.333), antialias=True),
             v2.RandomHorizontalFlip(),

@@ -65,6 +65,12 @@ def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(labels, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
+MARKS_READ = {"scribbles": ("strokes",), "boxes": ("boxes",), "boxes-grabcut": ("boxes",), "tags": ("tagged",),
+              "marks": ("strokes", "boxes", "tagged")}
+"""Which of an image's marks (AnnotationStore.mark_counts) each supervision but "full" learns from: what
+``build_sample`` reads, so an image without any of them teaches nothing."""
+
+
 def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray: bool, supervision: str) -> Sample:
     h, w = image.shape[:2]
     rec = store.image(image_id)
@@ -82,10 +88,10 @@ def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray:
         return Sample(image_id, image, gray, seeds, boxes, present)
     marks = store.marks(image_id)
     drawn = None
-    if supervision in ("scribbles", "marks") and marks.strokes:
+    if "strokes" in MARKS_READ[supervision] and marks.strokes:
         seeds = store.seed_map(image_id, (h, w))
         drawn = seeds != UNLABELED
-    if supervision in ("boxes", "boxes-grabcut", "marks") and marks.boxes:
+    if "boxes" in MARKS_READ[supervision] and marks.boxes:
         boxes = np.array([[index[b.class_id], b.x0 * scale, b.y0 * scale, b.x1 * scale, b.y1 * scale]
                           for b in marks.boxes], np.float32)
         if supervision == "boxes-grabcut":
@@ -100,7 +106,7 @@ def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray:
                 for _, x0, y0, x1, y1 in boxes:
                     outside[max(0, round(y0)):round(y1), max(0, round(x0)):round(x1)] = False
                 seeds[outside & (seeds == UNLABELED)] = background
-    if supervision in ("tags", "marks") and marks.tags is not None:
+    if "tagged" in MARKS_READ[supervision] and marks.tags is not None:
         present = np.zeros(len(classes), bool)
         present[[index[k] for k in marks.tags.class_ids]] = True
     return Sample(image_id, image, gray, seeds, boxes, present, drawn)

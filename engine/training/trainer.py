@@ -12,6 +12,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from engine.annotations.types import background_index
 from engine.metrics import confusion_matrix, scores
@@ -22,9 +23,10 @@ from engine.refine.segment import refine_labels
 from engine.training.common import TrainingError, current_classes, lr_factor, pick_device
 from engine.training.config import TrainConfig
 from engine.training.data import Batch, BatchSampler, TrainingSet
+from engine.training.distributed import agree, join, mean_over_ranks, rank_device
 from engine.training.records import Preview, ProgressRecord
 from engine.training.targets import resize_labels
-from engine.training.terms import StepInputs, display_gradient, weighted_terms
+from engine.training.terms import TERMS, StepInputs, display_gradient, weighted_terms
 
 
 class Trainer:
@@ -37,7 +39,8 @@ class Trainer:
         self.background = background_index(self.classes)
         if len(self.classes) < 2:
             raise TrainingError("a project needs at least two classes to train")
-        self.device = pick_device(config.device)
+        self.world = join(pick_device(config.device))
+        self.device = rank_device(pick_device(config.device), self.world)
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
@@ -48,12 +51,24 @@ class Trainer:
             except TrainingError:
                 self.project.close()
                 raise
+        if self.world.distributed and config.batch_size % self.world.size:
+            raise TrainingError(f"the batch of {config.batch_size} images cannot be split evenly over "
+                                f"{self.world.size} processes: choose a multiple of {self.world.size}")
         self.model.to(self.device)
+        self.forward = self.model
+        """what a training step runs: the network, or its DistributedDataParallel wrapper that averages the
+        gradients over the ranks (preview, evaluation and saving use the network itself)"""
+        if self.world.distributed:
+            if self.device.type == "cuda":  # batch statistics over the global batch, as one process would see
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.forward = DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                                   if self.device.type == "cuda" else None)
         self.optimizer = torch.optim.AdamW(self._parameter_groups(), lr=config.lr, weight_decay=1e-4)
         self.amp = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.data = TrainingSet(self.project, config.supervision, config.working_size)
-        self.sampler = BatchSampler(config.crop_size, config.seed)
+        self.data = TrainingSet(self.project, config.supervision, config.working_size,
+                                shard=(self.world.rank, self.world.size))
+        self.sampler = BatchSampler(config.crop_size, config.seed, stream=self.world.rank)
         self.step = 0
         self.active_s = 0.0
         """seconds spent training inside the loop: pauses between records do not count against ``max_minutes``,
@@ -99,7 +114,7 @@ class Trainer:
         self.model.train()
         while self.step < c.steps:
             entered = time.monotonic()
-            if c.max_minutes is not None and self.active_s > c.max_minutes * 60:
+            if agree(c.max_minutes is not None and self.active_s > c.max_minutes * 60, self.device):
                 notes.append(f"stopped after {c.max_minutes} minutes (--max-minutes)")
                 break
             self._set_lr()
@@ -113,7 +128,10 @@ class Trainer:
                 notes.append(f"prepared the marks of {changed} image{'s' * (changed != 1)} in {preparing:.0f} s "
                              "(not counted as training time)")
             samples = list(self.data.samples.values())
-            if not samples:
+            if agree(not samples, self.device):
+                if self.world.distributed:
+                    raise TrainingError(f"one of the {self.world.size} training processes has no marked image in "
+                                        "its share of the images: mark more images or train with fewer processes")
                 raise TrainingError("no image has a ground-truth mask" if c.supervision == "full" else
                                     "no image has marks yet: draw a few strokes for at least two classes")
             if changed and self.step:
@@ -159,12 +177,12 @@ class Trainer:
 
     def _train_step(self, samples) -> dict[str, float]:
         c = self.config
-        batch = self.sampler.batch(samples, c.batch_size, len(self.classes)).to(self.device)
+        batch = self.sampler.batch(samples, c.batch_size // self.world.size, len(self.classes)).to(self.device)
         with torch.autocast(self.device.type, enabled=self.amp):
-            logits = self.model(batch.inputs)
+            logits = self.forward(batch.inputs)
         terms = self._losses(logits.float(), batch)
         total = sum(terms.values())
-        if not torch.isfinite(total.detach()):
+        if agree(not torch.isfinite(total.detach()), self.device):
             raise TrainingError(f"the loss became {total.item()} at step {self.step + 1}; lower the learning rate "
                                 f"(now {c.lr}) or the regularizer weight (now {c.effective_reg_weight})")
         self.optimizer.zero_grad(set_to_none=True)
@@ -173,7 +191,7 @@ class Trainer:
         self.scaler.update()
         out = {name: t.detach().item() for name, t in terms.items()}
         out["total"] = total.detach().item()
-        return out
+        return mean_over_ranks(out, [*TERMS, "total"], self.device)
 
     # ---- inference --------------------------------------------------------------------------------------------
     @torch.no_grad()

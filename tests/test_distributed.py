@@ -1,0 +1,102 @@
+"""Training one network on two CPU processes with torchrun and DistributedDataParallel (gloo)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.datasets.importer import import_dataset
+from engine.project import Project
+from engine.training.data import TrainingSet
+from tests.test_dataset_io import make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ddp") / "ds"
+    make_dataset(root, n=8, size=(48, 32))
+    return root
+
+
+def test_shards_split_the_images_that_teach(dataset, tmp_path):
+    project, _ = import_dataset(dataset, tmp_path / "p")
+    try:
+        shards = []
+        for rank in range(2):
+            data = TrainingSet(project, "scribbles", 48, shard=(rank, 2))
+            data.refresh()
+            shards.append(set(data.samples))
+        every = TrainingSet(project, "scribbles", 48)
+        every.refresh()
+    finally:
+        project.close()
+    assert len(every.samples) == 4  # half the images have scribbles; every image has a box and tags
+    assert shards[0] | shards[1] == set(every.samples) and not shards[0] & shards[1]
+    assert len(shards[0]) == len(shards[1]) == 2
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_average_their_gradients(dataset, tmp_path):
+    """Rank 0 trains on batch 0, rank 1 on batch 1 (each with its own batch statistics and regularizers, as
+    DistributedDataParallel runs them on the CPU): every parameter's gradient must be the mean of the gradients
+    one process gets from each batch alone. The same float32 operations run in both cases, one thread each, so
+    the only difference is the order of the ranks' sum: tolerance 1e-6 relative to the gradients' scale."""
+    project, _ = import_dataset(dataset, tmp_path / "p")
+    project.close()
+    script = [str(ROOT / "tests" / "distributed_steps.py"), str(tmp_path / "p"), str(tmp_path)]
+    for which in ("0", "1"):
+        subprocess.run([sys.executable, *script, which], check=True, env=_env(), capture_output=True)
+    subprocess.run([*TORCHRUN, *script, "rank"], check=True, env=_env(), capture_output=True)
+    alone = [torch.load(tmp_path / f"grads-{i}.pt") for i in range(2)]
+    ranks = [torch.load(tmp_path / f"grads-rank{r}.pt") for r in range(2)]
+    assert set(ranks[0]) == set(alone[0]) and len(alone[0]) > 10
+    differ = 0
+    for name in alone[0]:
+        mean = (alone[0][name] + alone[1][name]) / 2
+        scale = mean.abs().max().item() + 1e-12
+        for r in range(2):
+            torch.testing.assert_close(ranks[r][name], mean, rtol=0, atol=1e-6 * scale)
+        differ += not torch.allclose(alone[0][name], alone[1][name], rtol=1e-3)
+    assert differ > len(alone[0]) // 2  # the two batches teach different things: the mean is not either one
+
+
+@pytest.mark.timeout(300)
+def test_torchrun_wsv_train_writes_one_run(dataset, tmp_path):
+    wsv = Path(sys.executable).with_name("wsv")
+    res = subprocess.run([*TORCHRUN, "--no-python", str(wsv), "train", str(dataset), "--split", "all", "--out",
+                          str(tmp_path / "run"), "--steps", "3", "--model", "unet", "--working-size", "48",
+                          "--crop-size", "32", "--batch-size", "2", "--json"], capture_output=True, text=True,
+                         env=_env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout)  # one rank printed
+    assert summary["world_size"] == 2 and summary["steps"] == 3 and summary["labelled_images"] == 4
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["world_size"] == 2
+    assert len(json.loads((tmp_path / "run" / "history.json").read_text())) == 3
+    assert Project.exists(tmp_path / "run" / "project")
+
+
+@pytest.mark.timeout(300)
+def test_devices_starts_torchrun_itself(dataset, tmp_path):
+    wsv = Path(sys.executable).with_name("wsv")
+    res = subprocess.run([str(wsv), "train", str(dataset), "--devices", "2", "--batch-size", "3", "--out",
+                          str(tmp_path / "odd"), "--model", "unet", "--steps", "2"], capture_output=True, text=True,
+                         env=_env())
+    assert res.returncode != 0 and "cannot be split evenly over 2 processes" in res.stderr
+    res = subprocess.run([str(wsv), "train", str(dataset), "--split", "all", "--devices", "2", "--out",
+                          str(tmp_path / "run"), "--steps", "2", "--model", "unet", "--working-size", "48",
+                          "--crop-size", "32", "--batch-size", "2", "--json"], capture_output=True, text=True,
+                         env=_env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout)["world_size"] == 2
