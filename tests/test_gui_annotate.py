@@ -61,7 +61,7 @@ def test_drawn_stroke_is_in_the_store_and_on_screen(window):
     assert np.abs(s.points[0] - (20, 30)).max() < 1.5 and np.abs(s.points[-1] - (100, 60)).max() < 1.5
     # The seed layer on screen equals the store's rasterization, pixel for pixel.
     np.testing.assert_array_equal(window.segmentation.canvas.seeds.labels, store.seed_map(image_id))
-    assert "1 stroke" in window.image_list.item(0).text()
+    assert "1 stroke" in window.image_list.text(0)
     # Another connection (e.g. after a crash and restart) sees it: it was committed.
     other = AnnotationStore(window.project.db_path)
     assert len(other.strokes(image_id)) == 1

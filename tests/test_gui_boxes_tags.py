@@ -26,7 +26,7 @@ def test_drag_draws_a_box_of_the_selected_class(boxing):
     assert box.class_id == store.classes()[1].id
     assert box.xyxy == pytest.approx((20, 30, 90, 80), abs=1.5)
     assert list(w.segmentation.canvas.boxes.items) == [box.id]  # shown, from the store
-    assert "1 box" in w.image_list.item(0).text()
+    assert "1 box" in w.image_list.text(0)
 
 
 def test_two_clicks_draw_a_box_and_boxes_stay_inside_the_image(boxing):
@@ -86,7 +86,7 @@ def test_tags_panel(window):  # noqa: F811
     assert store.tags(image_id) is None and "Untagged" in panel.state.text()
     panel.list.item(2).setCheckState(Qt.CheckState.Checked)  # dog; background comes with the first tag
     assert store.tags(image_id).class_ids == {bg, dog}
-    assert "dog" in panel.state.text() and "tagged" in w.image_list.item(0).text()
+    assert "dog" in panel.state.text() and "tagged" in w.image_list.text(0)
     panel.list.item(0).setCheckState(Qt.CheckState.Unchecked)
     assert store.tags(image_id).class_ids == {dog}
     w.undo_stack.undo()
@@ -96,8 +96,7 @@ def test_tags_panel(window):  # noqa: F811
     assert store.tags(image_id) is None
     w.undo_stack.undo()
     assert store.tags(image_id).class_ids == {bg, dog}
-    other = w.image_list.item(1)
-    w.image_list.setCurrentItem(other)
+    w.image_list.select_row(1)
     assert "Untagged" in panel.state.text()
 
 

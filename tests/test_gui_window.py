@@ -25,9 +25,9 @@ def window(qtbot, user_data):
 
 def test_demo_project_lists_images_and_marks(window):
     assert window.image_list.count() == 6
-    first = window.image_list.item(0).text()
+    first = window.image_list.text(0)
     assert first.startswith("garden01.jpg") and "strokes" in first
-    assert "no marks" in window.image_list.item(5).text()
+    assert "no marks" in window.image_list.text(5)
     assert window.current_image_id is not None
     assert [window.class_panel.list.item(i).text().split()[0] for i in range(3)] == ["background", "flower", "leaf"]
 
@@ -54,7 +54,7 @@ def test_selecting_another_image_and_counts_follow_the_store(window, qtbot):
     store.add_stroke(Stroke(last.id, store.classes()[1].id, 3.0, [[10, 10], [40, 30]]))
     window.image_list.update_counts(store.mark_counts())
     window.segmentation.refresh_marks()
-    assert "1 stroke" in window.image_list.item(5).text()
+    assert "1 stroke" in window.image_list.text(5)
 
 
 def test_unreadable_image_is_reported_not_fatal(qtbot, tmp_path, user_data):
@@ -142,3 +142,31 @@ def test_import_annotations_opens_the_imported_project(qtbot, tmp_path, user_dat
     assert [c.name for c in window.project.store.classes()] == ["background", "cat", "dog"]
     assert len(window.project.store.ground_truth_ids()) == 4 and window.image_list.count() == 4
     window.close()
+
+
+def test_a_large_project_decodes_only_the_rows_on_screen(qtbot, user_data, tmp_path):
+    """3000 images listed: the list asks for the thumbnails of the rows it draws, not for every image."""
+    from wsv_gui.main_window import MainWindow
+
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(tmp_path / "one.png")
+    project = Project.create(tmp_path / "big", ["background", "object"])
+    with project.store.transaction():
+        for i in range(3000):  # rows pointing at files that are not there: the list must not look at them all
+            project.store.add_image(f"images/im{i:05d}.png", 40, 30, f"{i:064x}")
+    project.store.add_image(str(tmp_path / "one.png"), 40, 30, "f" * 64)
+    w = MainWindow(project)
+    qtbot.addWidget(w)
+    w.resize(900, 600)
+    w.show()
+    qtbot.waitUntil(lambda: w.image_list.list_model.asked and w.image_list.loading_done(), timeout=10000)
+    model = w.image_list.list_model
+    assert w.image_list.count() == 3001
+    assert 0 < len(model.asked) < 100
+    rows = sorted(model.rows[i] for i in model.asked)
+    assert rows[:-1] == list(range(len(rows) - 1)) and rows[-1] in (len(rows) - 1, 3000)  # the rows on screen
+    # (Qt may also measure the last row)
+    assert "not found" in model.data(model.index(0), 3).lower() or model.problems  # a missing file says so
+    w.image_list.scrollToBottom()
+    w.image_list.select_row(3000)
+    qtbot.waitUntil(lambda: model.records[3000].id in model.icons, timeout=10000)
+    assert len(model.asked) < 200

@@ -75,7 +75,8 @@ def _screenshot_when_ready(app: QApplication, window: MainWindow, out: Path, tim
 
     def attempt() -> None:
         waited["ms"] += 100
-        if window.image_list.loading_done() or waited["ms"] >= timeout_ms:
+        # the list asks for the thumbnails of the rows it draws, so wait for a first paint before asking it
+        if (waited["ms"] >= 300 and window.image_list.loading_done()) or waited["ms"] >= timeout_ms:
             app.processEvents()
             ok = window.grab().save(str(out))
             print(f"screenshot {'saved to' if ok else 'could not be written to'} {out}")

@@ -1,17 +1,19 @@
 """The image list: thumbnails, names and how many marks each image has.
 
-Thumbnails are decoded in a background thread, so opening a folder of thousands of photos never blocks the
-window; the thread sends plain numpy arrays and the list turns them into icons on the GUI thread.
+A model/view list: only the rows on screen are drawn, and a thumbnail is decoded (in a background thread, which
+sends plain numpy arrays the list turns into icons on the GUI thread) the first time its row is drawn, so a
+project of 100 000 images opens at once and never decodes what nobody scrolled to.
 """
 from __future__ import annotations
 
+import queue
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import QListWidget, QListWidgetItem
+from PySide6.QtWidgets import QAbstractItemView, QListView
 
 from engine.annotations.store import MarkCounts
 from engine.annotations.types import ImageRecord
@@ -23,14 +25,16 @@ THUMB = 72
 
 
 class Thumbnails:
-    """Small copies of images, one after another: records (image id, (h, w, 3) uint8 pixels or None, the reason
-    it could not be read or "")."""
+    """Small copies of the images the list asks for, newest request first (the rows on screen now, not the ones
+    scrolled past): records (image id, (h, w, 3) uint8 pixels or None, the reason it could not be read or "").
+    ``None`` in the request stack ends the run."""
 
-    def __init__(self, items: list[tuple[int, Path]]) -> None:
-        self.items = items
+    def __init__(self, requests: queue.LifoQueue) -> None:
+        self.requests = requests
 
     def run(self) -> Iterator[tuple[int, np.ndarray | None, str]]:
-        for image_id, path in self.items:
+        while (request := self.requests.get()) is not None:
+            image_id, path = request
             try:
                 w, h = read_image_size(path)
                 if w * h > CANVAS_MAX_PIXELS:
@@ -41,16 +45,16 @@ class Thumbnails:
 
 
 class ThumbnailWorker(Worker):
-    """Decodes the thumbnails in its thread (wsv_gui.workers); stopping ends it between two images."""
+    """Decodes the thumbnails in its thread (wsv_gui.workers) as the list asks for them."""
 
     what = "reading thumbnails"
 
-    def __init__(self, items: list[tuple[int, Path]]) -> None:
+    def __init__(self, requests: queue.LifoQueue) -> None:
         super().__init__()
-        self.items = items
+        self.requests = requests
 
     def create(self) -> Thumbnails:
-        return Thumbnails(self.items)
+        return Thumbnails(self.requests)
 
     def finish(self, thumbnails: Thumbnails) -> str:
         return ""
@@ -67,7 +71,72 @@ def too_large_to_show(width: int, height: int) -> str:
             f"shows up to {CANVAS_MAX_PIXELS / 1e6:.0f}); downscale it, or make its mask with wsv predict")
 
 
-class ImageList(QListWidget):
+def marks_text(counts: MarkCounts | None) -> str:
+    parts = []
+    if counts is not None:
+        if counts.strokes:
+            parts.append(f"{counts.strokes} stroke{'s' * (counts.strokes != 1)}")
+        if counts.boxes:
+            parts.append(f"{counts.boxes} box{'es' * (counts.boxes != 1)}")
+        if counts.tagged:
+            parts.append("tagged")
+    return ", ".join(parts) if parts else "no marks"
+
+
+class ImageModel(QAbstractListModel):
+    """The project's images as rows: name and marks, a thumbnail once decoded. A row's thumbnail is asked for
+    the first time the view draws the row, so a project of 100 000 images decodes only what is scrolled to."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.records: list[ImageRecord] = []
+        self.rows: dict[int, int] = {}
+        self.counts: dict[int, MarkCounts] = {}
+        self.icons: dict[int, QIcon] = {}
+        self.problems: dict[int, str] = {}
+        self.asked: set[int] = set()
+        self.path_of: Callable[[ImageRecord], Path] = lambda rec: Path(rec.path)
+        self.requests: queue.LifoQueue | None = None
+        placeholder = QPixmap(THUMB, THUMB)
+        placeholder.fill(QColor(70, 70, 74))
+        self.placeholder = QIcon(placeholder)
+
+    def reset(self, records: list[ImageRecord], path_of: Callable[[ImageRecord], Path],
+              counts: dict[int, MarkCounts], requests: queue.LifoQueue) -> None:
+        self.beginResetModel()
+        self.records, self.path_of, self.counts, self.requests = records, path_of, counts, requests
+        self.rows = {rec.id: i for i, rec in enumerate(records)}
+        self.icons, self.problems, self.asked = {}, {}, set()
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.records)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        rec = self.records[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{Path(rec.path).name}\n{marks_text(self.counts.get(rec.id))}"
+        if role == Qt.ItemDataRole.DecorationRole:
+            if rec.id not in self.asked and self.requests is not None:
+                self.asked.add(rec.id)
+                self.requests.put((rec.id, self.path_of(rec)))
+            return self.icons.get(rec.id, self.placeholder)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.problems.get(rec.id, rec.path)
+        if role == Qt.ItemDataRole.ForegroundRole and rec.id in self.problems:
+            return QColor(220, 90, 80)
+        if role == Qt.ItemDataRole.UserRole:
+            return rec.id
+        return None
+
+    def changed(self, image_id: int) -> None:
+        index = self.index(self.rows[image_id])
+        self.dataChanged.emit(index, index)
+
+
+class ImageList(QListView):
     imageSelected = Signal(int)
 
     def __init__(self, parent=None) -> None:
@@ -75,74 +144,75 @@ class ImageList(QListWidget):
         self.setIconSize(QSize(THUMB, THUMB))
         self.setUniformItemSizes(True)
         self.setSpacing(2)
-        self._items: dict[int, QListWidgetItem] = {}
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.list_model = ImageModel(self)
+        self.setModel(self.list_model)
         self._loader: WorkerThread | None = None
-        self.currentItemChanged.connect(self._on_current)
+        self.selectionModel().currentChanged.connect(self._on_current)
 
-    def populate(self, records: list[ImageRecord], paths: dict[int, Path], counts: dict[int, MarkCounts]) -> None:
+    def populate(self, records: list[ImageRecord], path_of: Callable[[ImageRecord], Path],
+                 counts: dict[int, MarkCounts]) -> None:
+        """Show these images; ``path_of`` finds an image's file when its thumbnail is first needed."""
         self.stop_loading()
-        self.clear()
-        self._items.clear()
-        placeholder = QPixmap(THUMB, THUMB)
-        placeholder.fill(QColor(70, 70, 74))
-        for rec in records:
-            item = QListWidgetItem(QIcon(placeholder), "")
-            item.setData(Qt.ItemDataRole.UserRole, rec.id)
-            item.setToolTip(rec.path)
-            self.addItem(item)
-            self._items[rec.id] = item
-            self._label(rec, counts.get(rec.id))
-        self._records = {rec.id: rec for rec in records}
-        self._loader = WorkerThread(ThumbnailWorker([(rec.id, paths[rec.id]) for rec in records]), self)
+        requests: queue.LifoQueue = queue.LifoQueue()
+        self.list_model.reset(records, path_of, counts, requests)
+        self._loader = WorkerThread(ThumbnailWorker(requests), self)
         self._loader.worker.progress.connect(self._on_thumb)
         self._loader.start()
 
-    def update_counts(self, counts: dict[int, MarkCounts]) -> None:
-        for image_id, c in counts.items():
-            if image_id in self._records:
-                self._label(self._records[image_id], c)
+    def count(self) -> int:
+        return self.list_model.rowCount()
 
-    def _label(self, rec: ImageRecord, counts: MarkCounts | None) -> None:
-        parts = []
-        if counts is not None:
-            if counts.strokes:
-                parts.append(f"{counts.strokes} stroke{'s' * (counts.strokes != 1)}")
-            if counts.boxes:
-                parts.append(f"{counts.boxes} box{'es' * (counts.boxes != 1)}")
-            if counts.tagged:
-                parts.append("tagged")
-        marks = ", ".join(parts) if parts else "no marks"
-        self._items[rec.id].setText(f"{Path(rec.path).name}\n{marks}")
+    def text(self, row: int) -> str:
+        return self.list_model.data(self.list_model.index(row))
+
+    def update_counts(self, counts: dict[int, MarkCounts]) -> None:
+        model = self.list_model
+        changed = [i for i, c in counts.items() if i in model.rows and model.counts.get(i) != c]
+        model.counts = counts
+        for image_id in changed:
+            model.changed(image_id)
 
     def _on_thumb(self, record: tuple[int, np.ndarray | None, str]) -> None:
         image_id, pixels, problem = record
-        if image_id not in self._items:
+        model = self.list_model
+        if image_id not in model.rows:
             return
         if pixels is None:
-            self._items[image_id].setToolTip(problem)
-            self._items[image_id].setForeground(QColor(220, 90, 80))
-            return
-        pm = QPixmap.fromImage(rgb_image(pixels)).scaled(
-            THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-        self._items[image_id].setIcon(QIcon(pm))
+            model.problems[image_id] = problem
+        else:
+            model.icons[image_id] = QIcon(QPixmap.fromImage(rgb_image(pixels)).scaled(
+                THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+        model.changed(image_id)
 
-    def _on_current(self, current: QListWidgetItem | None, _previous) -> None:
-        if current is not None:
+    def _on_current(self, current: QModelIndex, _previous) -> None:
+        if current.isValid():
             self.imageSelected.emit(int(current.data(Qt.ItemDataRole.UserRole)))
 
     def current_id(self) -> int | None:
-        item = self.currentItem()
-        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+        index = self.currentIndex()
+        return int(index.data(Qt.ItemDataRole.UserRole)) if index.isValid() else None
 
     def select(self, image_id: int) -> None:
-        if image_id in self._items:
-            self.setCurrentItem(self._items[image_id])
+        row = self.list_model.rows.get(image_id)
+        if row is not None:
+            self.setCurrentIndex(self.list_model.index(row))
+
+    def select_row(self, row: int) -> None:
+        self.setCurrentIndex(self.list_model.index(row))
+
+    def thumbnails_pending(self) -> int:
+        """Thumbnails asked for and not decoded yet."""
+        model = self.list_model
+        return len(model.asked) - len(model.icons) - len(model.problems)
 
     def loading_done(self) -> bool:
-        return self._loader is None or self._loader.isFinished()
+        """Every thumbnail the list has asked for so far is decoded (or known unreadable)."""
+        return self._loader is None or self.thumbnails_pending() <= 0
 
     def stop_loading(self) -> None:
         if self._loader is not None:
+            self.list_model.requests.put(None)
             self._loader.worker.stop()
             self._loader.wait()
             self._loader = None

@@ -132,15 +132,14 @@ class MainWindow(QMainWindow):
         else:
             self.status_image.setText("This project has no images yet: File ▸ Open Folder of Images…")
         self.status_saved.setText("all marks saved")
-        missing = project.missing_images()
+        missing = project.missing_images(records)
         if missing:
             self.status_image.setText(f"{len(missing)} of {len(records)} images are not where the project refers to "
                                       f"them: {LOCATE_HINT}")
 
     def _populate_images(self) -> list[ImageRecord]:
         records = self.project.store.images()
-        self.image_list.populate(records, {r.id: self.project.image_path(r) for r in records},
-                                 self.project.store.mark_counts())
+        self.image_list.populate(records, self.project.image_path, self.project.store.mark_counts())
         return records
 
     def locate_missing_images(self, folder: Path | None = None) -> None:

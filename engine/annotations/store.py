@@ -290,7 +290,10 @@ class AnnotationStore:
             boxes = dict(c.execute("SELECT image_id, COUNT(*) FROM boxes GROUP BY image_id").fetchall())
             tagged = {r[0] for r in c.execute("SELECT image_id FROM tagged_images")}
             ids = [r[0] for r in c.execute("SELECT id FROM images")]
-        return {i: MarkCounts(strokes.get(i, 0), boxes.get(i, 0), i in tagged) for i in ids}
+        counts = dict.fromkeys(ids, MarkCounts(0, 0, False))  # one shared record for the many unmarked images
+        for i in strokes.keys() | boxes.keys() | tagged:
+            counts[i] = MarkCounts(strokes.get(i, 0), boxes.get(i, 0), i in tagged)
+        return counts
 
     def marked_classes(self) -> list[str]:
         """Names of the classes the marks teach, in class order: those painted by strokes, tagged present, or
