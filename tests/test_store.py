@@ -261,3 +261,21 @@ def test_marked_classes(store):
     assert store.marked_classes() == ["horse"]
     store.add_box(Box(image_id, horse, 0, 0, 5, 5))  # outside the box is background
     assert store.marked_classes() == ["background", "horse"]
+
+
+def test_a_failed_inner_transaction_undoes_only_its_own_changes(store):
+    """An import commits many images at once; an image that fails half-way must leave nothing behind while the
+    images before and after it in the same commit are kept."""
+    bg, _, _ = ids(store)
+    with store.transaction():
+        b = store.add_image("b.png", 40, 30, "01")
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                c = store.add_image("c.png", 40, 30, "02")
+                store.add_strokes([Stroke(c.id, bg, 2.0, np.array([[1.0, 1.0], [5.0, 5.0]], np.float32))])
+                raise RuntimeError("the image's marks were malformed")
+        with store.transaction():
+            d = store.add_image("d.png", 40, 30, "03")
+    assert [r.path for r in store.images()] == ["a.png", "b.png", "d.png"]
+    assert sum(counts.strokes for counts in store.mark_counts().values()) == 0  # c's stroke went with it
+    assert store.marks(d.id).strokes == [] and store.marks(b.id).strokes == []

@@ -104,11 +104,19 @@ class AnnotationStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Group several changes into one transaction: all of them are on disk, or none (an image and all its
-        marks on import). Writes inside join it instead of committing on their own."""
+        marks on import). Writes inside join it instead of committing on their own; a transaction inside another
+        is a savepoint, undone alone if it fails (an import commits many images at once, each whole or absent)."""
         if self._depth:
+            name = f"nested{self._depth}"
+            self._conn.execute(f"SAVEPOINT {name}")
             self._depth += 1
             try:
                 yield self._conn
+                self._conn.execute(f"RELEASE {name}")
+            except BaseException:
+                self._conn.execute(f"ROLLBACK TO {name}")
+                self._conn.execute(f"RELEASE {name}")
+                raise
             finally:
                 self._depth -= 1
             return

@@ -87,6 +87,12 @@ class ScribbleSimulation:
         return simulate_scribbles(mask, ratio=self.ratio, radius=self.brush, seed=self.seed + offset)
 
 
+IMAGES_PER_COMMIT = 64
+"""Images stored per commit: a commit waits for the disk, and one per image made it a good part of an import's
+time; each image is still stored whole or not at all (a savepoint), so an interrupted import loses at most the
+images of its last commit, which a rerun adds."""
+
+
 def import_dataset(dataset: str | Path | DatasetFolder, project_root: str | Path, *, split: str = "all",
                    copy_images: bool = False, scribbles_dir: str = "scribbles",
                    simulate: ScribbleSimulation | None = None, simulate_boxes: bool = False,
@@ -115,22 +121,25 @@ def import_dataset(dataset: str | Path | DatasetFolder, project_root: str | Path
     background = background_index([c.name for c in classes])
     report = ImportReport(errors=list(ds.unreadable))
     known = {rec.path for rec in project.store.images()}
-    for n, image_id in enumerate(ids):
-        src = ds.images[image_id]
-        try:
-            if copy_images:
-                src = _copy_into(project, src)
-            if project.relative(src) in known:
-                report.already_imported += 1
-            else:
-                _import_one(project, ds, image_id, src, n, classes, background, report, scribbles_dir=scribbles_dir,
-                            simulate=simulate, simulate_boxes=simulate_boxes, simulate_tags=simulate_tags,
-                            masks_as=masks_as)
-                known.add(project.relative(src))
-        except (ImageLoadError, DatasetError, StoreError, OSError) as exc:
-            report.errors.append(str(exc))
-        if on_progress:
-            on_progress(n + 1, len(ids))
+    for start in range(0, len(ids), IMAGES_PER_COMMIT):
+        with project.store.transaction():  # each image a savepoint inside: whole or absent
+            for n in range(start, min(start + IMAGES_PER_COMMIT, len(ids))):
+                image_id = ids[n]
+                src = ds.images[image_id]
+                try:
+                    if copy_images:
+                        src = _copy_into(project, src)
+                    if project.relative(src) in known:
+                        report.already_imported += 1
+                    else:
+                        _import_one(project, ds, image_id, src, n, classes, background, report,
+                                    scribbles_dir=scribbles_dir, simulate=simulate, simulate_boxes=simulate_boxes,
+                                    simulate_tags=simulate_tags, masks_as=masks_as)
+                        known.add(project.relative(src))
+                except (ImageLoadError, DatasetError, StoreError, OSError) as exc:
+                    report.errors.append(str(exc))
+                if on_progress:
+                    on_progress(n + 1, len(ids))
     return project, report
 
 
