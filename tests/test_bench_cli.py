@@ -193,3 +193,15 @@ def test_bench_quality_and_refine_on_an_object_set(capsys, tmp_path, monkeypatch
     assert all(0 <= r["marked_image_iou"] <= 1 and r["images"] == 3 for r in records)
     code, _, err = run(capsys, "bench", "refine", *args, "--methods", "tags")
     assert code == 1 and "bench quality" in err
+
+
+def test_bench_scale_records(capsys, tmp_path):
+    code, out, err = run(capsys, "bench", "scale", "--import-images", "3", "--open-images", "300", "--strokes", "500",
+                         "--train-seconds", "0", "--work", tmp_path, "--json")
+    assert code == 0, err
+    records = {r["measure"]: r for r in json.loads(out)}
+    assert records["import"]["images"] == 3 and records["import"]["images_per_s"] > 0
+    assert records["open"]["images"] == 300 and records["gui_first_paint"]["rows"] == 300
+    assert 0 < records["gui_first_paint"]["thumbnails_asked"] < 300
+    assert records["store"]["strokes"] == 500 + 200  # the bench's own strokes on top
+    assert not list((tmp_path / "imported").glob("images/*"))  # referenced in place, not copied

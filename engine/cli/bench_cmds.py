@@ -107,6 +107,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--json", action="store_true")
     ld.set_defaults(func=cmd_load)
 
+    sc = bench.add_parser("scale", help="import rate, opening and first paint of a large project, store latency "
+                                         "with a million strokes, training with 1 and 2 processes")
+    sc.add_argument("--import-images", type=int, default=10_000, help="0.5-megapixel photos to import")
+    sc.add_argument("--open-images", type=int, default=100_000, help="images in the project opened")
+    sc.add_argument("--strokes", type=int, default=1_000_000, help="strokes in the project whose store is timed")
+    sc.add_argument("--train-seconds", type=float, default=60.0,
+                    help="training time with 1 and with 2 processes (0: skip)")
+    sc.add_argument("--work", type=Path, default=Path("runs/bench-scale"),
+                    help="folder for the generated photos and projects (kept for reruns)")
+    sc.add_argument("--json", action="store_true")
+    sc.set_defaults(func=cmd_scale)
+
     g = bench.add_parser("gui", help="event-loop stalls and stroke latency on a 4000x3000 image while training")
     g.add_argument("--seconds", type=float, default=30.0, help="how long to measure while training")
     g.add_argument("--json", action="store_true")
@@ -235,6 +247,23 @@ def cmd_load(args: argparse.Namespace) -> int:
     try:
         records = run_load(args.seconds, competitors, policies, args.threads, log=lambda m: print(m, file=sys.stderr))
     except (ValueError, RuntimeError) as exc:
+        raise CliError(str(exc)) from None
+    emit(records, args.json, "\n".join(_row(r) for r in records))
+    return 0
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    from engine.bench.scale import run_scale
+
+    for name in ("import_images", "open_images", "strokes"):
+        if getattr(args, name) < 1:
+            raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.train_seconds < 0:
+        raise CliError(f"--train-seconds must be >= 0, got {args.train_seconds}")
+    try:
+        records = run_scale(args.work, args.import_images, args.open_images, args.strokes, args.train_seconds,
+                            log=lambda m: print(m, file=sys.stderr))
+    except (RuntimeError, OSError) as exc:
         raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
     return 0
