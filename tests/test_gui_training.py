@@ -62,7 +62,15 @@ def test_training_sends_predictions_that_change_the_overlay(window, qtbot):
     assert window.segmentation.toolbar.network_only()
     window.segmentation.toolbar.toggle_network()
     np.testing.assert_array_equal(window.segmentation.canvas.prediction.rgba(), lut)
-    window.segmentation.toolbar.mode.setCurrentIndex(3)  # P(right), after the mask and network modes
+    toolbar = window.segmentation.toolbar
+    toolbar.mode.setCurrentIndex(toolbar.mode.findText("uncertainty"))
+    assert toolbar.measure() == "uncertainty" and toolbar.heatmap_class() is None
+    unsure = window.segmentation.canvas.prediction.rgba()
+    np.testing.assert_array_equal(unsure, overlay_rgba(preview, window.class_colors(), None, measure="uncertainty"))
+    toolbar.mode.setCurrentIndex(toolbar.mode.findText("disagreement"))
+    overruled = window.segmentation.canvas.prediction.rgba()
+    np.testing.assert_array_equal(overruled[..., 3] > 0, preview.refined != preview.labels)
+    toolbar.mode.setCurrentIndex(toolbar.mode.findText("P(right)"))
     heat = window.segmentation.canvas.prediction.rgba()
     np.testing.assert_array_equal(heat, overlay_rgba(preview, window.class_colors(), 1))
     assert not np.array_equal(heat, first)

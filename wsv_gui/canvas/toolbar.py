@@ -9,8 +9,11 @@ from wsv_gui.canvas.view import BOX, BRUSH, ERASER, PAN
 
 
 NETWORK_MODE = "network"
-MODES = ("mask", NETWORK_MODE)
-"""the overlay's class-colour modes, before one heat-map entry per class"""
+MEASURES = ("uncertainty", "disagreement")
+"""views of how sure the network is (engine.uncertainty): its normalized entropy as a heat map, and where a
+marked image's refined mask overrules it"""
+MODES = ("mask", NETWORK_MODE, *MEASURES)
+"""the overlay's modes, before one probability heat map per class"""
 
 
 def _slider(value: int, tip: str) -> QSlider:
@@ -69,8 +72,9 @@ class CanvasToolbar(QWidget):
         row.addWidget(self.show_prediction)
         self.mode = QComboBox()
         self.mode.setToolTip("the mask (on a marked image refined with its marks, as Export Masks writes it), the "
-                             "network's own answer, or one class's probability as a heat map (N toggles mask and "
-                             "network)")
+                             "network's own answer, how unsure the network is (entropy: bright where it hesitates), "
+                             "where a marked image's marks overrule it, or one class's probability as a heat map "
+                             "(N toggles mask and network)")
         self.mode.currentIndexChanged.connect(lambda _: self.predictionModeChanged.emit())
         row.addWidget(self.mode)
         self.prediction_opacity = _slider(45, "opacity of the prediction")
@@ -94,6 +98,11 @@ class CanvasToolbar(QWidget):
         """Class index whose probability is shown, or None for class colours."""
         i = self.mode.currentIndex()
         return None if i < len(MODES) else i - len(MODES)
+
+    def measure(self) -> str | None:
+        """The uncertainty view chosen (one of MEASURES), or None."""
+        i = self.mode.currentIndex()
+        return MODES[i] if 0 <= i < len(MODES) and MODES[i] in MEASURES else None
 
     def network_only(self) -> bool:
         """Whether the network's own answer is shown even where refined masks exist."""

@@ -210,12 +210,14 @@ class SegmentationTab(Tab):
         if preview is None or not self.toolbar.show_prediction.isChecked():
             self.canvas.set_prediction(None)
         else:
-            heat = self.toolbar.heatmap_class()
+            heat, measure = self.toolbar.heatmap_class(), self.toolbar.measure()
             colors = self.host.class_colors()
-            self.canvas.set_prediction(overlay_rgba(preview, colors, heat, self.toolbar.network_only()))
-            # A probability map is read by its shades: at a mask's see-through opacity they fade into the photo.
+            self.canvas.set_prediction(overlay_rgba(preview, colors, heat, self.toolbar.network_only(), measure))
+            # A heat map is read by its shades (and the disagreement by a few pixels): at a mask's see-through
+            # opacity they fade into the photo.
             opacity = self.toolbar.prediction_opacity.value() / 100
-            self.canvas.prediction.setOpacity(opacity if heat is None else max(opacity, HEAT_OPACITY))
+            shaded = heat is not None or measure is not None
+            self.canvas.prediction.setOpacity(max(opacity, HEAT_OPACITY) if shaded else opacity)
         if preview is not None:
             self.gradient_view.show_preview(preview)
         else:
