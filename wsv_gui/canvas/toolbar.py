@@ -73,8 +73,10 @@ class CanvasToolbar(QWidget):
         self.mode = QComboBox()
         self.mode.setToolTip("the mask (on a marked image refined with its marks, as Export Masks writes it), the "
                              "network's own answer, how unsure the network is (entropy: bright where it hesitates), "
-                             "where a marked image's marks overrule it, or one class's probability as a heat map "
-                             "(N toggles mask and network)")
+                             "where a marked image's marks overrule it (the mask's classes there only), or one "
+                             "class's probability as a heat map (N toggles mask and network)")
+        self.mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.mode.setMinimumContentsLength(13)
         self.mode.currentIndexChanged.connect(lambda _: self.predictionModeChanged.emit())
         row.addWidget(self.mode)
         self.prediction_opacity = _slider(45, "opacity of the prediction")

@@ -14,30 +14,26 @@ from wsv_gui.canvas.layers import colormap_rgba
 _HEAT = (pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=False)).astype(np.uint8)
 
 
-DISAGREEMENT = (255, 60, 200, 255)
-"""colour of the pixels where a marked image's marks overrule the network"""
-
-
 def overlay_rgba(preview: Preview, colors: np.ndarray, heat_class: int | None, network_only: bool = False,
                  measure: str | None = None) -> np.ndarray:
     """The mask in class colours — refined with the image's marks where the preview has one, unless
     ``network_only`` — or the probability of ``heat_class`` as an 'inferno' heat map (0 to 1), or a
-    ``measure``: "uncertainty" (the network's normalized entropy as a heat map) or "disagreement" (where the
-    refined mask differs from the network's labels; nothing on an image without marks)."""
+    ``measure``: "uncertainty" (the network's normalized entropy as a heat map) or "disagreement" (the refined
+    mask's class colours only where it overrules the network's labels; nothing on an image without marks)."""
     if measure == "uncertainty":
         return colormap_rgba(normalized_entropy(preview.probs), _HEAT, 0.0, 1.0)
-    if measure == "disagreement":
-        out = np.zeros((*preview.labels.shape, 4), np.uint8)
-        differs = disagreement(preview.labels, preview.refined)
-        if differs is not None:
-            out[differs] = DISAGREEMENT
-        return out
     if heat_class is not None and heat_class < preview.probs.shape[0]:
         return colormap_rgba(preview.probs[heat_class].astype(np.float32), _HEAT, 0.0, 1.0)
     lut = np.zeros((256, 4), np.uint8)
     n = min(len(colors), 255)
     lut[:n, :3] = colors[:n]
     lut[:n, 3] = 255
+    if measure == "disagreement":
+        differs = disagreement(preview.labels, preview.refined)
+        out = np.zeros((*preview.labels.shape, 4), np.uint8)
+        if differs is not None:
+            out[differs] = lut[preview.refined[differs]]
+        return out
     return lut[shown_labels(preview, network_only)]
 
 
