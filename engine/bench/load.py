@@ -64,19 +64,21 @@ def measure(project_root: Path, seconds: float, threads: int | None) -> dict:
 
 
 def run_load(seconds: float, competitors: Iterable[int], policies: Iterable[str], threads: int | None,
-             log: Callable[[str], None] = print) -> list[dict]:
-    """One record per (policy, number of competing processes), with the share of that policy's idle
-    throughput kept and the share of the cores left to training."""
+             log: Callable[[str], None] = print, repeats: int = 1) -> list[dict]:
+    """One record per (repeat, policy, number of competing processes), with the share of that policy's idle
+    throughput (in the same repeat) kept and the share of the cores left to training. Repeats run the whole
+    grid again, so a slow spell of the machine shows as spread instead of favouring one setting."""
     from engine.datasets.importer import import_dataset
 
     cores = os.cpu_count() or 1
+    policies, competitors = list(policies), list(competitors)
     records: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="wsv-bench-load-") as tmp:
         project, report = import_dataset(DEMO, Path(tmp) / "project")
         project.close()
         if report.errors:
             raise ValueError("the bundled demo could not be imported: " + "; ".join(report.errors))
-        for policy in policies:
+        for repeat, policy in ((r, p) for r in range(repeats) for p in policies):
             idle = None
             for count in competitors:
                 env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
@@ -95,7 +97,8 @@ def run_load(seconds: float, competitors: Iterable[int], policies: Iterable[str]
                     raise RuntimeError(f"the measuring process failed:\n{res.stderr.strip()[-2000:]}")
                 rec = json.loads(res.stdout)
                 idle = rec["steps_per_s"] if count == 0 else idle
-                record = {"bench": "load", "policy": policy, "competing_processes": count, "cores": cores,
+                record = {"bench": "load", "repeat": repeat, "policy": policy, "competing_processes": count,
+                          "cores": cores,
                           "threads": rec["threads"], "steps_per_s": rec["steps_per_s"], "steps": rec["steps"],
                           "seconds": rec["seconds"], "cores_left_share": round(max(cores - count, 0) / cores, 3),
                           "idle_share": round(rec["steps_per_s"] / idle, 3) if idle else None,

@@ -104,6 +104,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="comma-separated wait policies: passive (the engine's default), spin (libgomp's default: "
                          "300 000 spins before sleeping) or spin-N")
     ld.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    ld.add_argument("--repeats", type=int, default=1, help="run the whole grid this many times")
     ld.add_argument("--json", action="store_true")
     ld.set_defaults(func=cmd_load)
 
@@ -242,10 +243,11 @@ def cmd_load(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(str(exc)) from None
     competitors = sorted({0, *_counts(args.competitors)}) if args.competitors else [0, 1]
-    if args.seconds <= 0:
-        raise CliError(f"--seconds must be positive, got {args.seconds}")
+    if args.seconds <= 0 or args.repeats < 1:
+        raise CliError(f"--seconds must be positive and --repeats at least 1, got {args.seconds} and {args.repeats}")
     try:
-        records = run_load(args.seconds, competitors, policies, args.threads, log=lambda m: print(m, file=sys.stderr))
+        records = run_load(args.seconds, competitors, policies, args.threads, log=lambda m: print(m, file=sys.stderr),
+                           repeats=args.repeats)
     except (ValueError, RuntimeError) as exc:
         raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
