@@ -142,13 +142,14 @@ def cmd_crf(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ints(text: str) -> list[int]:
+def _ints(text: str, minimum: int = 1) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         values = []
-    if not values or min(values) < 1:
-        raise CliError(f"expected comma-separated positive integers, got {text!r}")
+    if not values or min(values) < minimum:
+        what = "positive integers" if minimum == 1 else f"integers >= {minimum}"
+        raise CliError(f"expected comma-separated {what}, got {text!r}")
     return values
 
 
@@ -242,7 +243,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             policy_env(policy)
         except ValueError as exc:
             raise CliError(str(exc)) from None
-    competitors = sorted({0, *_counts(args.competitors)}) if args.competitors else [0, 1]
+    competitors = sorted({0, *_ints(args.competitors, minimum=0)}) if args.competitors else [0, 1]
     if args.seconds <= 0 or args.repeats < 1:
         raise CliError(f"--seconds must be positive and --repeats at least 1, got {args.seconds} and {args.repeats}")
     try:
@@ -269,16 +270,6 @@ def cmd_scale(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
     return 0
-
-
-def _counts(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = [-1]
-    if not values or min(values) < 0:
-        raise CliError(f"expected comma-separated counts >= 0, got {text!r}")
-    return values
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
