@@ -39,8 +39,9 @@ class Trainer:
         self.background = background_index(self.classes)
         if len(self.classes) < 2:
             raise TrainingError("a project needs at least two classes to train")
-        self.world = join(pick_device(config.device))
-        self.device = rank_device(pick_device(config.device), self.world)
+        device = pick_device(config.device)
+        self.world = join(device)
+        self.device = rank_device(device, self.world)
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
@@ -52,6 +53,7 @@ class Trainer:
                 self.project.close()
                 raise
         if self.world.distributed and config.batch_size % self.world.size:
+            self.project.close()
             raise TrainingError(f"the batch of {config.batch_size} images cannot be split evenly over "
                                 f"{self.world.size} processes: choose a multiple of {self.world.size}")
         self.model.to(self.device)
