@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from engine.training.config import TrainConfig
-from engine.training.data import BatchSampler, TrainingSet
+from engine.training.data import BatchKeys, TrainingIndex, TrainingItems, collate
 from engine.training.distributed import leave
 from engine.training.trainer import Trainer
 
@@ -18,11 +18,12 @@ def main(project: Path, out: Path, which: str) -> None:
     config = TrainConfig(model="unet", working_size=48, crop_size=32, batch_size=2, steps=1, max_minutes=None,
                          eval_interval_s=0, seed=0)
     trainer = Trainer(project, config)
-    every = TrainingSet(trainer.project, config.supervision, config.working_size)  # all images, not a shard
+    every = TrainingIndex(trainer.project, config.supervision)  # all images, not a shard
     every.refresh()
     index = trainer.world.rank if which == "rank" else int(which)
-    batch = BatchSampler(config.crop_size, 1 + index).batch(list(every.samples.values()), 2, len(trainer.classes))
-    trainer.sampler.batch = lambda samples, size, classes: batch
+    items = TrainingItems(trainer.source, config.crop_size)
+    loaded = collate([items[key] for key in next(iter(BatchKeys(every, 2, 1 + index)))])
+    trainer.next_loaded = lambda: loaded
     next(trainer.run())
     grads = {name: p.grad.clone() for name, p in trainer.model.named_parameters() if p.grad is not None}
     torch.save(grads, out / f"grads-{'rank' + str(trainer.world.rank) if which == 'rank' else which}.pt")

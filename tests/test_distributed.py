@@ -12,7 +12,7 @@ import torch
 
 from engine.datasets.importer import import_dataset
 from engine.project import Project
-from engine.training.data import TrainingSet
+from engine.training.data import TrainingIndex
 from tests.test_dataset_io import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,15 +35,15 @@ def test_shards_split_the_images_that_teach(dataset, tmp_path):
     try:
         shards = []
         for rank in range(2):
-            data = TrainingSet(project, "scribbles", 48, shard=(rank, 2))
+            data = TrainingIndex(project, "scribbles", shard=(rank, 2))
             data.refresh()
-            shards.append(set(data.samples))
-        every = TrainingSet(project, "scribbles", 48)
+            shards.append(set(dict(data.keys)))
+        every = TrainingIndex(project, "scribbles")
         every.refresh()
     finally:
         project.close()
-    assert len(every.samples) == 4  # half the images have scribbles; every image has a box and tags
-    assert shards[0] | shards[1] == set(every.samples) and not shards[0] & shards[1]
+    assert len(every.keys) == 4  # half the images have scribbles; every image has a box and tags
+    assert shards[0] | shards[1] == set(dict(every.keys)) and not shards[0] & shards[1]
     assert len(shards[0]) == len(shards[1]) == 2
 
 

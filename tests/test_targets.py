@@ -93,15 +93,30 @@ def test_the_background_is_the_class_named_so():
     assert background_index(["building", "grass", "sky"]) is None
 
 
-def test_batches_crop_the_drawn_flags_with_the_seeds(tmp_path):
-    from engine.training.data import BatchSampler
+class _OneSample:
+    """A SampleSource that always gives the same sample."""
 
+    def __init__(self, sample):
+        self.fixed = sample
+
+    def sample(self, image_id, revision):
+        return self.fixed
+
+
+def _batch(sample, n):
+    from engine.training.data import TrainingItems, collate
+
+    items = TrainingItems(_OneSample(sample), 32)
+    return collate([items[(sample.image_id, 0, seed)] for seed in range(n)]).batch
+
+
+def test_batches_crop_the_drawn_flags_with_the_seeds(tmp_path):
     project, image_id, img = project_with_marks(tmp_path)
     sample = build_sample(project.store, image_id, img, False, "marks")
-    batch = BatchSampler(32, seed=0).batch([sample] * 6, 6, 3)
+    batch = _batch(sample, 6)
     assert batch.drawn.dtype == torch.bool and batch.drawn.shape == batch.seeds.shape == (6, 32, 32)
     assert (batch.seeds[batch.drawn] == 1).all()  # drawn flags land on the stroke's class, never on box seeds
     assert batch.drawn.any() and (batch.seeds[~batch.drawn] != 255).any()
     strokes_only = build_sample(project.store, image_id, img, False, "scribbles")
-    assert batch.boxed.all() and not BatchSampler(32, seed=0).batch([strokes_only], 2, 3).boxed.any()
+    assert batch.boxed.all() and not _batch(strokes_only, 2).boxed.any()
     project.close()

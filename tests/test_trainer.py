@@ -169,7 +169,7 @@ def test_saved_model_predicts_the_same(tmp_path):
     trainer = Trainer(root, config(steps=3))
     list(trainer.run())
     trainer.save(tmp_path / "model")
-    image, _ = trainer.data.load_image(trainer.project.store.images()[0].id)
+    image, _ = trainer.source.image(trainer.project.store.images()[0].id)
     expected = trainer.predict_probs(image).argmax(0).numpy()
     trainer.close()
     model, cfg = load_model(tmp_path / "model")
@@ -200,10 +200,11 @@ def test_new_layers_learn_faster_than_the_pretrained_encoder(tmp_path):
 
 
 def test_preparing_marks_does_not_count_against_the_time_budget(tmp_path, monkeypatch):
-    """Reading marks into targets (GrabCut seeds for hundreds of boxed images take minutes) is not training: a
-    two-second budget still trains after a first preparation that took ten seconds on the trainer's clock."""
+    """Building targets (GrabCut seeds for boxed images take about a second each) is not training: a two-second
+    budget still trains after a first batch whose targets took ten seconds on the trainer's clock."""
+    import dataclasses
+
     import engine.training.trainer as trainer_module
-    from engine.training.data import TrainingSet
 
     clock = [0.0]
 
@@ -211,15 +212,17 @@ def test_preparing_marks_does_not_count_against_the_time_budget(tmp_path, monkey
         clock[0] += 0.01
         return clock[0]
 
-    refresh = TrainingSet.refresh
+    next_loaded = Trainer.next_loaded
 
-    def slow_refresh(self):
-        changed = refresh(self)
-        clock[0] += 10.0 * bool(changed)
-        return changed
+    def slow_first_batch(self):
+        loaded = next_loaded(self)
+        if self.step == 0:
+            clock[0] += 10.0
+            loaded = dataclasses.replace(loaded, prepare_s=10.0)
+        return loaded
 
     monkeypatch.setattr(trainer_module.time, "monotonic", monotonic)
-    monkeypatch.setattr(TrainingSet, "refresh", slow_refresh)
+    monkeypatch.setattr(Trainer, "next_loaded", slow_first_batch)
     root = two_tone_project(tmp_path / "p")
     trainer = Trainer(root, config(steps=5, max_minutes=2 / 60))
     records = list(trainer.run())

@@ -137,7 +137,7 @@ def _train(args: argparse.Namespace, config: TrainConfig, simulation: ScribbleSi
                        "device": str(trainer.device), "world_size": world.size, "model": config.model,
                        "initial_weights": trainer.pretrained,
                        "labelled_images": sum(distributed.gathered(rec.labelled_images)),
-                       "skipped_images": [e for errors in distributed.gathered(trainer.data.errors) for e in errors],
+                       "skipped_images": [e for errors in distributed.gathered(trainer.index.errors) for e in errors],
                        "final_losses": rec.losses,
                        "config": config.as_dict()}
             if world.main:

@@ -101,6 +101,14 @@ class TrainConfig:
     device: str = setting("auto", suggestions=devices, label="Device",
                           help="auto (CUDA where there is one, else the CPU), cpu or cuda:N")
     threads: int | None = setting(None, low=1, help="CPU threads for torch (default: torch's)")
+    workers: int | None = setting(
+        None, low=0, help="processes that read and augment the training images while the network trains (default: "
+                          "none on the CPU, whose cores are busy training; up to 4 beside a GPU)")
+    cache_mb: int = setting(
+        1024, low=0, help="memory for decoded training images and their targets, in MiB, shared by the reading "
+                          "processes; images beyond it are read from disk again when drawn")
+    """The trainer keeps only an index of the marked images (engine.training.data), so a project of any size
+    trains in this much memory; a project whose working-size images fit in it reads each image once."""
     seed: int = setting(0, help="seed of sampling, augmentation and initial weights")
     preview_interval_s: float = 0.5
     refine_interval_s: float = 3.0

@@ -14,7 +14,10 @@ box losses, tags for the tag losses — all at working resolution.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -45,6 +48,10 @@ class Sample:
     def teaches(self) -> bool:
         return bool((self.seeds != UNLABELED).any() or len(self.boxes) or self.present is not None)
 
+    def arrays(self) -> list[np.ndarray]:
+        """Every array the sample holds (to count its memory)."""
+        return [a for a in (self.image, self.seeds, self.boxes, self.present, self.drawn) if a is not None]
+
     @property
     def kinds(self) -> set[str]:
         """Which kinds of supervision this image contributes (shown in the GUI's image list)."""
@@ -71,7 +78,35 @@ MARKS_READ = {"scribbles": ("strokes",), "boxes": ("boxes",), "boxes-grabcut": (
 ``build_sample`` reads, so an image without any of them teaches nothing."""
 
 
-def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray: bool, supervision: str) -> Sample:
+def _grabcut_cached(folder: Path | None, name: str, image_id: int, key: bytes, compute) -> np.ndarray:
+    """``compute()``, a GrabCut label map, kept in ``folder`` as ``{name}-{image id}-{digest of key}.png``: GrabCut
+    takes about a second per image, and a streamed training set meets each image again and again. The digest
+    covers everything the answer depends on, so a changed box, image or class list never reads a stale map;
+    an image's older maps are removed when a new one is written. Where the folder cannot be written, the map is
+    recomputed each time."""
+    if folder is None:
+        return compute()
+    path = folder / f"{name}-{image_id}-{hashlib.sha1(key).hexdigest()[:20]}.png"
+    cached = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+    if cached is not None:
+        return cached
+    labels = compute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob(f"{name}-{image_id}-*.png"):
+            old.unlink(missing_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp.png")
+        if cv2.imwrite(str(partial), labels):
+            os.replace(partial, path)
+    except OSError:
+        pass
+    return labels
+
+
+def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray: bool, supervision: str,
+                 grabcut_cache: Path | None = None) -> Sample:
+    """The targets of one image at the working size of ``image``; ``grabcut_cache``: a folder that keeps the
+    GrabCut maps of boxed images between calls and runs."""
     h, w = image.shape[:2]
     rec = store.image(image_id)
     scale = w / rec.width
@@ -94,11 +129,14 @@ def build_sample(store: AnnotationStore, image_id: int, image: np.ndarray, gray:
     if "boxes" in MARKS_READ[supervision] and marks.boxes:
         boxes = np.array([[index[b.class_id], b.x0 * scale, b.y0 * scale, b.x1 * scale, b.y1 * scale]
                           for b in marks.boxes], np.float32)
+        key = repr((rec.sha256, image.shape, background, len(classes))).encode() + boxes.tobytes()
         if supervision == "boxes-grabcut":
-            seeds = grabcut_from_boxes(image, boxes, len(classes), background)
+            seeds = _grabcut_cached(grabcut_cache, "proposal", image_id, key,
+                                    lambda: grabcut_from_boxes(image, boxes, len(classes), background))
             boxes = np.zeros((0, 5), np.float32)
         else:
-            core = grabcut_box_seeds(image, boxes, background)
+            core = _grabcut_cached(grabcut_cache, "seeds", image_id, key,
+                                   lambda: grabcut_box_seeds(image, boxes, background))
             free = (core != UNLABELED) & (seeds == UNLABELED)  # the user's strokes win over GrabCut
             seeds[free] = core[free]
             if background is not None:

@@ -22,8 +22,9 @@ from engine.refine.masks import store_marks
 from engine.refine.segment import refine_labels
 from engine.training.common import TrainingError, current_classes, lr_factor, pick_device
 from engine.training.config import TrainConfig
-from engine.training.data import Batch, BatchSampler, TrainingSet
+from engine.training.data import Batch, Loaded, SampleSource, TrainingIndex
 from engine.training.distributed import agree, join, mean_over_ranks, rank_device
+from engine.training.loader import batches, worker_count
 from engine.training.records import Preview, ProgressRecord
 from engine.training.targets import resize_labels
 from engine.training.terms import TERMS, StepInputs, display_gradient, weighted_terms
@@ -68,9 +69,13 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self._parameter_groups(), lr=config.lr, weight_decay=1e-4)
         self.amp = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.data = TrainingSet(self.project, config.supervision, config.working_size,
-                                shard=(self.world.rank, self.world.size))
-        self.sampler = BatchSampler(config.crop_size, config.seed, stream=self.world.rank)
+        self.index = TrainingIndex(self.project, config.supervision, shard=(self.world.rank, self.world.size))
+        self.source = SampleSource(self.project.root, config.supervision, config.working_size,
+                                   config.cache_mb << 20)
+        self.loader = batches(self.index, self.source, config.crop_size, config.batch_size // self.world.size,
+                              config.seed, self.world.rank, worker_count(config.workers, self.device))
+        self._loading = None
+        """the loader's iterator, started at the first step (a worker prefetches as soon as it starts)"""
         self.step = 0
         self.active_s = 0.0
         """seconds spent training inside the loop: pauses between records do not count against ``max_minutes``,
@@ -81,7 +86,15 @@ class Trainer:
         """image id -> (marks revision, when, refined mask) of the last refined preview"""
 
     def close(self) -> None:
+        self._loading = None  # its worker processes shut down with it
+        self.source.close()
         self.project.close()
+
+    def next_loaded(self) -> Loaded:
+        """The next step's crops from the loader."""
+        if self._loading is None:
+            self._loading = iter(self.loader)
+        return next(self._loading)
 
     def _continue_from(self, folder: Path) -> None:
         """Start from a saved network's weights (the encoder keeps its pretrained learning-rate group)."""
@@ -122,15 +135,9 @@ class Trainer:
             self._set_lr()
             self.classes = current_classes(self.project.store, self.class_ids, self.classes)
             self.background = background_index(self.classes)
-            reported = len(self.data.errors)
-            changed = self.data.refresh()
-            notes += [f"skipped an image: {e}" for e in self.data.errors[reported:]]
-            preparing = time.monotonic() - entered
-            if preparing > 5:
-                notes.append(f"prepared the marks of {changed} image{'s' * (changed != 1)} in {preparing:.0f} s "
-                             "(not counted as training time)")
-            samples = list(self.data.samples.values())
-            if agree(not samples, self.device):
+            changed = self.index.refresh()
+            labelled = len(self.index.keys)
+            if agree(not labelled, self.device):
                 if self.world.distributed:
                     raise TrainingError(f"one of the {self.world.size} training processes has no marked image in "
                                         "its share of the images: mark more images or train with fewer processes")
@@ -138,9 +145,22 @@ class Trainer:
                                     "no image has marks yet: draw a few strokes for at least two classes")
             if changed and self.step:
                 notes.append(f"picked up new marks on {changed} image{'s' * (changed != 1)}")
+            waited = time.monotonic()
+            loaded = self.next_loaded()
+            # building targets (GrabCut for boxes: about a second an image) is not training time
+            preparing = min(time.monotonic() - waited, loaded.prepare_s)
+            if preparing > 5:
+                notes.append(f"prepared the marks of the images drawn in {preparing:.0f} s (not counted as "
+                             "training time)")
+            for image_id, revision, reason in loaded.rejected:
+                if self.index.reject(image_id, revision, reason) and reason is not None:
+                    notes.append(f"skipped an image: {reason}")
+            if agree(loaded.batch is None, self.device):  # every image drawn was left out: draw again
+                self.active_s += time.monotonic() - entered - preparing
+                continue
             t0 = time.monotonic()
             try:
-                losses = self._train_step(samples)
+                losses = self._train_step(loaded.batch)
             except torch.OutOfMemoryError:
                 raise TrainingError(f"out of memory on {self.device} at batch size {c.batch_size}, crop "
                                     f"{c.crop_size} px: lower the batch size, crop or working size, or use the CPU") from None
@@ -157,7 +177,7 @@ class Trainer:
                 last_eval = time.monotonic()
             self.active_s += time.monotonic() - entered - preparing
             yield ProgressRecord(self.step, c.steps, losses, len(window) / max(sum(window), 1e-9), now - start,
-                                 str(self.device), len(samples), preview, miou, notes)
+                                 str(self.device), labelled, preview, miou, notes)
             notes = []
 
     def progress(self) -> float:
@@ -177,9 +197,9 @@ class Trainer:
         return weighted_terms(StepInputs(logits, torch.softmax(logits, 1), batch, self.config, self.background,
                                          self.step))
 
-    def _train_step(self, samples) -> dict[str, float]:
+    def _train_step(self, batch: Batch) -> dict[str, float]:
         c = self.config
-        batch = self.sampler.batch(samples, c.batch_size // self.world.size, len(self.classes)).to(self.device)
+        batch = batch.to(self.device)
         with torch.autocast(self.device.type, enabled=self.amp):
             logits = self.forward(batch.inputs)
         terms = self._losses(logits.float(), batch)
@@ -209,7 +229,7 @@ class Trainer:
 
     def preview(self, image_id: int) -> Preview | None:
         try:
-            image, gray = self.data.load_image(image_id)
+            image, gray = self.source.image(image_id)
         except Exception:  # an unreadable image gets no preview; the GUI shows the load error itself
             return None
         probs = self.predict_probs(image)
@@ -248,7 +268,7 @@ class Trainer:
         conf = np.zeros((len(self.classes),) * 2, np.int64)
         for rec in recs[:limit]:
             try:
-                image, _ = self.data.load_image(rec.id)
+                image, _ = self.source.image(rec.id)
             except Exception:
                 continue
             pred = self.predict_probs(image).argmax(0).cpu().numpy().astype(np.uint8)
