@@ -197,9 +197,13 @@ def test_bench_quality_and_refine_on_an_object_set(capsys, tmp_path, monkeypatch
 
 def test_bench_scale_records(capsys, tmp_path):
     code, out, err = run(capsys, "bench", "scale", "--import-images", "3", "--open-images", "300", "--strokes", "500",
-                         "--train-seconds", "0", "--work", tmp_path, "--json")
+                         "--train-seconds", "0", "--memory-images", "3", "--memory-steps", "2", "--work", tmp_path,
+                         "--json")
     assert code == 0, err
     records = {r["measure"]: r for r in json.loads(out)}
+    memory = records["training memory"]
+    assert memory["marked_images"] == 3 and memory["peak_rss_mb"] > 50 and memory["workers"] == 2
+    assert (tmp_path / "memory-3" / "summary.json").is_file()
     assert records["import"]["images"] == 3 and records["import"]["images_per_s"] > 0
     assert records["open"]["images"] == 300 and records["gui_first_paint"]["rows"] == 300
     assert 0 < records["gui_first_paint"]["thumbnails_asked"] < 300

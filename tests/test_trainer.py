@@ -369,3 +369,21 @@ def test_continue_from_a_saved_network(tmp_path):
         project.store.add_class("third")
     with pytest.raises(TrainingError, match="restart instead"):
         Trainer(root, config(steps=3, init_from=str(tmp_path / "model")))
+
+
+def test_the_trainer_scores_every_image_in_turn_for_suggestions(tmp_path):
+    from engine.suggest import needs_marks
+
+    root = two_tone_project(tmp_path / "p", n_images=3)
+    trainer = Trainer(root, config(steps=3, score_interval_s=1e-9, score_images=2))
+    records = list(trainer.run())
+    ids = [r.id for r in trainer.project.store.images()]
+    assert [list(r.scores) for r in records] == [ids[:2], ids[2:], ids[:2]]  # in turn, then again
+    image, _ = trainer.source.image(ids[0])  # scored after the last step, by the network as it is now
+    marked = trainer.project.store.seed_map(ids[0], image.shape[:2]) != 255
+    assert marked.any()
+    probs = trainer.predict_probs(image).numpy()
+    assert records[2].scores[ids[0]] == pytest.approx(needs_marks(probs, marked), abs=1e-6)
+    assert all(0 <= v <= 1 for r in records for v in r.scores.values())
+    trainer.close()
+    assert not any(r.scores for r in Trainer(root, config(steps=2)).run())  # off by default

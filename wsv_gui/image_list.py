@@ -92,6 +92,8 @@ class ImageModel(QAbstractListModel):
         self.records: list[ImageRecord] = []
         self.rows: dict[int, int] = {}
         self.counts: dict[int, MarkCounts] = {}
+        self.scores: dict[int, float] = {}
+        """image id -> needs-marks score from the live network (engine.suggest), for the images scored so far"""
         self.icons: dict[int, QIcon] = {}
         self.problems: dict[int, str] = {}
         self.asked: set[int] = set()
@@ -106,7 +108,15 @@ class ImageModel(QAbstractListModel):
         self.beginResetModel()
         self.records, self.path_of, self.counts, self.requests = records, path_of, counts, requests
         self.rows = {rec.id: i for i, rec in enumerate(records)}
-        self.icons, self.problems, self.asked = {}, {}, set()
+        self.icons, self.problems, self.asked, self.scores = {}, {}, set(), {}
+        self.endResetModel()
+
+    def order(self, by_need: bool) -> None:
+        """Rows in project order, or the images that need marks most first (unscored ones after the scored, in
+        project order)."""
+        self.beginResetModel()
+        self.records.sort(key=lambda rec: (-self.scores.get(rec.id, -1.0), rec.id) if by_need else rec.id)
+        self.rows = {rec.id: i for i, rec in enumerate(self.records)}
         self.endResetModel()
 
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -117,7 +127,9 @@ class ImageModel(QAbstractListModel):
             return None
         rec = self.records[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{Path(rec.path).name}\n{marks_text(self.counts.get(rec.id))}"
+            score = self.scores.get(rec.id)
+            need = "" if score is None else f" · needs marks {score:.0%}"
+            return f"{Path(rec.path).name}\n{marks_text(self.counts.get(rec.id))}{need}"
         if role == Qt.ItemDataRole.DecorationRole:
             if rec.id not in self.asked and self.requests is not None:
                 self.asked.add(rec.id)
@@ -172,6 +184,31 @@ class ImageList(QListView):
         model.counts = counts
         for image_id in changed:
             model.changed(image_id)
+
+    def update_scores(self, scores: dict[int, float]) -> None:
+        model = self.list_model
+        model.scores.update(scores)
+        for image_id in scores:
+            if image_id in model.rows:
+                model.changed(image_id)
+
+    def order(self, by_need: bool) -> None:
+        """Re-sort the rows (engine scores are kept), keeping the current image selected and in view."""
+        current = self.current_id()
+        self.blockSignals(True)  # the same image stays current: nothing to show again
+        try:
+            self.list_model.order(by_need)
+            if current is not None:
+                self.select(current)
+        finally:
+            self.blockSignals(False)
+        self.scrollTo(self.currentIndex())
+
+    def most_in_need(self, exclude: set[int]) -> int | None:
+        """The scored image with the highest needs-marks score outside ``exclude``; None where there is none."""
+        scores = self.list_model.scores
+        candidates = [i for i in scores if i not in exclude and i in self.list_model.rows]
+        return max(candidates, key=lambda i: (scores[i], -i)) if candidates else None
 
     def _on_thumb(self, record: tuple[int, np.ndarray | None, str]) -> None:
         image_id, pixels, problem = record

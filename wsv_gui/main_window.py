@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QColor, QKeySequence, QShortcut, QUndoStack
-from PySide6.QtWidgets import QColorDialog, QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, \
-    QMessageBox, QProgressDialog, QTabWidget
+from PySide6.QtWidgets import QColorDialog, QComboBox, QDockWidget, QFileDialog, QInputDialog, QLabel, \
+    QMainWindow, QMessageBox, QProgressDialog, QTabWidget, QVBoxLayout, QWidget
 
 from engine.annotations.store import StoreError
 from engine.annotations.types import Box, ClassDef, ImageRecord, Stroke, background_index
@@ -28,6 +28,7 @@ from wsv_gui.tabs import TABS
 from wsv_gui.tags_panel import TagsPanel
 
 MAX_RECENT = 8
+IMAGE_ORDERS = ("In project order", "Most in need of marks first")
 LOCATE_HINT = "File ▸ Locate Missing Images… finds moved images"
 
 
@@ -57,7 +58,17 @@ class MainWindow(QMainWindow):
         self.image_list = ImageList()
         self.image_list.imageSelected.connect(self.show_image)
         self.image_list.setMinimumWidth(210)
-        images_dock = self._dock("Images", self.image_list, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.image_order = QComboBox()
+        self.image_order.addItems(IMAGE_ORDERS)
+        self.image_order.setToolTip("Most in need of marks first: the images the network is least sure about, as "
+                                    "scored while it trains (S jumps to the next one)")
+        self.image_order.currentIndexChanged.connect(lambda i: self.image_list.order(by_need=i == 1))
+        images = QWidget()
+        column = QVBoxLayout(images)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.image_order)
+        column.addWidget(self.image_list, 1)
+        images_dock = self._dock("Images", images, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.class_panel = ClassPanel()
         classes_dock = self._dock("Classes", self.class_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tags_panel = TagsPanel()
@@ -140,6 +151,9 @@ class MainWindow(QMainWindow):
     def _populate_images(self) -> list[ImageRecord]:
         records = self.project.store.images()
         self.image_list.populate(records, self.project.image_path, self.project.store.mark_counts())
+        self.image_order.blockSignals(True)  # a new list starts in project order, with no scores yet
+        self.image_order.setCurrentIndex(0)
+        self.image_order.blockSignals(False)
         return records
 
     def locate_missing_images(self, folder: Path | None = None) -> None:

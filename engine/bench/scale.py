@@ -8,7 +8,9 @@
   since the engine never imports Qt);
 * store: with a million strokes in the project, the latency of committing one more stroke and of reading one
   image's marks (the queries the canvas makes), median and 99th percentile;
-* training: images per second of ``wsv train`` on the demo data set with 1 and 2 processes (torchrun, DDP).
+* training: images per second of ``wsv train`` on the demo data set with 1 and 2 processes (torchrun, DDP);
+* training memory: the peak memory of ``wsv train`` on projects of more and more marked photos, read from disk
+  by worker processes through a bounded cache.
 """
 from __future__ import annotations
 
@@ -160,12 +162,71 @@ def bench_training(work: Path, seconds: float, log: Callable[[str], None]) -> li
     return out
 
 
+def _marked_project(root: Path, photos: list[Path]) -> None:
+    """A project of ``photos`` referenced in place, each with an object stroke and a background stroke."""
+    if Project.exists(root):
+        return
+    project = Project.create(root, ["background", "object"])
+    project.add_images(photos)
+    background, obj = project.store.classes()
+    with project.store.transaction():
+        for rec in project.store.images():
+            w, h = rec.width, rec.height
+            project.store.add_stroke(Stroke(rec.id, obj.id, 3.0, [[w * 0.4, h * 0.5], [w * 0.6, h * 0.5]]))
+            project.store.add_stroke(Stroke(rec.id, background.id, 3.0, [[w * 0.05, h * 0.1], [w * 0.05, h * 0.9]]))
+    project.close()
+
+
+_PEAK_RSS = """import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+if code.returncode:
+    sys.exit(code.stderr[-2000:])
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+"""Runs a command and prints the peak resident memory (KiB) of the largest process it started, from a fresh
+parent so that no earlier run counts."""
+
+
+def bench_memory(work: Path, counts: list[int], steps: int, workers: int, cache_mb: int,
+                 log: Callable[[str], None]) -> list[dict]:
+    """Peak memory of ``wsv train`` on projects of ``counts`` marked 0.5-megapixel photos, the same steps each:
+    the trainer keeps an index of the images and a cache of at most ``cache_mb``, so the peak should not grow
+    with the count."""
+    wsv = Path(sys.executable).with_name("wsv")
+    photos = sorted((work / "photos" / "images").iterdir())
+    out = []
+    for count in counts:
+        if count > len(photos):
+            raise RuntimeError(f"the memory runs need {count} photos; import at least that many (--import-images)")
+        root = work / f"marked-{count}"
+        _marked_project(root, photos[:count])
+        run = work / f"memory-{count}"
+        shutil.rmtree(run, ignore_errors=True)
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(wsv), "train", str(root), "--steps", str(steps),
+                              "--workers", str(workers), "--cache-mb", str(cache_mb), "--out", str(run)],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"wsv train on {count} marked images failed:\n{res.stderr.strip()[-2000:]}")
+        peak_mb = int(res.stdout.split()[-1]) / 1024
+        seconds = time.perf_counter() - t0
+        log(f"training on {count} marked images: peak memory {peak_mb:.0f} MiB, {steps} steps in {seconds:.0f} s")
+        out.append({"bench": "scale", "measure": "training memory", "marked_images": count, "steps": steps,
+                    "workers": workers, "cache_mb": cache_mb, "peak_rss_mb": round(peak_mb),
+                    "seconds": round(seconds, 1),
+                    "what": "peak resident memory of the largest process of wsv train (the trainer or a reader), "
+                            "default model and batch, images read from disk as drawn"})
+    return out
+
+
 def run_scale(work: Path, import_images: int, open_images: int, strokes: int, train_seconds: float,
-              log: Callable[[str], None] = print) -> list[dict]:
+              memory_counts: list[int], memory_steps: int, log: Callable[[str], None] = print) -> list[dict]:
     work.mkdir(parents=True, exist_ok=True)
     records = [bench_import(work, import_images, log)]
     records += bench_open(work, open_images, log)
     records.append(bench_store(work, strokes, log))
     if train_seconds > 0:
         records += bench_training(work, train_seconds, log)
+    if memory_counts and memory_steps > 0:
+        records += bench_memory(work, memory_counts, memory_steps, workers=2, cache_mb=256, log=log)
     return records

@@ -115,6 +115,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("--strokes", type=int, default=1_000_000, help="strokes in the project whose store is timed")
     sc.add_argument("--train-seconds", type=float, default=60.0,
                     help="training time with 1 and with 2 processes (0: skip)")
+    sc.add_argument("--memory-images", default="500,5000",
+                    help="comma-separated counts of marked photos whose training memory is measured (at most "
+                         "--import-images; empty: skip)")
+    sc.add_argument("--memory-steps", type=int, default=100, help="training steps of each memory run")
     sc.add_argument("--work", type=Path, default=Path("runs/bench-scale"),
                     help="folder for the generated photos and projects (kept for reruns)")
     sc.add_argument("--json", action="store_true")
@@ -265,6 +269,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
         raise CliError(f"--train-seconds must be >= 0, got {args.train_seconds}")
     try:
         records = run_scale(args.work, args.import_images, args.open_images, args.strokes, args.train_seconds,
+                            _ints(args.memory_images, 1) if args.memory_images else [], args.memory_steps,
                             log=lambda m: print(m, file=sys.stderr))
     except (RuntimeError, OSError) as exc:
         raise CliError(str(exc)) from None

@@ -115,6 +115,11 @@ class TrainConfig:
     """the preview's refined mask of a marked image is recomputed at most this often while its marks stay the
     same (refining takes a good part of a training step on a CPU)"""
     eval_interval_s: float = 10.0
+    score_interval_s: float = 0.0
+    """how often the trainer scores a few of the project's images by how much they need marks (engine.suggest),
+    in turn, for the window's suggestions; 0: never (the command line has no use for them)"""
+    score_images: int = 2
+    """images scored each time: each costs one forward pass at working size"""
     allow_download: bool = setting(False, help="let torchvision download ImageNet backbone weights that are not "
                                                "in the torch cache")
 

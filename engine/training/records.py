@@ -39,3 +39,5 @@ class ProgressRecord:
     """mIoU on the project's images that have ground truth, where evaluated this step"""
     notes: list[str] = field(default_factory=list)
     """one-off messages: model initialisation, new marks picked up, ..."""
+    scores: dict[int, float] = field(default_factory=dict)
+    """image id -> needs-marks score (engine.suggest) of the images scored this step"""

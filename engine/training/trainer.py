@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from engine.annotations.types import background_index
+from engine.annotations.types import UNLABELED, background_index
 from engine.metrics import confusion_matrix, scores
 from engine.models.registry import ModelConfig, ModelError, build_model, load_model, pretrained_part, save_model
 from engine.project import Project
 from engine.refine.masks import store_marks
 from engine.refine.segment import refine_labels
+from engine.suggest import needs_marks
 from engine.training.common import TrainingError, current_classes, lr_factor, pick_device
 from engine.training.config import TrainConfig
 from engine.training.data import Batch, Loaded, SampleSource, TrainingIndex
@@ -82,6 +83,8 @@ class Trainer:
         nor does reading marks into targets (GrabCut seeds for boxes take minutes on hundreds of images)"""
         self.preview_image_id: int | None = None
         """set by the driver (the GUI shows this image); read between steps"""
+        self._to_score: list[int] = []
+        """image ids still to score in this round, the next last"""
         self._refined_cache: dict[int, tuple[int | None, float, np.ndarray | None]] = {}
         """image id -> (marks revision, when, refined mask) of the last refined preview"""
 
@@ -124,7 +127,7 @@ class Trainer:
     def run(self) -> Iterator[ProgressRecord]:
         c = self.config
         notes = [f"model {c.model} (initial weights: {self.pretrained}) on {self.device}"]
-        start = last_preview = last_eval = time.monotonic()
+        start = last_preview = last_eval = last_score = time.monotonic()
         window: list[float] = []
         self.model.train()
         while self.step < c.steps:
@@ -175,9 +178,13 @@ class Trainer:
             if c.eval_interval_s and (now - last_eval >= c.eval_interval_s or self.step == c.steps):
                 miou = self.evaluate()
                 last_eval = time.monotonic()
+            scores = {}
+            if c.score_interval_s and now - last_score >= c.score_interval_s:
+                scores = self.score_images(c.score_images)
+                last_score = time.monotonic()
             self.active_s += time.monotonic() - entered - preparing
             yield ProgressRecord(self.step, c.steps, losses, len(window) / max(sum(window), 1e-9), now - start,
-                                 str(self.device), labelled, preview, miou, notes)
+                                 str(self.device), labelled, preview, miou, notes, scores)
             notes = []
 
     def progress(self) -> float:
@@ -256,6 +263,23 @@ class Trainer:
                                background=self.background) if marks.any else None
         self._refined_cache[image_id] = (revision, now, labels)
         return labels
+
+    def score_images(self, count: int) -> dict[int, float]:
+        """Needs-marks scores (engine.suggest) of the next ``count`` images, taking the project's images in turn
+        so that every one is scored again each round; an image that cannot be read is passed over (fewer scores)."""
+        store = self.project.store
+        if not self._to_score:
+            self._to_score = [r.id for r in reversed(store.images())]
+        out = {}
+        for image_id in [self._to_score.pop() for _ in range(min(count, len(self._to_score)))]:
+            try:
+                image, _ = self.source.image(image_id)
+            except Exception:  # unreadable or deleted: the list shows why
+                continue
+            probs = self.predict_probs(image).float().cpu().numpy()
+            marked = store.seed_map(image_id, probs.shape[1:]) != UNLABELED
+            out[image_id] = needs_marks(probs, marked)
+        return out
 
     def evaluate(self, limit: int = 20) -> float | None:
         """mIoU on up to ``limit`` images with ground truth (the project's test split first)."""

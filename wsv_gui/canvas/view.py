@@ -17,6 +17,7 @@ from engine.io.images import LoadedImage
 from wsv_gui.canvas.boxes import BoxLayer
 from wsv_gui.canvas.brush import BrushPreview
 from wsv_gui.canvas.layers import LabelLayer, RGBALayer
+from wsv_gui.canvas.suggestions import SuggestionOutlines
 from wsv_gui.convert import rgb_image
 
 BRUSH, ERASER, BOX, PAN = "brush", "eraser", "box", "pan"
@@ -55,6 +56,7 @@ class CanvasView(QGraphicsView):
             self.scene().addItem(item)
         self.brush = BrushPreview(self.scene())
         self.boxes = BoxLayer(self.scene())
+        self.suggestions = SuggestionOutlines(self.scene())
         self.tool = BRUSH
         self.radius = 6.0
         self.brush_color: QColor | None = QColor(255, 255, 255)
@@ -69,6 +71,7 @@ class CanvasView(QGraphicsView):
         """Show a new image with its seed map (full resolution); the view fits the new picture."""
         self.brush.cancel()
         self.boxes.clear()
+        self.suggestions.clear()
         self._image_item.setPixmap(QPixmap.fromImage(rgb_image(image.pixels)))
         self._image_item.setScale(1.0 / image.scale)
         self._size = image.original_size
@@ -82,6 +85,7 @@ class CanvasView(QGraphicsView):
     def clear(self) -> None:
         self.brush.cancel()
         self.boxes.clear()
+        self.suggestions.clear()
         self._image_item.setPixmap(QPixmap())
         self.seeds.set_labels(np.full((0, 0), UNLABELED, np.uint8))
         self.prediction.clear()

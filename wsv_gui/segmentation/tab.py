@@ -20,6 +20,7 @@ from engine.io.atomic import write_atomic
 from engine.models.onnx_model import export_onnx
 from engine.models.registry import load_model
 from engine.project import Project
+from engine.suggest import REGION_COUNT, needs_marks, regions_to_mark
 from engine.training.records import ProgressRecord
 from wsv_gui.canvas.toolbar import CanvasToolbar
 from wsv_gui.canvas.view import BOX, BRUSH, ERASER, PAN, CanvasView
@@ -35,6 +36,8 @@ from wsv_gui.workers import WorkerThread
 
 HEAT_OPACITY = 0.85
 """least opacity of a P(class) heat map over the photo"""
+SCORE_INTERVAL_S = 2.0
+"""how often the trainer scores a few more images for the suggestions (each costs a forward pass)"""
 
 
 class SegmentationTab(Tab):
@@ -49,6 +52,9 @@ class SegmentationTab(Tab):
         self.shares: dict[int, tuple[list[int], list[np.ndarray]]] = {}
         """image id -> (steps, class shares) of its previews, for the share curve"""
         self.training: WorkerThread | None = None
+        self.visited: set[int] = set()
+        """images shown in this round of Next Suggested Image, which passes them over (a round ends when every
+        scored image was shown)"""
         self.canvas = CanvasView()
         self.toolbar = CanvasToolbar()
         self.training_panel = TrainingPanel()
@@ -102,6 +108,12 @@ class SegmentationTab(Tab):
         menu_action(host, menus.view, "&Actual Pixels (1:1)", self.canvas.actual_size, "Ctrl+1")
         menu_action(host, menus.view, "Show/Hide &Prediction", self.toolbar.show_prediction.toggle, "P")
         menu_action(host, menus.view, "Refined Mask / &Network's Answer", self.toolbar.toggle_network, "N")
+        menus.view.addSeparator()
+        menu_action(host, menus.view, "Next &Suggested Image", self.next_suggested, "S")
+        self.show_regions = menu_action(host, menus.view, "Outline Regions Worth a Stroke",
+                                        lambda: self.refresh_prediction())
+        self.show_regions.setCheckable(True)
+        self.show_regions.setChecked(True)
         m = menus.bar.addMenu("&Training")
         menu_action(host, m, "&Train / Resume", self.train, "Ctrl+T")
         menu_action(host, m, "&Pause", self.pause, "Ctrl+P")
@@ -118,6 +130,7 @@ class SegmentationTab(Tab):
         self.image_id = None
         self.previews.clear()
         self.shares.clear()
+        self.visited.clear()
         self.canvas.clear()
         self.gradient_view.clear()
         self.training_panel.reset()
@@ -137,6 +150,7 @@ class SegmentationTab(Tab):
             self.canvas.clear()
             return
         self.image_id = shown.image_id
+        self.visited.add(shown.image_id)
         self.canvas.set_image(shown.image, self.project.store.seed_map(shown.image_id), self.host.class_colors())
         self.refresh_boxes()
         if self.training is not None:
@@ -207,6 +221,7 @@ class SegmentationTab(Tab):
     # ---- prediction -----------------------------------------------------------------------------------------------
     def refresh_prediction(self) -> None:
         preview = self.previews.get(self.image_id)
+        self._outline_regions(preview)
         if preview is None or not self.toolbar.show_prediction.isChecked():
             self.canvas.set_prediction(None)
         else:
@@ -222,6 +237,39 @@ class SegmentationTab(Tab):
             self.gradient_view.show_preview(preview)
         else:
             self.gradient_view.clear()
+
+    # ---- suggestions ----------------------------------------------------------------------------------------------
+    def _marked(self, image_id: int, shape: tuple[int, int]) -> np.ndarray:
+        return self.project.store.seed_map(image_id, shape) != UNLABELED
+
+    def _outline_regions(self, preview) -> None:
+        """Outline where a stroke would teach the most, from the network's current answer for the shown image."""
+        if preview is None or not self.show_regions.isChecked():
+            self.canvas.suggestions.clear()
+            return
+        probs = preview.probs.astype(np.float32)
+        regions = regions_to_mark(probs, REGION_COUNT, self._marked(preview.image_id, probs.shape[1:]))
+        factor = self.project.store.image(preview.image_id).width / probs.shape[2]
+        self.canvas.suggestions.show([r.scaled(factor) for r in regions])
+
+    def next_suggested(self) -> None:
+        """Go to the image that needs marks most (by the scores training has sent so far), one not yet shown in
+        this round; its regions worth a stroke are outlined once its preview arrives."""
+        images = self.host.image_list
+        target = images.most_in_need(self.visited)
+        if target is None and images.list_model.scores:
+            self.visited = {self.image_id}  # every scored image was shown: start another round
+            target = images.most_in_need(self.visited)
+        if target is None:
+            self.host.statusBar().showMessage("No suggestion yet: the images are scored while the network trains "
+                                              "(Training ▸ Train)", 6000)
+            return
+        if self.host.image_order.currentIndex() == 1:
+            images.order(by_need=True)
+        images.select(target)
+        score = images.list_model.scores[target]
+        self.host.statusBar().showMessage(f"needs marks {score:.0%}: a stroke in the outlined regions teaches the "
+                                          "network the most", 6000)
 
     # ---- training -------------------------------------------------------------------------------------------------
     @property
@@ -245,6 +293,7 @@ class SegmentationTab(Tab):
             return
         if not self._marks_teach_something():
             return
+        config = dataclasses.replace(config, score_interval_s=SCORE_INTERVAL_S)
         if not restart and self.has_saved_model():
             config = dataclasses.replace(config, init_from=str(self.model_dir))
         worker = TrainingWorker(self.project.root, config, self.model_dir)
@@ -283,6 +332,12 @@ class SegmentationTab(Tab):
             self.host.statusBar().showMessage(note, 5000)
         self.host.set_training_status(f"{rec.device} · step {rec.step} · {rec.steps_per_s:.1f} steps/s · "
                                       f"{rec.labelled_images} marked image{'s' * (rec.labelled_images != 1)}")
+        scores = dict(rec.scores)
+        if rec.preview is not None:
+            p = rec.preview
+            scores[p.image_id] = needs_marks(p.probs.astype(np.float32), self._marked(p.image_id, p.labels.shape))
+        if scores:
+            self.host.image_list.update_scores(scores)
         if rec.preview is not None:
             self.previews[rec.preview.image_id] = rec.preview
             steps, history = self.shares.setdefault(rec.preview.image_id, ([], []))
