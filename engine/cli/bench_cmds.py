@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -48,6 +49,25 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--figures", type=Path, help="write each method's predictions on a few test images here (PNG)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_quality)
+
+    from engine.bench.active import ActiveSetup
+
+    a = bench.add_parser("active", help="test mIoU against strokes drawn where the suggestions point or at random")
+    a.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"evaluation data folder (default {DEFAULT_DATA})")
+    a.add_argument("--datasets", default="horses,msrc", help="comma-separated data sets in --data")
+    a.add_argument("--seeds", default="0,1", help="comma-separated seeds: pool, starting marks, network, strokes")
+    for name, help_text in (("pool", "training images the simulated annotator may mark"),
+                            ("test", "test images scored after every round"),
+                            ("start_images", "pool images with people-like strokes before the first round"),
+                            ("rounds", "rounds of strokes"), ("strokes_per_round", "strokes drawn each round"),
+                            ("steps_per_round", "training steps after each round")):
+        a.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(ActiveSetup, name),
+                       help=f"{help_text} (default {getattr(ActiveSetup, name)})")
+    add_options(a, TrainConfig, skip=("supervision", "steps", "max_minutes", "seed"),
+                defaults={"working_size": 192, "crop_size": 160})
+    a.add_argument("--work", type=Path, default=Path("runs/bench-active"), help="folder for the projects")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_active)
 
     r = bench.add_parser("refine", help="ways of refining marked images' masks, on the models bench quality saved")
     r.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -310,6 +330,26 @@ def cmd_quality(args: argparse.Namespace) -> int:
                               simulation=simulation, figures=args.figures, dense_weight=args.dense_weight)
     except ImportMismatch as exc:
         raise CliError(str(exc)) from None
+    emit(records, args.json, "\n".join(_row(r) for r in records))
+    return 0
+
+
+def cmd_active(args: argparse.Namespace) -> int:
+    from engine.bench.active import ActiveSetup, run_active
+
+    datasets = _names(args.datasets)
+    missing = [d for d in datasets if not (args.data / d / "masks").is_dir()]
+    if missing:
+        raise CliError(f"data sets with masks not found in {args.data}: {', '.join(missing)}")
+    setup = ActiveSetup(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ActiveSetup)})
+    for f in dataclasses.fields(ActiveSetup):
+        if getattr(setup, f.name) < (0 if f.name == "rounds" else 1):
+            raise CliError(f"--{f.name.replace('_', '-')} must be positive, got {getattr(setup, f.name)}")
+    if setup.start_images > setup.pool:
+        raise CliError(f"--start-images ({setup.start_images}) cannot exceed --pool ({setup.pool})")
+    base = from_options(TrainConfig, args, supervision="scribbles", eval_interval_s=0)
+    records = run_active(args.data, datasets, _ints(args.seeds, 0), setup, base, args.work,
+                         log=lambda m: print(m, file=sys.stderr))
     emit(records, args.json, "\n".join(_row(r) for r in records))
     return 0
 
