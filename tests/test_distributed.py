@@ -73,6 +73,41 @@ def test_two_processes_average_their_gradients(dataset, tmp_path):
 
 
 @pytest.mark.timeout(300)
+def test_ddpm_ranks_average_their_gradients(tmp_path):
+    """The DDPM under torchrun: each rank's gradient must be the mean of the gradients one process gets from each
+    rank's shard, generator and half batch alone (same tolerance and reasoning as for segmentation)."""
+    script = [str(ROOT / "tests" / "distributed_ddpm.py"), str(tmp_path)]
+    for which in ("0", "1"):
+        subprocess.run([sys.executable, *script, which], check=True, env=_env(), capture_output=True)
+    subprocess.run([*TORCHRUN, *script, "rank"], check=True, env=_env(), capture_output=True)
+    alone = [torch.load(tmp_path / f"ddpm-grads-{i}.pt") for i in range(2)]
+    ranks = [torch.load(tmp_path / f"ddpm-grads-rank{r}.pt") for r in range(2)]
+    assert set(ranks[0]) == set(alone[0]) and len(alone[0]) > 10
+    for name in alone[0]:
+        mean = (alone[0][name] + alone[1][name]) / 2
+        scale = mean.abs().max().item() + 1e-12
+        for r in range(2):
+            torch.testing.assert_close(ranks[r][name], mean, rtol=0, atol=1e-6 * scale)
+    assert not torch.allclose(alone[0][name], alone[1][name])
+
+
+@pytest.mark.timeout(300)
+def test_wsv_generate_train_ddpm_on_two_processes(tmp_path):
+    wsv = Path(sys.executable).with_name("wsv")
+    common = ["--builtin", "digits", "--size", "16", "--steps", "2", "--batch-size", "4",
+              "--base-channels", "8", "--timesteps", "20", "--devices", "2", "--json"]
+    res = subprocess.run([str(wsv), "generate", "train", "ddpm", *common, "--out", str(tmp_path / "run")], capture_output=True,
+                         text=True, env=_env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout)  # one rank printed
+    assert summary["world_size"] == 2 and summary["steps"] == 2
+    assert (tmp_path / "run" / "samples.png").is_file()
+    res = subprocess.run([str(wsv), "generate", "train", "vae", *common, "--out", str(tmp_path / "vae")], capture_output=True,
+                         text=True, env=_env())
+    assert res.returncode != 0 and "train the vae in one process" in res.stderr
+
+
+@pytest.mark.timeout(300)
 def test_torchrun_wsv_train_writes_one_run(dataset, tmp_path):
     wsv = Path(sys.executable).with_name("wsv")
     res = subprocess.run([*TORCHRUN, "--no-python", str(wsv), "train", str(dataset), "--split", "all", "--out",

@@ -1,7 +1,9 @@
-"""What every ``wsv`` command shares: errors that end the command cleanly, JSON output, a terminal progress bar."""
+"""What every ``wsv`` command shares: errors that end the command cleanly, JSON output, a terminal progress bar,
+and restarting a command under torchrun."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from typing import Any
@@ -62,3 +64,17 @@ class Progress:
         redrawn under it at its next update."""
         sys.stderr.write(("\r\x1b[K" if self.enabled else "") + text + "\n")
         sys.stderr.flush()
+
+
+def relaunch_distributed(argv: list[str], devices: int) -> int:
+    """``--devices N``: the same command (``argv``, without its --devices) again under torchrun, N processes on
+    this machine."""
+    kept, skip = [], False
+    for a in argv:
+        if skip or a == "--devices" or a.startswith("--devices="):
+            skip = a == "--devices" and not skip
+            continue
+        kept.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",
+           "-m", "engine.cli.main", *kept]
+    return subprocess.run(cmd).returncode

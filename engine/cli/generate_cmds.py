@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from engine.annotations.store import StoreError
-from engine.cli.common import CliError, Progress, emit
+from engine.cli.common import CliError, Progress, emit, relaunch_distributed
 from engine.generative.config import MODELS, GenerativeConfig
 from engine.generative.data import BUILTIN, load_training_images
 from engine.generative.diffusion import ddim_timesteps
@@ -19,6 +19,7 @@ from engine.generative.models import GenerativeModelError, load_generative
 from engine.generative.trainer import GenerativeTrainer
 from engine.io.outputs import claim_output
 from engine.settings import add_options, from_options
+from engine.training import distributed
 from engine.training.common import TrainingError, pick_device
 
 GIF_FRAMES = 40
@@ -36,6 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--builtin", choices=BUILTIN, help="train on a built-in offline set instead of a project")
     p.add_argument("--out", type=Path, required=True, help="run folder to write (model, history, previews)")
     p.add_argument("--color", action="store_true", help="colour images (default: grayscale)")
+    p.add_argument("--devices", type=int, default=1, metavar="N",
+                   help="ddpm: train on N processes of this machine (N GPUs, or N CPU processes) with torchrun and "
+                        "DistributedDataParallel; --batch-size is the global batch")
     add_options(p, GenerativeConfig)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -72,8 +76,34 @@ def _source(args: argparse.Namespace) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     config = from_options(GenerativeConfig, args, model=args.model, source=_source(args),
                           channels=3 if args.color else 1)
-    claim_output(args.out, "generate train", ("summary.json",))
+    if args.devices < 1:
+        raise CliError(f"--devices must be at least 1, got {args.devices}")
+    if args.devices > 1 and not distributed.world().distributed:
+        if config.model != "ddpm":
+            raise CliError(f"--devices applies to the ddpm; train the {config.model} in one process")
+        return relaunch_distributed(args.argv, args.devices)
+    try:
+        world = distributed.join(pick_device(config.device))
+        try:
+            return _train(args, config, world)
+        finally:
+            distributed.leave()
+    except TrainingError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _train(args: argparse.Namespace, config: GenerativeConfig, world: distributed.World) -> int:
+    """Every rank trains; rank 0 claims the run folder first, prints and writes the run."""
+    failure = None
+    if world.main:
+        try:
+            claim_output(args.out, "generate train", ("summary.json",))
+        except CliError as exc:
+            failure = exc
+    if distributed.agree(failure is not None, distributed.rank_device(pick_device(config.device), world)):
+        raise failure or CliError("the first training process could not claim the run folder")
     log, history, frames = Progress("training"), [], []
+    log.enabled &= world.main
     try:
         trainer = GenerativeTrainer(config)
         for rec in trainer.run():
@@ -81,8 +111,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             log(rec.step, rec.total_steps, " ".join(f"{k} {v:.4g}" for k, v in rec.losses.items()))
             if rec.preview is not None:
                 frames.append(rec.preview.samples)
-            for note in rec.notes:
+            for note in rec.notes if world.main else ():
                 log.note(note)
+        if not world.main:
+            return 0
         trainer.save(args.out)
     except (TrainingError, StoreError) as exc:
         raise CliError(str(exc)) from None
@@ -90,10 +122,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     save_gif(frames, args.out / "training.gif", scale=2)
     (args.out / "history.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
     summary = {"run": str(args.out.resolve()), "model": config.model, "data": trainer.data.name,
-               "data_warning": trainer.data.warning, "train_images": len(trainer.images), "steps": trainer.step,
-               "minutes": round(rec.elapsed_s / 60, 2), "device": str(trainer.device), "final_losses": rec.losses,
-               "samples_png": str(args.out / "samples.png"), "training_gif": str(args.out / "training.gif"),
-               "config": config.as_dict()}
+               "data_warning": trainer.data.warning, "train_images": len(trainer.data.images), "steps": trainer.step,
+               "minutes": round(rec.elapsed_s / 60, 2), "device": str(trainer.device), "world_size": world.size,
+               "final_losses": rec.losses, "samples_png": str(args.out / "samples.png"),
+               "training_gif": str(args.out / "training.gif"), "config": config.as_dict()}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     emit(summary, args.json, f"trained a {config.model} for {trainer.step} steps in {summary['minutes']} min on "
                              f"{trainer.data.name}; saved to {args.out}")

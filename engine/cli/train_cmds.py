@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 
 from engine.annotations.store import StoreError
 from engine.annotations.types import background_index
-from engine.cli.common import CliError, Progress, emit
+from engine.cli.common import CliError, Progress, emit, relaunch_distributed
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.importer import SIMULATION_STYLES, ScribbleSimulation, import_dataset
 from engine.datasets.people import PEOPLE_RADIUS
@@ -82,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.devices < 1:
         raise CliError(f"--devices must be at least 1, got {args.devices}")
     if args.devices > 1 and not distributed.world().distributed:
-        return _launch(args)
+        return relaunch_distributed(args.argv, args.devices)
     try:
         world = distributed.join(pick_device(config.device))
         try:
@@ -91,19 +90,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             distributed.leave()
     except TrainingError as exc:
         raise CliError(str(exc)) from None
-
-
-def _launch(args: argparse.Namespace) -> int:
-    """``wsv train --devices N``: the same command under torchrun, N processes on this machine."""
-    argv, skip = [], False
-    for a in args.argv:
-        if skip or a == "--devices" or a.startswith("--devices="):
-            skip = a == "--devices" and not skip
-            continue
-        argv.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.devices}",
-           "-m", "engine.cli.main", *argv]
-    return subprocess.run(cmd).returncode
 
 
 def _train(args: argparse.Namespace, config: TrainConfig, simulation: ScribbleSimulation,

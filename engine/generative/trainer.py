@@ -3,6 +3,12 @@
 ``GenerativeTrainer.run()`` yields a GenerativeRecord after every step, so whoever drives it decides about pausing
 (stop calling ``next``), stopping (``close()`` the generator) and throttling. Batches and all noise come from the
 trainer's own CPU generator, so a seeded CPU run is exactly repeatable.
+
+The DDPM also trains on several processes under torchrun (engine.training.distributed): its loss runs the
+network once per batch, which is all DistributedDataParallel needs. Each rank holds every size-th training image,
+draws its share of the global batch from them with its own generator, and the gradients are averaged; rank 0
+previews. The VAE's loss calls the encoder and decoder separately and the GAN alternates two networks, so both
+train in one process.
 """
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from engine.generative.config import GenerativeConfig
 from engine.generative.data import TrainingImages, load_training_images
@@ -21,6 +28,7 @@ from engine.generative.models import GenerativeModel, build_generative, reconstr
 from engine.generative.records import GenerativePreview, GenerativeRecord
 from engine.generative.vae import vae_loss_terms
 from engine.training.common import TrainingError, pick_device
+from engine.training.distributed import agree, join, mean_over_ranks, rank_device
 
 PREVIEW_SEED = 12345
 """fixed noise for previews, independent of the training seed so runs with different seeds compare directly"""
@@ -30,7 +38,14 @@ class GenerativeTrainer:
     def __init__(self, config: GenerativeConfig, data: TrainingImages | None = None) -> None:
         """``data``: training images already loaded (the GUI may reuse them); default: from ``config.source``."""
         c = self.config = config
-        self.device = pick_device(config.device)
+        device = pick_device(config.device)
+        self.world = join(device)
+        self.device = rank_device(device, self.world)
+        if self.world.distributed and c.model != "ddpm":
+            raise TrainingError(f"only the DDPM trains on several processes; train the {c.model} in one")
+        if c.batch_size % self.world.size:
+            raise TrainingError(f"the batch of {c.batch_size} images cannot be split evenly over {self.world.size} "
+                                f"processes: choose a multiple of {self.world.size}")
         if c.threads:
             torch.set_num_threads(c.threads)
         if data is None:
@@ -44,10 +59,19 @@ class GenerativeTrainer:
         if len(data.images) < 2:
             raise TrainingError("a generative model needs at least two training images")
         self.data = data
-        self.images = data.images.to(self.device)
-        torch.manual_seed(c.seed)
-        self.rng = torch.Generator().manual_seed(c.seed)
+        shard = data.images[self.world.rank::self.world.size]
+        if len(shard) < 2:
+            raise TrainingError(f"{len(data.images)} training images leave fewer than two to each of "
+                                f"{self.world.size} processes")
+        self.images = shard.to(self.device)
+        torch.manual_seed(c.seed)  # the same initial weights on every rank
+        rank = self.world.rank
+        self.rng = torch.Generator().manual_seed(c.seed if rank == 0 else c.seed + 1_000_003 * rank)
         self.model: GenerativeModel = build_generative(c, self.device)
+        self.forward = (DistributedDataParallel(self.model.net, device_ids=[self.device.index]
+                                                if self.device.type == "cuda" else None)
+                        if self.world.distributed else self.model.net)
+        """what the DDPM's loss runs: the network, or its wrapper that averages gradients over the ranks"""
         self.model.data_name = data.name
         betas = (0.5, 0.999) if c.model == "gan" else (0.9, 0.999)
         self.optimizer = torch.optim.Adam(self.model.net.parameters(), lr=c.effective_lr, betas=betas)
@@ -87,11 +111,13 @@ class GenerativeTrainer:
             self.step += 1
             self.model.steps_done = self.step
             now = time.monotonic()
-            timed_out = c.max_minutes is not None and self.active_s + now - entered > c.max_minutes * 60
+            timed_out = agree(c.max_minutes is not None and self.active_s + now - entered > c.max_minutes * 60,
+                              self.device)
             if timed_out:
                 notes.append(f"stopped after {c.max_minutes} minutes (max_minutes)")
             preview = None
-            if (now - last_preview >= c.preview_interval_s or self.step in (1, c.steps)) or timed_out:
+            due = now - last_preview >= c.preview_interval_s or self.step in (1, c.steps) or timed_out
+            if due and self.world.main:
                 preview = self.preview()
                 last_preview = time.monotonic()
             self.active_s += time.monotonic() - entered
@@ -102,7 +128,7 @@ class GenerativeTrainer:
                 break
 
     def _batch(self) -> torch.Tensor:
-        idx = torch.randint(0, len(self.images), (self.config.batch_size,), generator=self.rng)
+        idx = torch.randint(0, len(self.images), (self.config.batch_size // self.world.size,), generator=self.rng)
         return self.images[idx.to(self.device)]
 
     def _train_step(self) -> dict[str, float]:
@@ -120,9 +146,9 @@ class GenerativeTrainer:
             if c.model == "vae":
                 terms = vae_loss_terms(self.model.net, real, c.beta, self.rng)
             else:
-                terms = {"loss": ddpm_loss(self.model.net, self.model.schedule, real, self.rng)}
+                terms = {"loss": ddpm_loss(self.forward, self.model.schedule, real, self.rng)}
         total = terms["total" if c.model == "vae" else "loss"]
-        if not torch.isfinite(total.detach()):
+        if agree(not torch.isfinite(total.detach()), self.device):
             raise TrainingError(f"the loss became {total.item()} at step {self.step + 1}; lower the learning rate "
                                 f"(now {c.effective_lr})")
         self.optimizer.zero_grad(set_to_none=True)
@@ -131,7 +157,8 @@ class GenerativeTrainer:
         self.scaler.update()
         if self.model.ema is not None:
             self.model.ema.update(self.model.net)
-        return {name: t.detach().item() for name, t in terms.items()}
+        losses = {name: t.detach().item() for name, t in terms.items()}
+        return mean_over_ranks(losses, list(losses), self.device)
 
     # ---- previews ---------------------------------------------------------------------------------------------
     def preview(self) -> GenerativePreview:
