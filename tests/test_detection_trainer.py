@@ -64,7 +64,7 @@ def test_records_carry_loss_terms_previews_and_heldout_map(squares, tmp_path):
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["detector.json", "detector.safetensors"]
     loaded = load_detector(tmp_path / "run")
     assert loaded.classes == ["background", "square"] and loaded.working_size == 64
-    image, _ = trainer.source.image(image_id)
+    image, _ = trainer.data.load_image(image_id)
     # A trained toy detector may find nothing at the raw floor; the model's box regression shows any difference.
     trainer.model.eval()
     with torch.no_grad():
@@ -148,7 +148,7 @@ def test_class_zero_is_an_object_where_no_class_is_background(tmp_path, monkeypa
     list(trainer.run())
     assert set(seen) == {1}
     trainer.model.roi_heads.score_thresh = 0.0  # keep whatever the one-step network finds
-    image, _ = trainer.source.image(trainer.project.store.images()[0].id)
+    image, _ = trainer.data.load_image(trainer.project.store.images()[0].id)
     found = run_detector(trainer.model, image, trainer.device, label_offset=trainer.label_offset)
     assert len(found) and set(found.labels.tolist()) <= {0, 1}
     trainer.save(tmp_path / "run")

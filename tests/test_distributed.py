@@ -108,6 +108,23 @@ def test_wsv_generate_train_ddpm_on_two_processes(tmp_path):
 
 
 @pytest.mark.timeout(300)
+def test_wsv_detect_train_on_two_processes(dataset, tmp_path):
+    wsv = Path(sys.executable).with_name("wsv")
+    common = ["--steps", "2", "--batch-size", "2", "--working-size", "48", "--min-size", "64", "--max-size", "64",
+              "--device", "cpu", "--devices", "2", "--json"]
+    res = subprocess.run([str(wsv), "detect", "train", str(dataset), "--out", str(tmp_path / "run"), *common],
+                         capture_output=True, text=True, env=_env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout)  # one rank printed
+    assert summary["world_size"] == 2 and summary["steps"] == 2
+    assert summary["train_images"] + summary["heldout_images"] == 8  # the ranks' shards add up
+    assert (tmp_path / "run" / "detector.safetensors").is_file()
+    res = subprocess.run([str(wsv), "detect", "train", str(dataset), "--out", str(tmp_path / "hog"), "--method",
+                          "hog-svm", "--devices", "2"], capture_output=True, text=True, env=_env())
+    assert res.returncode != 0 and "trains in one process" in res.stderr
+
+
+@pytest.mark.timeout(300)
 def test_torchrun_wsv_train_writes_one_run(dataset, tmp_path):
     wsv = Path(sys.executable).with_name("wsv")
     res = subprocess.run([*TORCHRUN, "--no-python", str(wsv), "train", str(dataset), "--split", "all", "--out",

@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.annotations.store import StoreError
 from engine.annotations.types import background_index
-from engine.cli.common import CliError, Progress, emit
+from engine.cli.common import CliError, Progress, emit, relaunch_distributed
 from engine.datasets.folder import DatasetError, DatasetFolder
 from engine.datasets.importer import import_dataset
 from engine.datasets.weak_labels import boxes_from_mask
@@ -33,6 +33,7 @@ from engine.io.images import ImageLoadError, list_images, read_image_size
 from engine.io.outputs import claim_output
 from engine.settings import add_options, from_options
 from engine.project import Project
+from engine.training import distributed
 from engine.training.common import TrainingError, pick_device
 
 METHODS = ("torchvision", HOG_SVM)
@@ -50,6 +51,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", type=Path, help="WSV Studio project folder, or dataset folder")
     p.add_argument("--out", type=Path, required=True, help="run folder to write (detector, summary, history)")
     p.add_argument("--method", choices=METHODS, default="torchvision")
+    p.add_argument("--devices", type=int, default=1, metavar="N",
+                   help="torchvision detectors: train on N processes of this machine (N GPUs, or N CPU processes) "
+                        "with torchrun and DistributedDataParallel; --batch-size is the global batch")
     add_options(p, DetectionConfig)
     add_options(p, HogSvmConfig)  # its own options; working size, holdout and seed are shared
     p.add_argument("--json", action="store_true")
@@ -90,12 +94,45 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     config = from_options(HogSvmConfig, args) if args.method == HOG_SVM else \
         from_options(DetectionConfig, args, eval_interval_s=0)
-    claim_output(args.out, "detect train", ("summary.json",))
-    project_root = _training_project(args)
+    if args.devices < 1:
+        raise CliError(f"--devices must be at least 1, got {args.devices}")
+    if args.devices > 1 and not distributed.world().distributed:
+        if args.method == HOG_SVM:
+            raise CliError(f"--devices applies to the torchvision detectors; {HOG_SVM} trains in one process")
+        return relaunch_distributed(args.argv, args.devices)
+    if args.method == HOG_SVM:
+        if distributed.world().distributed:
+            raise CliError(f"{HOG_SVM} trains in one process; start it without torchrun")
+        claim_output(args.out, "detect train", ("summary.json",))
+        project_root = _training_project(args)
+        try:
+            return _finish(args, *_train_hog_svm(project_root, config, args))
+        except (TrainingError, DetectorError, StoreError) as exc:
+            raise CliError(str(exc)) from None
     try:
-        summary, history = (_train_hog_svm if args.method == HOG_SVM else _train_network)(project_root, config, args)
+        world = distributed.join(pick_device(config.device))
+        try:
+            failure = None
+            if world.main:  # the first process claims the run and imports a dataset folder; the others wait
+                try:
+                    claim_output(args.out, "detect train", ("summary.json",))
+                    _training_project(args)
+                except CliError as exc:
+                    failure = exc
+            if distributed.agree(failure is not None, distributed.rank_device(pick_device(config.device), world)):
+                raise failure or CliError("the first training process could not prepare the run; its message "
+                                          "says why")
+            project_root = args.source if Project.exists(args.source) else args.out / "project"
+            summary, history = _train_network(project_root, config, args, world)
+            return _finish(args, summary, history) if world.main else 0
+        finally:
+            distributed.leave()
     except (TrainingError, DetectorError, StoreError) as exc:
         raise CliError(str(exc)) from None
+
+
+def _finish(args: argparse.Namespace, summary: dict, history: list) -> int:
+    """Write the run's summary and history and say what was trained."""
     (args.out / "history.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     held = summary["heldout"]
@@ -105,19 +142,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_network(project_root: Path, config: DetectionConfig, args: argparse.Namespace) -> tuple[dict, list]:
+def _train_network(project_root: Path, config: DetectionConfig, args: argparse.Namespace,
+                   world: distributed.World) -> tuple[dict, list]:
     log, history = Progress("training"), []
+    log.enabled &= world.main
     trainer = DetectionTrainer(project_root, config)
     try:
         for rec in trainer.run():
             history.append({"step": rec.step, "lr": rec.lr, **rec.losses})
             log(rec.step, rec.total_steps, f"loss {rec.losses['total']:.4f} {rec.steps_per_s:.1f} it/s")
-            _print_notes(rec.notes, args, log)
+            if world.main:
+                _print_notes(rec.notes, args, log)
+        train_images = sum(distributed.gathered(rec.train_images))
+        if not world.main:
+            return {}, history
         trainer.save(args.out)
         held = trainer.evaluate() if trainer.data.heldout else None
         summary = {"run": str(args.out.resolve()), "method": "torchvision", "detector": config.model,
                    "steps": trainer.step, "minutes": round(rec.elapsed_s / 60, 2), "device": str(trainer.device),
-                   "initial_weights": trainer.pretrained, "train_images": rec.train_images,
+                   "world_size": world.size, "initial_weights": trainer.pretrained, "train_images": train_images,
                    "negative_images": rec.negative_images, "boxes": rec.boxes, "heldout_images": rec.heldout_images,
                    "final_losses": rec.losses, "heldout": held.as_dict(trainer.classes) if held else None,
                    "config": config.as_dict()}

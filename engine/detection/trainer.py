@@ -3,6 +3,11 @@
 ``DetectionTrainer.run()`` yields a DetectionRecord after every step, so whoever drives it decides about pausing
 (stop calling ``next``), stopping (``close()`` the generator) and throttling. It opens its own store connection,
 so it must be created in the thread that runs it. New boxes and images marked done are picked up every step.
+
+Under torchrun it trains on several processes with DistributedDataParallel, as segmentation does
+(engine.training.distributed): a torchvision detector in training mode returns its losses from one forward call.
+Each rank learns from every size-th training image (in id order) with its own augmentation stream and its share
+of the global batch; the held-out images are the same on every rank.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from engine.detection.config import DetectionConfig
 from engine.detection.data import DetectionSampler, DetectionSet
@@ -23,6 +29,7 @@ from engine.detection.postprocess import Detections
 from engine.detection.records import DetectionPreview, DetectionRecord
 from engine.project import Project
 from engine.training.common import TrainingError, current_classes, lr_factor, pick_device
+from engine.training.distributed import agree, join, mean_over_ranks, rank_device
 
 MAX_GRAD_NORM = 10.0
 """Gradient-norm clip: a randomly initialised detector sees huge box-regression gradients in its first steps"""
@@ -38,7 +45,13 @@ class DetectionTrainer:
         if not object_classes(self.classes):
             raise TrainingError("a detector needs at least one object class besides the background")
         self.label_offset = label_offset(self.classes)
-        self.device = pick_device(config.device)
+        device = pick_device(config.device)
+        self.world = join(device)
+        self.device = rank_device(device, self.world)
+        if config.batch_size % self.world.size:
+            self.project.close()
+            raise TrainingError(f"the batch of {config.batch_size} images cannot be split evenly over "
+                                f"{self.world.size} processes: choose a multiple of {self.world.size}")
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
@@ -49,6 +62,11 @@ class DetectionTrainer:
         except DetectorError as exc:
             raise TrainingError(str(exc)) from None
         self.model.to(self.device).train()
+        self.forward = self.model
+        """what a training step runs: the detector, or its DistributedDataParallel wrapper"""
+        if self.world.distributed:
+            self.forward = DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                                   if self.device.type == "cuda" else None)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if config.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=config.effective_lr, momentum=0.9, weight_decay=config.weight_decay)
@@ -57,8 +75,10 @@ class DetectionTrainer:
         self.amp = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.data = DetectionSet(self.project, config.working_size, config.holdout_fraction, config.holdout_seed)
-        self.sampler = DetectionSampler(config.seed, config.scale_jitter)
-        self._rng = torch.Generator().manual_seed(config.seed)
+        rank = self.world.rank
+        stream = config.seed if rank == 0 else config.seed + 1_000_003 * rank
+        self.sampler = DetectionSampler(stream, config.scale_jitter)
+        self._rng = torch.Generator().manual_seed(stream)
         self.step = 0
         self.active_s = 0.0
         """seconds spent inside the loop; pauses between records do not count against ``max_minutes``"""
@@ -90,7 +110,7 @@ class DetectionTrainer:
         window: list[float] = []
         while self.step < c.steps:
             entered = time.monotonic()
-            if c.max_minutes is not None and self.active_s > c.max_minutes * 60:
+            if agree(c.max_minutes is not None and self.active_s > c.max_minutes * 60, self.device):
                 notes.append(f"stopped after {c.max_minutes} minutes (max_minutes)")
                 break
             lr = self._set_lr()
@@ -100,13 +120,16 @@ class DetectionTrainer:
                                     "again, since what the detector finds changed")
             self.classes = classes
             changed = self.data.refresh()
+            samples = [self.data.samples[i] for i in sorted(self.data.samples)][self.world.rank::self.world.size]
+            if agree(not any(len(s.labels) for s in samples), self.device) and self.world.distributed:
+                raise TrainingError(f"one of the {self.world.size} training processes has no boxed image in its share "
+                                    "of the images: box more images or train with fewer processes")
             if not self.data.box_count:
                 raise TrainingError("no training image has boxes yet: draw boxes around a few objects"
                                     + (" (all boxed images are held out for evaluation; lower the held-out fraction)"
                                        if self.data.heldout else ""))
             if changed and self.step:
                 notes.append(f"picked up new boxes on {changed} image{'s' * (changed != 1)}")
-            samples = list(self.data.samples.values())
             t0 = time.monotonic()
             try:
                 losses = self._train_step(samples)
@@ -146,16 +169,16 @@ class DetectionTrainer:
     def _train_step(self, samples) -> dict[str, float]:
         c = self.config
         with self._own_rng():
-            images, targets = self.sampler.batch(samples, c.batch_size)
+            images, targets = self.sampler.batch(samples, c.batch_size // self.world.size)
             images = [im.to(self.device) for im in images]
             targets = [{"boxes": t["boxes"].to(self.device), "labels": (t["labels"] + self.label_offset).to(self.device)}
                        for t in targets]
             self.model.train()
             with torch.autocast(self.device.type, enabled=self.amp):
-                terms = self.model(images, targets)
+                terms = self.forward(images, targets)
         terms = {name: t.float() for name, t in terms.items()}
         total = sum(terms.values())
-        if not torch.isfinite(total.detach()):
+        if agree(not torch.isfinite(total.detach()), self.device):
             bad = ", ".join(f"{n} = {t.item():.4g}" for n, t in terms.items())
             raise TrainingError(f"the loss became {total.item()} at step {self.step + 1} ({bad}); lower the learning "
                                 f"rate (now {c.effective_lr}) or use the AdamW optimizer")
@@ -167,7 +190,7 @@ class DetectionTrainer:
         self.scaler.update()
         out = {name: t.detach().item() for name, t in terms.items()}
         out["total"] = total.detach().item()
-        return out
+        return mean_over_ranks(out, list(out), self.device)
 
     # ---- inference --------------------------------------------------------------------------------------------
     def detect(self, image_id: int) -> Detections:
