@@ -13,7 +13,7 @@ from engine.cli.common import CliError, Progress, emit, relaunch_distributed
 from engine.generative.config import MODELS, GenerativeConfig
 from engine.generative.data import BUILTIN, load_training_images
 from engine.generative.diffusion import ddim_timesteps
-from engine.generative.evaluate import quality
+from engine.generative.evaluate import class_accuracy, quality
 from engine.generative.grids import image_grid, save_gif, save_png
 from engine.generative.models import GenerativeModelError, load_generative
 from engine.generative.trainer import GenerativeTrainer
@@ -46,10 +46,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = actions.add_parser("sample", help="draw samples into a PNG grid (DDPM: optionally a GIF of the reverse process)")
     p.add_argument("run", type=Path, help="run folder written by wsv generate train")
-    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--n", type=int, help="samples (default 64); a conditional DDPM: per class (default 8)")
     p.add_argument("--out", type=Path, required=True, help="PNG file for the grid")
     p.add_argument("--ddim-steps", type=int, help="DDPM: sample with DDIM over this many steps (default: full DDPM)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η (0 deterministic, 1 ancestral-like)")
+    _class_options(p)
     p.add_argument("--gif", type=Path, help="DDPM: GIF of the reverse process")
     p.add_argument("--scale", type=int, default=2, help="enlarge the images by pixel replication")
     p.add_argument("--seed", type=int, default=0)
@@ -61,10 +62,41 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path)
     p.add_argument("--n", type=int, default=256, help="number of samples (and training images) compared")
     p.add_argument("--ddim-steps", type=int, default=50, help="DDPM: DDIM steps for the samples (0: full DDPM)")
+    p.add_argument("--guidance", type=float, help="conditional DDPM: classifier-free guidance scale (default: the "
+                                                  "model's)")
+    p.add_argument("--classifier-scale", type=float, default=0.0,
+                   help="conditional DDPM trained with --classifier: classifier guidance scale (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+
+def _class_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--class", dest="classes", action="append", metavar="NAME",
+                   help="conditional DDPM: draw this class (name or index; repeat for more; default: every class), "
+                        "--n samples each, one row per class")
+    p.add_argument("--guidance", type=float, help="conditional DDPM: classifier-free guidance scale (default: the "
+                                                  "model's; 0 unconditional, 1 conditional, more: closer to the class)")
+    p.add_argument("--classifier-scale", type=float, default=0.0,
+                   help="conditional DDPM trained with --classifier: classifier guidance scale (0: none)")
+
+
+def _labels(model, names: list[str] | None, per_class: int) -> tuple[torch.Tensor | None, list[str]]:
+    """(labels of the samples, the classes drawn, in row order) for a conditional model; (None, []) otherwise."""
+    if not model.classes:
+        if names:
+            raise CliError(f"{model.kind} runs trained without classes draw no given class (train with --conditional)")
+        return None, []
+    picked = []
+    for name in names or model.classes:
+        if name in model.classes:
+            picked.append(model.classes.index(name))
+        elif name.isdigit() and int(name) < len(model.classes):
+            picked.append(int(name))
+        else:
+            raise CliError(f"no class {name!r}: this model draws {', '.join(model.classes)}")
+    return torch.tensor(picked).repeat_interleave(per_class), [model.classes[i] for i in picked]
 
 
 def _source(args: argparse.Namespace) -> str:
@@ -140,33 +172,42 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    if args.n < 1:
+    if args.n is not None and args.n < 1:
         raise CliError("--n must be >= 1")
     model = _load(args)
+    args.n = args.n or (8 if model.classes else 64)
     if model.kind != "ddpm" and (args.gif or args.ddim_steps):
         raise CliError(f"--gif and --ddim-steps apply to ddpm runs; {args.run} holds a {model.kind}")
     g = torch.Generator().manual_seed(args.seed)
     frames = []
+    labels, drawn = _labels(model, args.classes, args.n)
+    n = args.n if labels is None else len(labels)
     try:
         if model.kind == "ddpm":
             total = model.config.timesteps if args.ddim_steps is None else len(ddim_timesteps(model.config.timesteps, args.ddim_steps))
             keep = {round(i) for i in torch.linspace(0, total - 1, min(GIF_FRAMES, total)).tolist()} if args.gif else set()
-            for k, step in enumerate(model.reverse_process(model.noise(args.n, g), g, args.ddim_steps, args.eta)):
+            steps = model.reverse_process(model.noise(n, g), g, args.ddim_steps, args.eta, labels=labels,
+                                          guidance=args.guidance, classifier_scale=args.classifier_scale)
+            for k, step in enumerate(steps):
                 if k in keep:
-                    frames.append(image_grid(step.x))
+                    frames.append(image_grid(step.x, nrow=args.n if drawn else None))
                 samples = step.x
         else:
             samples = model.sample(args.n, g)
-    except ValueError as exc:
+    except (ValueError, GenerativeModelError) as exc:
         raise CliError(str(exc)) from None
-    save_png(image_grid(samples), args.out, scale=args.scale)
-    result = {"run": str(args.run), "model": model.kind, "n": args.n, "png": str(args.out),
+    save_png(image_grid(samples, nrow=args.n if drawn else None), args.out, scale=args.scale)
+    result = {"run": str(args.run), "model": model.kind, "n": n, "png": str(args.out),
               "sampler": ("ddpm" if args.ddim_steps is None else f"ddim ({args.ddim_steps} steps, eta {args.eta})")
               if model.kind == "ddpm" else model.kind}
+    if drawn:
+        result.update(classes=drawn, per_class=args.n, guidance=model.config.guidance if args.guidance is None
+                      else args.guidance, classifier_scale=args.classifier_scale)
     if args.gif:
         save_gif(frames, args.gif, scale=args.scale)
         result["gif"] = str(args.gif)
-    emit(result, args.json, f"wrote {args.n} samples to {args.out}" + (f" and the reverse process to {args.gif}" if args.gif else ""))
+    rows = f" ({args.n} per class, one row each: {', '.join(drawn)})" if drawn else ""
+    emit(result, args.json, f"wrote {n} samples to {args.out}{rows}" + (f" and the reverse process to {args.gif}" if args.gif else ""))
     return 0
 
 
@@ -176,15 +217,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = _load(args)
     c = model.config
     try:
-        data = load_training_images(c.source, c.image_size, c.channels, c.random_crops, c.seed)
+        data = load_training_images(c.source, c.image_size, c.channels, c.random_crops, c.seed, objects=c.conditional)
     except (ValueError, OSError, StoreError) as exc:
         raise CliError(f"cannot reload the training images ({c.source}): {exc}") from None
     g = torch.Generator().manual_seed(args.seed)
-    samples = model.sample(args.n, g, ddim_steps=(args.ddim_steps or None) if model.kind == "ddpm" else None)
+    labels = torch.arange(args.n) % len(model.classes) if model.classes else None  # every class as often
+    try:
+        samples = model.sample(args.n, g, ddim_steps=(args.ddim_steps or None) if model.kind == "ddpm" else None,
+                               labels=labels, guidance=args.guidance, classifier_scale=args.classifier_scale)
+    except (ValueError, GenerativeModelError) as exc:
+        raise CliError(str(exc)) from None
     report = quality(samples, data.images, seed=args.seed).as_dict()
     result = {"run": str(args.run), "model": model.kind, "data": data.name, **report}
     mem = report["memorization"]
-    emit(result, args.json, f"KID {report['kid']:.4f}, FID {report['fid']:.2f} on {report['samples']} samples "
-                            f"({report['features']}); nearest-training-image ratio {mem['ratio']:.2f} "
-                            f"(below ~0.5: copies)")
+    human = (f"KID {report['kid']:.4f}, FID {report['fid']:.2f} on {report['samples']} samples "
+             f"({report['features']}); nearest-training-image ratio {mem['ratio']:.2f} (below ~0.5: copies)")
+    if labels is not None:
+        check = class_accuracy(samples, labels, data.images, data.labels, len(model.classes), args.seed).as_dict()
+        result.update(classes=model.classes, guidance=c.guidance if args.guidance is None else args.guidance,
+                      classifier_scale=args.classifier_scale, class_check=check)
+        human += (f"; a separately trained classifier labels {check['sample_accuracy']:.0%} of the samples as their "
+                  f"class (chance {check['chance']:.0%}; it labels {check['judge_heldout_accuracy']:.0%} of held-out "
+                  "training images right)")
+    emit(result, args.json, human)
     return 0

@@ -1,12 +1,12 @@
 """Generative training settings, with defaults that give recognisable 32 px digits on a CPU in minutes."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from engine.generative.data import SIZES
 from engine.generative.diffusion import SCHEDULES
 from engine.generative.vae import RECONSTRUCTIONS
-from engine.settings import check, setting
+from engine.settings import SettingError, check, setting
 
 MODELS = ("vae", "gan", "ddpm")
 DEFAULT_LR = {"vae": 1e-3, "gan": 2e-4, "ddpm": 2e-4}
@@ -51,6 +51,17 @@ class GenerativeConfig:
     timesteps: int = setting(1000, low=2, help="DDPM T")
     ema_decay: float = setting(0.999, low=0, high=0.99999,
                                help="DDPM: decay of the weight average used for sampling")
+    conditional: bool = setting(False, help="DDPM: learn each class's images, p(x | class): the digits' labels, "
+                                            "or a project's boxed objects (crops of its boxes)")
+    label_dropout: float = setting(0.1, low=0, high=1,
+                                   help="conditional DDPM: share of labels replaced by 'no class' in training, "
+                                        "which makes the same network unconditional for classifier-free guidance")
+    guidance: float = setting(3.0, low=0, help="conditional DDPM: classifier-free guidance scale of the previews "
+                                               "and the default of sampling (0 unconditional, 1 conditional)")
+    classifier: bool = setting(False, help="conditional DDPM: also train a classifier of noised images, for "
+                                           "classifier guidance")
+    class_names: list[str] = field(default_factory=list)
+    """the classes a conditional model learnt, in label order (set by the trainer from its data)"""
     preview_ddim_steps: int = setting(25, low=1, cli=False, help="steps of the DDIM sampling of previews")
     """DDPM previews sample with deterministic DDIM over this many steps: 1000 DDPM steps per preview would
     stall a CPU run (capped at timesteps)"""
@@ -62,6 +73,10 @@ class GenerativeConfig:
 
     def __post_init__(self) -> None:
         check(self)
+        if (self.conditional or self.classifier) and self.model != "ddpm":
+            raise SettingError(f"conditional and classifier apply to the ddpm, not the {self.model}")
+        if self.classifier and not self.conditional:
+            raise SettingError("classifier guidance needs the classes: train with conditional on")
 
     @property
     def effective_lr(self) -> float:

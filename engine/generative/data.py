@@ -43,6 +43,10 @@ class TrainingImages:
     """where the images came from, in words (shown with results)"""
     warning: str | None = None
     """something the user should know (too few images, unreadable files), or None"""
+    labels: torch.Tensor | None = None
+    """(N,) int64 class index of each image, where the set has classes (digits, boxed objects)"""
+    classes: tuple[str, ...] = ()
+    """the class names the labels index"""
 
     @property
     def size(self) -> int:
@@ -117,28 +121,32 @@ def project_images(root: str | Path, size: int = 32, channels: int = 3, random_c
                           "; ".join(notes) or None)
 
 
-def _sklearn_digits() -> np.ndarray | None:
-    """scikit-learn's 1797 8 x 8 digits in 0..1 where scikit-learn is installed (they ship inside the package)."""
+def _sklearn_digits() -> tuple[np.ndarray, np.ndarray] | None:
+    """scikit-learn's 1797 8 x 8 digits in 0..1 and their labels where scikit-learn is installed (they ship inside
+    the package)."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
         return None
-    return load_digits().images.astype(np.float32) / 16.0
+    digits = load_digits()
+    return digits.images.astype(np.float32) / 16.0, digits.target.astype(np.int64)
 
 
-def _rendered_digits(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` 10 x 10 digit images in 0..1 from the 5 x 7 font: random digit, stroke thickness (1 or 2 font pixels
-    dilated), shift and per-pixel noise, so that the set has variety within each class as handwriting does."""
+def _rendered_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` 10 x 10 digit images in 0..1 from the 5 x 7 font, and their digits: random digit, stroke thickness (1
+    or 2 font pixels dilated), shift and per-pixel noise, so that the set has variety within each class as
+    handwriting does."""
     glyphs = np.array([[[c == "#" for c in row] for row in _FONT[str(d)]] for d in range(10)], np.float32)
     out = np.zeros((n, 10, 10), np.float32)
+    labels = rng.integers(0, 10, n)
     for k in range(n):
-        g = glyphs[rng.integers(10)]
+        g = glyphs[labels[k]]
         if rng.random() < 0.5:  # a bolder stroke: dilate to the right
             g = np.maximum(g, np.pad(g, ((0, 0), (1, 0)))[:, :5])
         y, x = rng.integers(0, 10 - 7 + 1), rng.integers(0, 10 - 5 + 1)
         out[k, y:y + 7, x:x + 5] = g * rng.uniform(0.7, 1.0)
     out += rng.normal(0, 0.05, out.shape).astype(np.float32)
-    return out.clip(0, 1)
+    return out.clip(0, 1), labels.astype(np.int64)
 
 
 def builtin_digits(size: int = 32, channels: int = 1, n: int = 2000, seed: int = 0) -> TrainingImages:
@@ -148,23 +156,74 @@ def builtin_digits(size: int = 32, channels: int = 1, n: int = 2000, seed: int =
     rng = np.random.default_rng(seed)
     digits = _sklearn_digits()
     if digits is not None:
-        small, name = digits[rng.permutation(len(digits))[:n]], "scikit-learn digits (8x8, upsampled)"
+        order = rng.permutation(len(digits[0]))[:n]
+        small, labels, name = digits[0][order], digits[1][order], "scikit-learn digits (8x8, upsampled)"
     else:
-        small, name = _rendered_digits(n, rng), "built-in digits (rendered)"
+        (small, labels), name = _rendered_digits(n, rng), "built-in digits (rendered)"
     x = torch.from_numpy(small)[:, None]
     x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
     if channels == 3:
         colours = torch.from_numpy(rng.uniform(0.3, 1.0, (len(x), 3, 1, 1)).astype(np.float32))
         x = x * colours
-    return TrainingImages(x * 2 - 1, f"{name}, {len(x)} images at {size} px", _few_warning(len(x)))
+    return TrainingImages(x * 2 - 1, f"{name}, {len(x)} images at {size} px", _few_warning(len(x)),
+                          torch.from_numpy(labels), tuple(str(d) for d in range(10)))
+
+
+BOX_MARGIN = 0.1
+"""context kept around a boxed object, as a share of its box's longer side on each side"""
+
+
+def project_objects(root: str | Path, size: int = 32, channels: int = 3) -> TrainingImages:
+    """The project's boxed objects, labelled with their boxes' classes: each box widened to a square around its
+    centre with ``BOX_MARGIN`` of context (cut where the image ends), resized to ``size``. The classes are those
+    that have boxes, in class order."""
+    _check(size, channels)
+    arrays, labels, failed = [], [], 0
+    with Project.open(root) as project:
+        store = project.store
+        classes = store.classes()
+        boxed = [(rec, store.boxes(rec.id)) for rec in store.images()]
+        used = sorted({b.class_id for _, boxes in boxed for b in boxes}, key=[c.id for c in classes].index)
+        index = {class_id: i for i, class_id in enumerate(used)}
+        for rec, boxes in boxed:
+            if not boxes:
+                continue
+            try:
+                loaded = project.load_image(rec)
+            except ImageLoadError:
+                failed += 1
+                continue
+            im = Image.fromarray(loaded.pixels).convert("L" if channels == 1 else "RGB")
+            f = loaded.scale  # boxes are in full-resolution pixels, a very large image is read smaller
+            for b in boxes:
+                side = max(b.x1 - b.x0, b.y1 - b.y0) * (1 + 2 * BOX_MARGIN) * f
+                cx, cy = (b.x0 + b.x1) / 2 * f, (b.y0 + b.y1) / 2 * f
+                box = (max(0, round(cx - side / 2)), max(0, round(cy - side / 2)),
+                       min(im.width, round(cx + side / 2)), min(im.height, round(cy + side / 2)))
+                if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+                    continue
+                arrays.append(np.asarray(im.crop(box).resize((size, size), Image.Resampling.LANCZOS), np.uint8)
+                              .reshape(size, size, channels))
+                labels.append(index[b.class_id])
+    if not arrays:
+        raise ValueError(f"the project at {root} has no boxed objects to learn classes from: draw boxes, or train "
+                         "without --conditional on its whole images")
+    names = {c.id: c.name for c in classes}
+    notes = [n for n in (_few_warning(len(arrays)), f"{failed} image{'s' * (failed != 1)} could not be read" if failed else None) if n]
+    return TrainingImages(_to_tensor(arrays), f"project {Path(root).name} ({len(arrays)} boxed objects, {size} px)",
+                          "; ".join(notes) or None, torch.tensor(labels, dtype=torch.int64),
+                          tuple(names[i] for i in used))
 
 
 def load_training_images(source: str, size: int = 32, channels: int = 1, random_crops: int = 0,
-                         seed: int = 0) -> TrainingImages:
-    """``source``: 'builtin:digits' or a project folder."""
+                         seed: int = 0, objects: bool = False) -> TrainingImages:
+    """``source``: 'builtin:digits' (labelled with their digits) or a project folder: its whole images, or with
+    ``objects`` its boxed objects labelled with their classes."""
     if source.startswith("builtin:"):
         name = source.split(":", 1)[1]
         if name not in BUILTIN:
             raise ValueError(f"unknown built-in set {name!r}; choose one of {', '.join(BUILTIN)}")
         return builtin_digits(size, channels, seed=seed)
+    if objects:
+        return project_objects(source, size, channels)
     return project_images(source, size, channels, random_crops, seed)

@@ -114,13 +114,30 @@ def predict_x0(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torc
 
 
 def ddpm_loss(model: EpsModel, schedule: Schedule, x0: torch.Tensor,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, labels: torch.Tensor | None = None, null: int = 0,
+              drop: float = 0.0) -> torch.Tensor:
     """Algorithm 1 of Ho et al.: t ~ Uniform{1..T}, ε ~ N(0, I), loss = ‖ε − ε̂(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²
-    (mean over pixels and batch). t and ε are drawn on the CPU so a seeded run is the same on any device."""
+    (mean over pixels and batch). t and ε are drawn on the CPU so a seeded run is the same on any device.
+    A class-conditional model gets ``labels``, each replaced by the ``null`` label with probability ``drop``
+    (classifier-free guidance's training)."""
     b = x0.shape[0]
     t = torch.randint(0, schedule.T, (b,), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
-    return F.mse_loss(model(q_sample(schedule, x0, t, noise), t).float(), noise.float())
+    x_t = q_sample(schedule, x0, t, noise)
+    if labels is None:
+        return F.mse_loss(model(x_t, t).float(), noise.float())
+    kept = torch.rand(b, generator=generator) >= drop
+    y = torch.where(kept, labels.cpu(), torch.full_like(labels.cpu(), null)).to(x0.device)
+    return F.mse_loss(model(x_t, t, y).float(), noise.float())
+
+
+def noisy_classifier_loss(classifier: EpsModel, schedule: Schedule, x0: torch.Tensor, labels: torch.Tensor,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+    """Cross-entropy of a classifier of noised images x_t (t uniform, as the DDPM's loss draws them): what
+    classifier guidance needs, since it asks the classifier about every x_t of the reverse process."""
+    t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
+    return F.cross_entropy(classifier(q_sample(schedule, x0, t, noise), t).float(), labels)
 
 
 @dataclass(frozen=True)

@@ -142,3 +142,57 @@ def quality(samples: torch.Tensor, train: torch.Tensor, extractor: FeatureExtrac
     ref = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]]
     fa, fb = extractor(samples[:n]), extractor(ref)
     return QualityReport(extractor.name, n, n, kid(fa, fb), fid(fa, fb), memorization(samples, train, seed=seed).as_dict())
+
+
+JUDGE_STEPS = 400
+"""training steps of the judge classifier (Adam, batches of 64): enough for the digits and small object sets"""
+JUDGE_HELD_OUT = 0.2
+"""share of the labelled training images the judge never trains on, to report how good a judge it is"""
+
+
+@dataclass(frozen=True)
+class ClassCheck:
+    """Do a conditional model's samples show the class they were drawn for? A separately trained classifier
+    (the judge) labels them; its accuracy on held-out training images says how far to trust it."""
+
+    samples: int
+    sample_accuracy: float
+    judge_heldout_accuracy: float
+    chance: float
+    judge: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def class_accuracy(samples: torch.Tensor, labels: torch.Tensor, images: torch.Tensor, image_labels: torch.Tensor,
+                   num_classes: int, seed: int = 0, steps: int = JUDGE_STEPS) -> ClassCheck:
+    """Share of ``samples`` whose judge label is their ``labels``. The judge is a small CNN (the noise-aware
+    classifier's architecture, asked at t = 0) trained from scratch on the training images but a held-out
+    ``JUDGE_HELD_OUT``, never on samples, so it knows the data's classes and nothing of the model's."""
+    from engine.generative.guidance import NoisyClassifier
+
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(images), generator=g)
+    held = max(1, int(len(images) * JUDGE_HELD_OUT))
+    test, train = order[:held], order[held:]
+    torch.manual_seed(seed)
+    judge = NoisyClassifier(images.shape[1], images.shape[-1], num_classes, base=16)
+    opt = torch.optim.Adam(judge.parameters(), lr=2e-3)
+    x, y = images.float().cpu(), image_labels.cpu()
+
+    def predict(batch: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return judge(batch, torch.zeros(len(batch), dtype=torch.long)).argmax(1)
+
+    for _ in range(steps):
+        idx = train[torch.randint(0, len(train), (64,), generator=g)]
+        loss = F.cross_entropy(judge(x[idx], torch.zeros(len(idx), dtype=torch.long)), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    judge.eval()
+    heldout = float((predict(x[test]) == y[test]).float().mean())
+    right = float((predict(samples.float().cpu()) == labels.cpu()).float().mean())
+    return ClassCheck(len(samples), right, heldout, 1 / num_classes,
+                      f"small CNN trained {steps} steps on {len(train)} of the training images")

@@ -14,6 +14,7 @@ from engine.generative import vae as vae_ops
 from engine.generative.config import GenerativeConfig
 from engine.generative.diffusion import EMA, ReverseStep, Schedule, ddim_sample, ddpm_sample, last, make_schedule
 from engine.generative.gan import Discriminator, Generator, latent
+from engine.generative.guidance import ClassifierGuided, FreeGuided, NoisyClassifier
 from engine.generative.unet import UNet
 from engine.generative.vae import ConvVAE
 from engine.io.weights import WeightsError, load_weights, read_description, save_weights
@@ -41,6 +42,8 @@ class GenerativeModel:
     ema: EMA | None = None
     """DDPM: the averaged weights that sampling uses"""
     schedule: Schedule | None = None
+    classifier: NoisyClassifier | None = None
+    """conditional DDPM trained with a classifier of noised images: for classifier guidance"""
     steps_done: int = 0
     data_name: str = ""
     extra: dict = field(default_factory=dict)
@@ -69,32 +72,66 @@ class GenerativeModel:
         """DDPM: the EMA weights where there are any."""
         return (self.ema.model if self.ema is not None else self.net).eval()
 
+    @property
+    def classes(self) -> list[str]:
+        """The classes a conditional model draws (empty for an unconditional one)."""
+        return list(self.config.class_names) if self.config.conditional else []
+
     @torch.no_grad()
     def decode(self, noise: torch.Tensor, generator: torch.Generator | None = None, ddim_steps: int | None = None,
-               eta: float = 0.0, clip: bool = True) -> torch.Tensor:
-        """Samples in [−1, 1] from given noise (``noise``); DDPM runs DDIM when ``ddim_steps`` is set."""
+               eta: float = 0.0, clip: bool = True, labels: torch.Tensor | None = None,
+               guidance: float | None = None, classifier_scale: float = 0.0) -> torch.Tensor:
+        """Samples in [−1, 1] from given noise (``noise``); DDPM runs DDIM when ``ddim_steps`` is set. A conditional
+        DDPM draws the classes ``labels`` (B,) with classifier-free guidance at ``guidance`` (default: the
+        model's) and, where it has a classifier, classifier guidance at ``classifier_scale``."""
         if self.kind != "ddpm":
             was = self.net.training
             self.net.eval()
             out = self.net.decode(noise) if self.kind == "vae" else self.net(noise)
             self.net.train(was)
             return out
-        return last(self.reverse_process(noise, generator, ddim_steps, eta, clip))
+        return last(self.reverse_process(noise, generator, ddim_steps, eta, clip, labels=labels, guidance=guidance,
+                                         classifier_scale=classifier_scale))
 
     def sample(self, n: int, generator: torch.Generator | None = None, ddim_steps: int | None = None,
-               eta: float = 0.0, clip: bool = True) -> torch.Tensor:
-        return self.decode(self.noise(n, generator), generator, ddim_steps, eta, clip)
+               eta: float = 0.0, clip: bool = True, labels: torch.Tensor | None = None,
+               guidance: float | None = None, classifier_scale: float = 0.0) -> torch.Tensor:
+        return self.decode(self.noise(n, generator), generator, ddim_steps, eta, clip, labels, guidance,
+                           classifier_scale)
+
+    def guided(self, labels: torch.Tensor | None, guidance: float | None = None, classifier_scale: float = 0.0):
+        """The ε-model the samplers run: the (EMA) network, steered toward ``labels`` where given."""
+        eps = self.eps_model()
+        if labels is None:
+            if classifier_scale:
+                raise GenerativeModelError("classifier guidance needs the classes to steer toward")
+            return eps
+        if not self.classes:
+            raise GenerativeModelError("this DDPM was trained without classes: it cannot draw a given class")
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(self.classes):
+            raise GenerativeModelError(f"class labels must lie in 0..{len(self.classes) - 1}")
+        labels = labels.to(self.device)
+        eps = FreeGuided(eps, labels, self.config.guidance if guidance is None else guidance)
+        if classifier_scale:
+            if self.classifier is None:
+                raise GenerativeModelError("this DDPM was trained without a classifier (--classifier): no "
+                                           "classifier guidance")
+            eps = ClassifierGuided(eps, self.classifier.eval(), self.schedule, labels, classifier_scale)
+        return eps
 
     def reverse_process(self, x_T: torch.Tensor, generator: torch.Generator | None = None,
                         ddim_steps: int | None = None, eta: float = 0.0, clip: bool = True,
-                        variance: str = "beta") -> Iterator[ReverseStep]:
+                        variance: str = "beta", labels: torch.Tensor | None = None, guidance: float | None = None,
+                        classifier_scale: float = 0.0) -> Iterator[ReverseStep]:
         """DDPM only: every step of ancestral sampling (``ddim_steps`` None) or of DDIM, with x_t and x̂_0, for a
-        player. ``variance`` applies to ancestral sampling (see diffusion.py)."""
+        player. ``variance`` applies to ancestral sampling (see diffusion.py); ``labels``, ``guidance`` and
+        ``classifier_scale`` as for ``decode``."""
         if self.kind != "ddpm":
             raise GenerativeModelError(f"a {self.kind} has no reverse process; only ddpm does")
+        eps = self.guided(labels, guidance, classifier_scale)
         if ddim_steps is None:
-            return ddpm_sample(self.eps_model(), self.schedule, x_T, generator, variance, clip)
-        return ddim_sample(self.eps_model(), self.schedule, x_T, ddim_steps, eta, generator, clip)
+            return ddpm_sample(eps, self.schedule, x_T, generator, variance, clip)
+        return ddim_sample(eps, self.schedule, x_T, ddim_steps, eta, generator, clip)
 
 
 def build_generative(config: GenerativeConfig, device: torch.device | str = "cpu") -> GenerativeModel:
@@ -104,8 +141,14 @@ def build_generative(config: GenerativeConfig, device: torch.device | str = "cpu
     if c.model == "gan":
         return GenerativeModel(c, Generator(c.channels, c.image_size, c.latent_dim, c.base_channels).to(device),
                                Discriminator(c.channels, c.image_size, c.base_channels).to(device))
-    net = UNet(c.channels, c.base_channels, unet_mults(c.image_size)).to(device)
-    return GenerativeModel(c, net, ema=EMA(net, c.ema_decay), schedule=make_schedule(c.schedule, c.timesteps))
+    classes = len(c.class_names) if c.conditional else 0
+    if c.conditional and classes < 2:
+        raise GenerativeModelError("a conditional DDPM needs at least two classes")
+    net = UNet(c.channels, c.base_channels, unet_mults(c.image_size), classes).to(device)
+    classifier = NoisyClassifier(c.channels, c.image_size, classes, c.base_channels).to(device) if c.classifier \
+        else None
+    return GenerativeModel(c, net, ema=EMA(net, c.ema_decay), schedule=make_schedule(c.schedule, c.timesteps),
+                           classifier=classifier)
 
 
 def _parts(model: GenerativeModel) -> dict[str, nn.Module]:
@@ -114,6 +157,8 @@ def _parts(model: GenerativeModel) -> dict[str, nn.Module]:
         parts["discriminator"] = model.discriminator
     if model.ema is not None:
         parts["ema"] = model.ema.model
+    if model.classifier is not None:
+        parts["classifier"] = model.classifier
     return parts
 
 

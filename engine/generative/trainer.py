@@ -12,6 +12,8 @@ train in one process.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import Iterator
@@ -21,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from engine.generative.config import GenerativeConfig
 from engine.generative.data import TrainingImages, load_training_images
-from engine.generative.diffusion import ddpm_loss
+from engine.generative.diffusion import ddpm_loss, noisy_classifier_loss
 from engine.generative.gan import discriminator_step, generator_step, sample_diversity
 from engine.generative.grids import image_grid
 from engine.generative.models import GenerativeModel, build_generative, reconstructions, save_generative
@@ -50,7 +52,8 @@ class GenerativeTrainer:
             torch.set_num_threads(c.threads)
         if data is None:
             try:
-                data = load_training_images(c.source, c.image_size, c.channels, c.random_crops, c.seed)
+                data = load_training_images(c.source, c.image_size, c.channels, c.random_crops, c.seed,
+                                            objects=c.conditional)
             except (ValueError, OSError) as exc:
                 raise TrainingError(str(exc)) from None
         if data.size != c.image_size or data.channels != c.channels:
@@ -58,12 +61,19 @@ class GenerativeTrainer:
                                 f"{c.channels} x {c.image_size} px")
         if len(data.images) < 2:
             raise TrainingError("a generative model needs at least two training images")
+        if c.conditional:
+            if data.labels is None or len(data.classes) < 2:
+                raise TrainingError(f"{data.name} has no classes to condition on: a conditional model learns from "
+                                    "labelled images (the built-in digits, or a project's boxes of two classes or "
+                                    "more)")
+            c = self.config = dataclasses.replace(c, class_names=list(data.classes))
         self.data = data
         shard = data.images[self.world.rank::self.world.size]
         if len(shard) < 2:
             raise TrainingError(f"{len(data.images)} training images leave fewer than two to each of "
                                 f"{self.world.size} processes")
         self.images = shard.to(self.device)
+        self.labels = None if data.labels is None else data.labels[self.world.rank::self.world.size]
         torch.manual_seed(c.seed)  # the same initial weights on every rank
         rank = self.world.rank
         self.rng = torch.Generator().manual_seed(c.seed if rank == 0 else c.seed + 1_000_003 * rank)
@@ -75,6 +85,14 @@ class GenerativeTrainer:
         self.model.data_name = data.name
         betas = (0.5, 0.999) if c.model == "gan" else (0.9, 0.999)
         self.optimizer = torch.optim.Adam(self.model.net.parameters(), lr=c.effective_lr, betas=betas)
+        self.opt_classifier = None
+        self.classify = self.model.classifier
+        """the noise-aware classifier a step trains (its DistributedDataParallel wrapper on several ranks)"""
+        if self.model.classifier is not None:
+            self.opt_classifier = torch.optim.Adam(self.model.classifier.parameters(), lr=c.effective_lr)
+            if self.world.distributed:
+                self.classify = DistributedDataParallel(self.model.classifier, device_ids=[self.device.index]
+                                                        if self.device.type == "cuda" else None)
         self.opt_d = (torch.optim.Adam(self.model.discriminator.parameters(), lr=c.effective_lr, betas=betas)
                       if self.model.discriminator is not None else None)
         self.amp = self.device.type == "cuda" and c.model != "gan"
@@ -82,7 +100,12 @@ class GenerativeTrainer:
         loss scaling would interleave awkwardly with the alternating steps"""
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         preview_rng = torch.Generator().manual_seed(PREVIEW_SEED)
-        self.preview_noise = self.model.noise(c.preview_count, preview_rng)
+        classes = len(c.class_names) if c.conditional else 0
+        self.preview_columns = max(2, math.ceil(c.preview_count / classes)) if classes else None
+        """a conditional model's previews: one row per class, this many samples each"""
+        self.preview_labels = (torch.arange(classes).repeat_interleave(self.preview_columns) if classes else None)
+        self.preview_noise = self.model.noise(c.preview_count if not classes else classes * self.preview_columns,
+                                              preview_rng)
         idx = torch.randperm(len(self.images), generator=preview_rng)[:max(1, c.preview_count // 2)]
         self.preview_real = self.images[idx.to(self.device)]
         self.step = 0
@@ -127,13 +150,15 @@ class GenerativeTrainer:
             if timed_out:
                 break
 
-    def _batch(self) -> torch.Tensor:
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images of one step, and their labels where the model is conditional."""
         idx = torch.randint(0, len(self.images), (self.config.batch_size // self.world.size,), generator=self.rng)
-        return self.images[idx.to(self.device)]
+        labels = self.labels[idx].to(self.device) if self.config.conditional else None
+        return self.images[idx.to(self.device)], labels
 
     def _train_step(self) -> dict[str, float]:
         c = self.config
-        real = self._batch()
+        real, labels = self._batch()
         if c.model == "gan":
             try:
                 out = discriminator_step(self.model.net, self.model.discriminator, self.opt_d, real, self.rng)
@@ -146,7 +171,8 @@ class GenerativeTrainer:
             if c.model == "vae":
                 terms = vae_loss_terms(self.model.net, real, c.beta, self.rng)
             else:
-                terms = {"loss": ddpm_loss(self.forward, self.model.schedule, real, self.rng)}
+                terms = {"loss": ddpm_loss(self.forward, self.model.schedule, real, self.rng, labels,
+                                           null=len(c.class_names), drop=c.label_dropout)}
         total = terms["total" if c.model == "vae" else "loss"]
         if agree(not torch.isfinite(total.detach()), self.device):
             raise TrainingError(f"the loss became {total.item()} at step {self.step + 1}; lower the learning rate "
@@ -158,19 +184,26 @@ class GenerativeTrainer:
         if self.model.ema is not None:
             self.model.ema.update(self.model.net)
         losses = {name: t.detach().item() for name, t in terms.items()}
+        if self.opt_classifier is not None:
+            loss = noisy_classifier_loss(self.classify, self.model.schedule, real, labels, self.rng)
+            self.opt_classifier.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_classifier.step()
+            losses["classifier"] = loss.detach().item()
         return mean_over_ranks(losses, list(losses), self.device)
 
     # ---- previews ---------------------------------------------------------------------------------------------
     def preview(self) -> GenerativePreview:
         c = self.config
         # DDIM with η = 0 draws no noise, so the preview generator never touches the training RNG.
-        samples = self.model.decode(self.preview_noise, ddim_steps=min(c.preview_ddim_steps, c.timesteps))
+        samples = self.model.decode(self.preview_noise, ddim_steps=min(c.preview_ddim_steps, c.timesteps),
+                                    labels=self.preview_labels)
         recon = diversity = None
         if c.model == "vae":
             recon = image_grid(reconstructions(self.model, self.preview_real), nrow=2 * max(1, int(len(self.preview_real) ** 0.5)))
         if c.model == "gan":
             diversity = sample_diversity(samples, self.preview_real if len(self.preview_real) > 1 else self.images[:16])
-        return GenerativePreview(self.step, image_grid(samples), recon, diversity)
+        return GenerativePreview(self.step, image_grid(samples, nrow=self.preview_columns), recon, diversity)
 
     def save(self, folder: str | Path) -> Path:
         self.model.extra = {"train": self.config.as_dict(), "active_minutes": round(self.active_s / 60, 3)}

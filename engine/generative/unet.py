@@ -1,5 +1,9 @@
 """A small ε-prediction U-Net for DDPM: residual blocks with group norm, a sinusoidal embedding of the time step
-added inside every block, and no attention, so that a 32 px model with 32 base channels trains on a CPU."""
+added inside every block, and no attention, so that a 32 px model with 32 base channels trains on a CPU.
+
+A class-conditional U-Net (``num_classes`` > 0) adds a learnt embedding of the class label y to the time
+embedding; index ``num_classes`` is the null label ∅ ("no class given"), which training shows in place of the true
+label now and then so that the same network is also the unconditional model classifier-free guidance needs."""
 from __future__ import annotations
 
 import math
@@ -43,11 +47,14 @@ class UNet(nn.Module):
     ``base`` channels at full resolution, multiplied by ``mults`` at each coarser level; one residual block per
     level on the way down and two on the way up (one of them fed by the skip connection)."""
 
-    def __init__(self, channels: int = 1, base: int = 32, mults: tuple[int, ...] = (1, 2, 2)) -> None:
+    def __init__(self, channels: int = 1, base: int = 32, mults: tuple[int, ...] = (1, 2, 2),
+                 num_classes: int = 0) -> None:
         super().__init__()
         self.base = base
+        self.num_classes = num_classes
         tdim = base * 4
         self.time_mlp = nn.Sequential(nn.Linear(base, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
+        self.class_emb = nn.Embedding(num_classes + 1, tdim) if num_classes else None
         self.stem = nn.Conv2d(channels, base, 3, padding=1)
         widths = [base * m for m in mults]
         self.down = nn.ModuleList()
@@ -70,8 +77,13 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """ε̂(x_t, t[, y]); a conditional network given no ``y`` predicts for the null label."""
         temb = self.time_mlp(timestep_embedding(t, self.base))
+        if self.class_emb is not None:
+            if y is None:
+                y = torch.full_like(t, self.num_classes)
+            temb = temb + self.class_emb(y)
         h = self.stem(x)
         skips = []
         for block, pool in zip(self.down, self.pool):
