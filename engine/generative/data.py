@@ -138,8 +138,9 @@ def _rendered_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     handwriting does."""
     glyphs = np.array([[[c == "#" for c in row] for row in _FONT[str(d)]] for d in range(10)], np.float32)
     out = np.zeros((n, 10, 10), np.float32)
-    labels = rng.integers(0, 10, n)
+    labels = np.zeros(n, np.int64)
     for k in range(n):
+        labels[k] = rng.integers(10)
         g = glyphs[labels[k]]
         if rng.random() < 0.5:  # a bolder stroke: dilate to the right
             g = np.maximum(g, np.pad(g, ((0, 0), (1, 0)))[:, :5])
