@@ -236,3 +236,35 @@ def test_defaults_fit_the_device(window):
         assert s.size.currentData() == GenerativeConfig.image_size and s.lr.value() == DEFAULT_LR["ddpm"]
     else:
         assert s.size.currentData() == 16 and s.base.value() == 16 and s.lr.value() == 1e-3
+
+
+def test_conditional_ddpm_draws_a_row_per_class_with_guidance(window, qtbot):
+    tab = window.generative
+    tiny(tab, "ddpm", steps=4)
+    s = tab.settings
+    assert not s.model_form.isRowVisible(s.with_classifier)
+    s.by_class.setChecked(True)
+    assert s.model_form.isRowVisible(s.with_classifier)
+    s.with_classifier.setChecked(True)
+    config = s.config(None)
+    assert config.conditional and config.classifier
+    train(tab, qtbot)
+    assert tab.model_info.config["class_names"] == [str(d) for d in range(10)]
+    view = tab.samples_view
+    assert view.count_label.text() == "n per class" and not view.guidance.isHidden()
+    assert not view.classifier_scale.isHidden() and view.guidance.value() == 3.0
+    qtbot.waitUntil(lambda: view.samples.array is not None, timeout=60000)
+    view.count.setValue(2)
+    view.ddim.setValue(3)
+    view.guidance.setValue(2.0)
+    view.classifier_scale.setValue(1.0)
+    view.draw_button.click()
+    qtbot.waitUntil(lambda: "per class" in view.samples_label.text(), timeout=60000)
+    assert view.samples.array.shape[0] == 10 * 18 + 2  # ten rows of 16 px images
+    assert "guidance 2" in view.samples_label.text() and "classifier guidance 1" in view.samples_label.text()
+    view.eval_count.setValue(20)
+    view.eval_button.click()
+    qtbot.waitUntil(lambda: "KID" in view.eval_label.text(), timeout=120000)
+    assert "By class" in view.eval_label.text() and "chance 10%" in view.eval_label.text()
+    s.model.setCurrentIndex(s.model.findData("vae"))  # the DDPM's own options hide for other models
+    assert not s.model_form.isRowVisible(s.by_class) and not s.config(None).conditional

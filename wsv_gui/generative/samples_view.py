@@ -10,12 +10,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, \
-    QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, \
+    QVBoxLayout, QWidget
 
 from engine.generative.grids import to_uint8
 from wsv_gui.generative.images import GridView
 from wsv_gui.generative.messages import Interpolation
+
+
+def _scale_spin(value: float, tip: str) -> QDoubleSpinBox:
+    s = QDoubleSpinBox()
+    s.setRange(0.0, 20.0)
+    s.setSingleStep(0.5)
+    s.setDecimals(1)
+    s.setValue(value)
+    s.setToolTip(tip)
+    return s
 
 
 def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
@@ -27,9 +37,10 @@ def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
 
 
 class SamplesView(QWidget):
-    drawRequested = Signal(int, int, int)  # n, seed, DDPM sampler steps (0: full DDPM)
+    drawRequested = Signal(int, int, int, float, float)  # n (per class), seed, DDPM sampler steps (0: full
+    # DDPM), classifier-free and classifier guidance scales
     interpolateRequested = Signal(int, int, int)  # image a, image b, steps
-    evaluateRequested = Signal(int, int)  # n samples, DDPM sampler steps (0: full DDPM)
+    evaluateRequested = Signal(int, int, float, float)  # n samples, DDPM sampler steps (0: full DDPM), guidance scales
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -46,10 +57,18 @@ class SamplesView(QWidget):
                                         "ancestral DDPM, T steps")
         self.ddim.setSpecialValueText("full DDPM")
         self.draw_button = QPushButton("Draw samples")
-        self.draw_button.clicked.connect(lambda: self.drawRequested.emit(self.count.value(), self.seed.value(),
-                                                                         self.ddim.value()))
-        for label, w in (("n", self.count), ("seed", self.seed), ("DDIM steps", self.ddim)):
-            row.addWidget(QLabel(label))
+        self.draw_button.clicked.connect(lambda: self.drawRequested.emit(
+            self.count.value(), self.seed.value(), self.ddim.value(), self.guidance.value(),
+            self.classifier_scale.value()))
+        self.count_label = QLabel("n")
+        self.guidance = _scale_spin(3.0, "classifier-free guidance: 0 draws from the unconditional model, 1 from the "
+                                         "conditional one, more keeps closer to the class at the cost of variety")
+        self.classifier_scale = _scale_spin(0.0, "classifier guidance: how hard the classifier of noised images "
+                                                 "pulls each step toward the class (0: not at all)")
+        self.guidance_label, self.classifier_label = QLabel("guidance"), QLabel("classifier")
+        for label, w in ((self.count_label, self.count), ("seed", self.seed), ("DDIM steps", self.ddim),
+                         (self.guidance_label, self.guidance), (self.classifier_label, self.classifier_scale)):
+            row.addWidget(QLabel(label) if isinstance(label, str) else label)
             row.addWidget(w)
         row.addWidget(self.draw_button)
         row.addStretch(1)
@@ -57,7 +76,8 @@ class SamplesView(QWidget):
         self.eval_button = QPushButton("Evaluate")
         self.eval_button.setToolTip("KID and FID on EfficientNet-Lite0 features, and the nearest training image of "
                                     "every sample (DDPM: sampled with the DDIM steps on the left)")
-        self.eval_button.clicked.connect(lambda: self.evaluateRequested.emit(self.eval_count.value(), self.ddim.value()))
+        self.eval_button.clicked.connect(lambda: self.evaluateRequested.emit(
+            self.eval_count.value(), self.ddim.value(), self.guidance.value(), self.classifier_scale.value()))
         row.addWidget(self.eval_button)
         row.addWidget(QLabel("on"))
         row.addWidget(self.eval_count)
@@ -114,9 +134,21 @@ class SamplesView(QWidget):
             spin.setMaximum(max(0, len(images) - 1))
         self._show_thumbs()
 
-    def set_model(self, kind: str | None) -> None:
-        """A model arrived (or went): the buttons that need one, and what the empty views say to do next."""
+    def set_model(self, kind: str | None, classes: list[str] | None = None, classifier: bool = False,
+                  guidance: float = 3.0) -> None:
+        """A model arrived (or went): the buttons that need one, and what the empty views say to do next. A
+        conditional DDPM (``classes``) draws ``n`` per class, with its guidance scales."""
         self.kind = kind
+        conditional = bool(classes)
+        self.count_label.setText("n per class" if conditional else "n")
+        if conditional and self.count.value() > 16:
+            self.count.setValue(8)
+        for w in (self.guidance, self.guidance_label):
+            w.setVisible(conditional)
+        for w in (self.classifier_scale, self.classifier_label):
+            w.setVisible(conditional and classifier)
+        if conditional:
+            self.guidance.setValue(guidance)
         if self.samples.array is None:
             self.samples.clear_image("Drawing samples…" if kind else "Train or load a model, then draw samples.")
         self.draw_button.setEnabled(kind is not None)
@@ -154,6 +186,11 @@ class SamplesView(QWidget):
     def show_quality(self, r: dict) -> None:
         """The evaluation as it should be read: which features, how many images, and what the numbers mean."""
         mem = r["memorization"]
+        check = r.get("class_check")
+        classes = "" if check is None else (
+            f"<br><b>By class:</b> a separately trained classifier labels {check['sample_accuracy'] * 100:.0f}% of "
+            f"the samples as the class they were drawn for (chance {check['chance'] * 100:.0f}%; it labels "
+            f"{check['judge_heldout_accuracy'] * 100:.0f}% of held-out training images right).")
         self.eval_label.setText(
             f"<b>KID {r['kid']:.4f}</b> on {r['features']}, {r['samples']} samples vs {r['reference_images']} "
             f"training images ({r['sampler']}). FID {r['fid']:.1f} on the same features (biased upward with few "
@@ -161,4 +198,4 @@ class SamplesView(QWidget):
             f"<b>Memorisation:</b> a sample's nearest training image lies a median "
             f"{mem['median_sample_to_train']:.2f} away (pixel L2), training images {mem['train_to_train']:.2f} from "
             f"each other: ratio {mem['ratio']:.2f} (well below 1 means copies); {mem['close_fraction'] * 100:.0f}% of "
-            f"samples are closer than half that.")
+            f"samples are closer than half that.{classes}")

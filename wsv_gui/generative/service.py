@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from engine.annotations.store import StoreError
 from engine.generative.data import TrainingImages, load_training_images
 from engine.generative.diffusion import ddim_timesteps
-from engine.generative.evaluate import FeatureExtractor, quality
+from engine.generative.evaluate import FeatureExtractor, class_accuracy, quality
 from engine.generative.grids import image_grid, to_uint8
 from engine.errors import UserError
 from engine.generative.models import GenerativeModel, GenerativeModelError, load_generative
@@ -43,16 +43,20 @@ def frame_indices(total: int, limit: int = MAX_FRAMES) -> set[int]:
 
 
 def data_key(config: dict) -> dict:
-    return {k: config[k] for k in ("source", "image_size", "channels", "random_crops", "seed")}
+    """A model's training data as the cache key the settings form also makes (GenerativeSettings.data_key)."""
+    key = {k: config[k] for k in ("source", "image_size", "channels", "random_crops", "seed")}
+    return {**key, "objects": bool(config.get("conditional")) and not key["source"].startswith("builtin:")}
 
 
 class GenerativeService(QObject):
     load_data = Signal(dict)  # data key
     load_model = Signal(str)  # folder
-    draw = Signal(str, int, int, int)  # folder, n, seed, DDPM sampler steps (0: full DDPM)
+    draw = Signal(str, int, int, int, float, float)  # folder, n, seed, DDPM sampler steps (0: full DDPM), guidance
+    # scales: classifier-free and classifier (conditional DDPM: n per class)
     interpolate = Signal(str, int, int, int)  # folder, index a, index b, steps
     reverse = Signal(str, int, int, int, float)  # folder, n, seed, DDIM steps (0: full DDPM), η
-    evaluate = Signal(str, int, int)  # folder, n samples, DDPM sampler steps (0: full DDPM)
+    evaluate = Signal(str, int, int, float, float)  # folder, n samples, DDPM sampler steps (0: full DDPM), guidance
+    # scales
 
     data_ready = Signal(object)  # TrainingSet
     model_ready = Signal(object)  # ModelInfo
@@ -98,19 +102,23 @@ class GenerativeService(QObject):
         if name not in self._data_cache:
             try:
                 loaded = load_training_images(key["source"], key["image_size"], key["channels"],
-                                              key["random_crops"], key["seed"])
+                                              key["random_crops"], key["seed"], key.get("objects", False))
             except (ValueError, OSError, StoreError) as exc:
                 raise TrainingError(f"cannot load the training images ({key['source']}): {exc}") from None
             self._data_cache = {name: loaded}  # one set at a time: a project's images can be large
         return self._data_cache[name]
 
-    def _sample(self, model: GenerativeModel, n: int, seed: int, ddpm_steps: int) -> torch.Tensor:
-        """n samples from fixed-seed noise; a DDPM walks its sampler here so that cancel() takes effect."""
+    def _sample(self, model: GenerativeModel, n: int, seed: int, ddpm_steps: int, labels: torch.Tensor | None = None,
+                guidance: float | None = None, classifier_scale: float = 0.0) -> torch.Tensor:
+        """n samples from fixed-seed noise (a conditional DDPM: of the classes ``labels``); a DDPM walks its sampler
+        here so that cancel() takes effect."""
         g = torch.Generator().manual_seed(seed)
         if model.kind != "ddpm":
             return model.sample(n, g)
         x = None
-        for step in model.reverse_process(model.noise(n, g), g, self._ddim(model, ddpm_steps)):
+        steps = model.reverse_process(model.noise(n, g), g, self._ddim(model, ddpm_steps), labels=labels,
+                                      guidance=guidance, classifier_scale=classifier_scale)
+        for step in steps:
             if self._cancel.is_set():
                 raise Cancelled
             x = step.x
@@ -158,12 +166,20 @@ class GenerativeService(QObject):
             self.model_ready.emit(ModelInfo(folder, m.kind, m.config.as_dict(), m.steps_done, m.data_name))
         self._run("model", job)
 
-    @Slot(str, int, int, int)
-    def _draw(self, folder: str, n: int, seed: int, ddpm_steps: int) -> None:
+    @Slot(str, int, int, int, float, float)
+    def _draw(self, folder: str, n: int, seed: int, ddpm_steps: int, guidance: float, classifier_scale: float) -> None:
         def job() -> None:
             m = self.model(folder)
-            grid = image_grid(self._sample(m, n, seed, ddpm_steps))
-            self.samples_ready.emit(SampleGrid(grid, f"{n} samples, seed {seed}: {self._sampler(m, ddpm_steps)}"))
+            if not m.classes:
+                grid = image_grid(self._sample(m, n, seed, ddpm_steps))
+                self.samples_ready.emit(SampleGrid(grid, f"{n} samples, seed {seed}: {self._sampler(m, ddpm_steps)}"))
+                return
+            labels = torch.arange(len(m.classes)).repeat_interleave(n)
+            scale = f"{classifier_scale:g}" if m.classifier is not None else "no classifier"
+            grid = image_grid(self._sample(m, len(labels), seed, ddpm_steps, labels, guidance, classifier_scale), nrow=n)
+            self.samples_ready.emit(SampleGrid(grid, f"{n} per class, one row each ({', '.join(m.classes)}), seed "
+                                                     f"{seed}: {self._sampler(m, ddpm_steps)}; classifier-free "
+                                                     f"guidance {guidance:g}, classifier guidance {scale}"))
         self._run("draw", job)
 
     @Slot(str, int, int, int)
@@ -204,14 +220,18 @@ class GenerativeService(QObject):
             self.reverse_frame.emit(ReverseFrame(total, total, 0, final, final))
         self.reverse_finished.emit(self._run("reverse", job))
 
-    @Slot(str, int, int)
-    def _evaluate(self, folder: str, n: int, ddpm_steps: int) -> None:
+    @Slot(str, int, int, float, float)
+    def _evaluate(self, folder: str, n: int, ddpm_steps: int, guidance: float, classifier_scale: float) -> None:
         def job() -> None:
             m = self.model(folder)
             data = self.data(data_key(m.config.as_dict()))
-            samples = self._sample(m, n, 0, ddpm_steps)
+            labels = torch.arange(n) % len(m.classes) if m.classes else None  # every class as often
+            samples = self._sample(m, n, 0, ddpm_steps, labels, guidance, classifier_scale)
             if self._extractor is None:
                 self._extractor = FeatureExtractor(self.device)
             report = quality(samples, data.images, self._extractor).as_dict()
+            if labels is not None:
+                report["class_check"] = class_accuracy(samples, labels, data.images, data.labels,
+                                                       len(m.classes)).as_dict()
             self.evaluation_ready.emit({**report, "data": data.name, "kind": m.kind, "sampler": self._sampler(m, ddpm_steps)})
         self._run("evaluate", job)

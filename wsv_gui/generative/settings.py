@@ -110,6 +110,14 @@ class GenerativeSettings(QWidget):
         self.model_form.addRow("Schedule", self.schedule)
         self.timesteps = _spin(2, 4000, d.timesteps, 100, "T, the number of diffusion steps")
         self.model_form.addRow("Steps T", self.timesteps)
+        self.by_class = QCheckBox("By class (conditional)")
+        self.by_class.setToolTip("learn each class's images, p(x | class), with a label dropped now and then for "
+                                 "classifier-free guidance: the digits' labels, or this project's boxed objects "
+                                 "(crops of the boxes, by class)")
+        self.model_form.addRow("", self.by_class)
+        self.with_classifier = QCheckBox("Also a classifier of noised images")
+        self.with_classifier.setToolTip("trained beside the DDPM, for classifier guidance when sampling")
+        self.model_form.addRow("", self.with_classifier)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -119,6 +127,8 @@ class GenerativeSettings(QWidget):
         for w in (self.source, self.size):
             w.currentIndexChanged.connect(self.dataChanged)
         self.colour.toggled.connect(self.dataChanged)
+        self.by_class.toggled.connect(self.dataChanged)
+        self.by_class.toggled.connect(self._show_rows)
         self.crops.valueChanged.connect(self.dataChanged)
         self.source.currentIndexChanged.connect(self._show_rows)
         self.schedule.currentIndexChanged.connect(self.scheduleChanged)
@@ -140,6 +150,8 @@ class GenerativeSettings(QWidget):
         self.model_form.setRowVisible(self.beta, kind == "vae")
         self.model_form.setRowVisible(self.schedule, kind == "ddpm")
         self.model_form.setRowVisible(self.timesteps, kind == "ddpm")
+        self.model_form.setRowVisible(self.by_class, kind == "ddpm")
+        self.model_form.setRowVisible(self.with_classifier, kind == "ddpm" and self.by_class.isChecked())
         self.data_form.setRowVisible(self.crops, self.source.currentData() == PROJECT)
 
     def data_key(self, project_root: Path | None) -> dict:
@@ -151,11 +163,20 @@ class GenerativeSettings(QWidget):
         else:
             source = BUILTIN
         return {"source": source, "image_size": self.size.currentData(), "channels": 3 if self.colour.isChecked() else 1,
-                "random_crops": self.crops.value() if source != BUILTIN else 0, "seed": 0}
+                "random_crops": self.crops.value() if source != BUILTIN else 0, "seed": 0,
+                "objects": self.conditional and source != BUILTIN}
+
+    @property
+    def conditional(self) -> bool:
+        return self.kind == "ddpm" and self.by_class.isChecked()
 
     def config(self, project_root: Path | None) -> GenerativeConfig:
         """Raises ValueError with the reason when the settings cannot be used."""
-        return GenerativeConfig(model=self.kind, **self.data_key(project_root), batch_size=self.batch.value(),
+        key = self.data_key(project_root)
+        del key["objects"]  # the config says it as 'conditional'
+        return GenerativeConfig(model=self.kind, **key, conditional=self.conditional,
+                                classifier=self.conditional and self.with_classifier.isChecked(),
+                                batch_size=self.batch.value(),
                                 lr=self.lr.value(), steps=self.steps.value(),
                                 max_minutes=self.minutes.value() or None, base_channels=self.base.value(),
                                 latent_dim=self.latent.value(), beta=self.beta.value(),
@@ -178,6 +199,8 @@ class GenerativeSettings(QWidget):
         self.beta.setValue(config["beta"])
         self.schedule.setCurrentText(config["schedule"])
         self.timesteps.setValue(config["timesteps"])
+        self.by_class.setChecked(bool(config.get("conditional")))
+        self.with_classifier.setChecked(bool(config.get("classifier")))
 
     def schedule_settings(self) -> tuple[str, int]:
         return self.schedule.currentText(), self.timesteps.value()

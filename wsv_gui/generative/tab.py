@@ -306,7 +306,9 @@ class GenerativeTab(Tab):
     def _set_model(self, info: ModelInfo | None) -> None:
         self.model_info = info
         kind = info.kind if info else None
-        self.samples_view.set_model(kind)
+        config = info.config if info else {}
+        self.samples_view.set_model(kind, config.get("class_names") if config.get("conditional") else None,
+                                    bool(config.get("classifier")), config.get("guidance", 3.0))
         self.player.set_enabled_model(kind == "ddpm")
         self.save_button.setEnabled(info is not None)
         if info is None:
@@ -358,9 +360,9 @@ class GenerativeTab(Tab):
         elif request == "interpolate":
             self.samples_view.strip_label.setText(f"Interpolation failed: {message}")
 
-    def _draw(self, n: int, seed: int, steps: int) -> None:
+    def _draw(self, n: int, seed: int, steps: int, guidance: float, classifier_scale: float) -> None:
         if self.model_dir is not None:
-            self.service.draw.emit(str(self.model_dir), n, seed, steps)
+            self.service.draw.emit(str(self.model_dir), n, seed, steps, guidance, classifier_scale)
             self.samples_view.samples_label.setText("drawing samples…")
 
     def _on_samples(self, samples: SampleGrid) -> None:
@@ -378,11 +380,11 @@ class GenerativeTab(Tab):
         self.service.cancel()  # a run still going gives way to the new one
         self.service.reverse.emit(str(self.model_dir), n, seed, steps, eta)
 
-    def _evaluate(self, n: int, steps: int) -> None:
+    def _evaluate(self, n: int, steps: int, guidance: float, classifier_scale: float) -> None:
         if self.model_dir is None:
             return
         self.samples_view.eval_label.setText(f"Evaluating: drawing {n} samples, then EfficientNet-Lite0 features…")
-        self.service.evaluate.emit(str(self.model_dir), n, steps)
+        self.service.evaluate.emit(str(self.model_dir), n, steps, guidance, classifier_scale)
 
     def _on_evaluated(self, report: dict) -> None:
         self.samples_view.show_quality(report)
