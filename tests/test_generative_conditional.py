@@ -127,3 +127,28 @@ def test_conditional_settings_are_checked():
         GenerativeConfig(model="ddpm", classifier=True)
     assert UNet(1, 8, (1, 2), num_classes=3).class_emb.num_embeddings == 4  # the classes and the null label
     assert math.isclose(GenerativeConfig().label_dropout, 0.1)
+
+
+def test_wsv_generate_by_class_from_the_command_line(tmp_path, capsys, one_thread):
+    import json
+
+    from engine.cli.main import main
+
+    run = tmp_path / "run"
+    assert main(["generate", "train", "ddpm", "--builtin", "digits", "--out", str(run), "--size", "16", "--steps",
+                 "3", "--batch-size", "8", "--base-channels", "8", "--timesteps", "20", "--device", "cpu",
+                 "--conditional", "--classifier", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["config"]["class_names"] == list("0123456789")
+    assert set(summary["final_losses"]) == {"loss", "classifier"}
+    assert main(["generate", "sample", str(run), "--class", "3", "--class", "7", "--n", "2", "--ddim-steps", "3",
+                 "--classifier-scale", "1", "--out", str(tmp_path / "s.png"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["classes"] == ["3", "7"] and result["n"] == 4 and result["guidance"] == 3.0
+    assert Image.open(tmp_path / "s.png").size[1] == 2 * (2 * 18 + 2)  # two rows, enlarged twice
+    assert main(["generate", "sample", str(run), "--class", "cat", "--out", str(tmp_path / "x.png")]) != 0
+    assert "no class 'cat'" in capsys.readouterr().err
+    assert main(["generate", "eval", str(run), "--n", "10", "--ddim-steps", "2", "--json"]) == 0
+    check = json.loads(capsys.readouterr().out)["class_check"]
+    assert check["samples"] == 10 and check["chance"] == 0.1 and 0 <= check["sample_accuracy"] <= 1
+

@@ -157,7 +157,7 @@ def _train(args: argparse.Namespace, config: GenerativeConfig, world: distribute
                "data_warning": trainer.data.warning, "train_images": len(trainer.data.images), "steps": trainer.step,
                "minutes": round(rec.elapsed_s / 60, 2), "device": str(trainer.device), "world_size": world.size,
                "final_losses": rec.losses, "samples_png": str(args.out / "samples.png"),
-               "training_gif": str(args.out / "training.gif"), "config": config.as_dict()}
+               "training_gif": str(args.out / "training.gif"), "config": trainer.config.as_dict()}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     emit(summary, args.json, f"trained a {config.model} for {trainer.step} steps in {summary['minutes']} min on "
                              f"{trainer.data.name}; saved to {args.out}")
