@@ -122,7 +122,7 @@ def test_digits_and_boxed_objects_come_with_their_labels(tmp_path):
 
 def test_conditional_settings_are_checked():
     with pytest.raises(SettingError, match="ddpm"):
-        GenerativeConfig(model="gan", conditional=True)
+        GenerativeConfig(model="gan", conditional=True, classifier=True)
     with pytest.raises(SettingError, match="conditional"):
         GenerativeConfig(model="ddpm", classifier=True)
     assert UNet(1, 8, (1, 2), num_classes=3).class_emb.num_embeddings == 4  # the classes and the null label
@@ -152,3 +152,48 @@ def test_wsv_generate_by_class_from_the_command_line(tmp_path, capsys, one_threa
     check = json.loads(capsys.readouterr().out)["class_check"]
     assert check["samples"] == 10 and check["chance"] == 0.1 and 0 <= check["sample_accuracy"] <= 1
 
+
+
+def test_the_conditional_gan_gives_both_networks_the_class():
+    from engine.generative.gan import Discriminator, Generator, discriminator_step, generator_step
+
+    torch.manual_seed(0)
+    G, D = Generator(1, 16, 8, base=8, num_classes=3), Discriminator(1, 16, base=8, num_classes=3)
+    G.eval()
+    z = torch.randn(2, 8)
+    a, b = G(z, torch.tensor([0, 0])), G(z, torch.tensor([1, 2]))
+    assert a.shape == (2, 1, 16, 16) and not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="classes"):
+        G(z)
+    # the projection term: D(x, y) − D(x, y') = ⟨e_y − e_y', φ(x)⟩, φ pooled over the 4 x 4 map
+    D.eval()
+    x = torch.randn(2, 1, 16, 16)
+    phi = D.net[:-1](x).sum((2, 3))
+    e = D.label_emb.weight
+    diff = D(x, torch.tensor([0, 1])) - D(x, torch.tensor([2, 2]))
+    torch.testing.assert_close(diff, ((e[[0, 1]] - e[[2, 2]]) * phi).sum(1), atol=1e-5, rtol=1e-4)
+    G.train()
+    D.train()
+    opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+    out = discriminator_step(G, D, opt_d, torch.randn(4, 1, 16, 16), labels=torch.tensor([0, 1, 2, 0]))
+    out.update(generator_step(G, D, opt_g, 4, "cpu"))
+    assert set(out) == {"d_loss", "d_real", "d_fake", "g_loss"}
+
+
+def test_a_conditional_gan_trains_and_draws_by_class(tmp_path, one_thread):
+    from engine.generative.models import load_generative
+
+    config = GenerativeConfig(model="gan", image_size=16, steps=3, batch_size=8, base_channels=8, latent_dim=8,
+                              preview_count=4, device="cpu", conditional=True)
+    trainer = GenerativeTrainer(config, builtin_digits(16, n=40))
+    records = list(trainer.run())
+    assert records[-1].preview.samples.shape[0] == 10 * 18 + 2  # a row per digit
+    trainer.save(tmp_path / "gan")
+    model = load_generative(tmp_path / "gan")
+    assert model.classes == list("0123456789")
+    y = torch.tensor([3, 3, 7])
+    assert model.sample(3, torch.Generator().manual_seed(0), labels=y).shape == (3, 1, 16, 16)
+    with pytest.raises(GenerativeModelError, match="name the classes"):
+        model.sample(2)
+    with pytest.raises(SettingError, match="vae"):
+        GenerativeConfig(model="vae", conditional=True)

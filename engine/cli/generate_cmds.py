@@ -193,7 +193,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
                     frames.append(image_grid(step.x, nrow=args.n if drawn else None))
                 samples = step.x
         else:
-            samples = model.sample(args.n, g)
+            if args.guidance is not None or args.classifier_scale:
+                raise CliError("--guidance and --classifier-scale steer a DDPM's sampler; a GAN draws its classes "
+                               "directly")
+            samples = model.sample(n, g, labels=labels)
     except (ValueError, GenerativeModelError) as exc:
         raise CliError(str(exc)) from None
     save_png(image_grid(samples, nrow=args.n if drawn else None), args.out, scale=args.scale)
@@ -201,8 +204,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
               "sampler": ("ddpm" if args.ddim_steps is None else f"ddim ({args.ddim_steps} steps, eta {args.eta})")
               if model.kind == "ddpm" else model.kind}
     if drawn:
-        result.update(classes=drawn, per_class=args.n, guidance=model.config.guidance if args.guidance is None
-                      else args.guidance, classifier_scale=args.classifier_scale)
+        result.update(classes=drawn, per_class=args.n)
+        if model.kind == "ddpm":
+            result.update(guidance=model.config.guidance if args.guidance is None else args.guidance,
+                          classifier_scale=args.classifier_scale)
     if args.gif:
         save_gif(frames, args.gif, scale=args.scale)
         result["gif"] = str(args.gif)
@@ -234,8 +239,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
              f"({report['features']}); nearest-training-image ratio {mem['ratio']:.2f} (below ~0.5: copies)")
     if labels is not None:
         check = class_accuracy(samples, labels, data.images, data.labels, len(model.classes), args.seed).as_dict()
-        result.update(classes=model.classes, guidance=c.guidance if args.guidance is None else args.guidance,
-                      classifier_scale=args.classifier_scale, class_check=check)
+        result.update(classes=model.classes, class_check=check)
+        if model.kind == "ddpm":
+            result.update(guidance=c.guidance if args.guidance is None else args.guidance,
+                          classifier_scale=args.classifier_scale)
         human += (f"; a separately trained classifier labels {check['sample_accuracy']:.0%} of the samples as their "
                   f"class (chance {check['chance']:.0%}; it labels {check['judge_heldout_accuracy']:.0%} of held-out "
                   "training images right)")

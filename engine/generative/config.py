@@ -51,8 +51,8 @@ class GenerativeConfig:
     timesteps: int = setting(1000, low=2, help="DDPM T")
     ema_decay: float = setting(0.999, low=0, high=0.99999,
                                help="DDPM: decay of the weight average used for sampling")
-    conditional: bool = setting(False, help="DDPM: learn each class's images, p(x | class): the digits' labels, "
-                                            "or a project's boxed objects (crops of its boxes)")
+    conditional: bool = setting(False, help="DDPM and GAN: learn each class's images, p(x | class): the digits' "
+                                            "labels, or a project's boxed objects (crops of its boxes)")
     label_dropout: float = setting(0.1, low=0, high=1,
                                    help="conditional DDPM: share of labels replaced by 'no class' in training, "
                                         "which makes the same network unconditional for classifier-free guidance")
@@ -73,8 +73,10 @@ class GenerativeConfig:
 
     def __post_init__(self) -> None:
         check(self)
-        if (self.conditional or self.classifier) and self.model != "ddpm":
-            raise SettingError(f"conditional and classifier apply to the ddpm, not the {self.model}")
+        if self.conditional and self.model == "vae":
+            raise SettingError("conditional applies to the ddpm and the gan, not the vae")
+        if self.classifier and self.model != "ddpm":
+            raise SettingError(f"classifier applies to the ddpm, not the {self.model}")
         if self.classifier and not self.conditional:
             raise SettingError("classifier guidance needs the classes: train with conditional on")
 

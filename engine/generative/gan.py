@@ -3,6 +3,12 @@
 One ``gan_step`` is a discriminator update on a real and a fake batch, then a generator update on fresh fakes:
 D minimises −log D(x) − log(1 − D(G(z))); G minimises −log D(G(z)) (Goodfellow et al.'s non-saturating form,
 which gives G strong gradients exactly when D rejects its samples, early in training).
+
+The conditional GAN (``num_classes`` > 0; Mirza & Osindero 2014) gives both networks the label: G reads the
+class as a one-hot vector beside z (a learnt embedding as large as z let G ignore z and draw one image per class),
+and D adds a projection term ⟨embed(y), φ(x)⟩ of its pooled features to its
+logit (Miyato & Koyama 2018), so it judges "a real image of class y", not only "a real image". The fakes of a
+step carry the real batch's labels in D's update and uniformly drawn labels in G's.
 """
 from __future__ import annotations
 
@@ -27,12 +33,15 @@ def _init(module: nn.Module) -> None:
 class Generator(nn.Module):
     """z (B, latent) → 4 x 4 → one transposed-convolution doubling per level up to ``size``, tanh output."""
 
-    def __init__(self, channels: int = 1, size: int = 32, latent_dim: int = DEFAULT_LATENT, base: int = 32) -> None:
+    def __init__(self, channels: int = 1, size: int = 32, latent_dim: int = DEFAULT_LATENT, base: int = 32,
+                 num_classes: int = 0) -> None:
         super().__init__()
         self.latent_dim = latent_dim
+        self.num_classes = num_classes
         n = stride2_levels(size)
         widths = [base * min(2 ** i, 8) for i in reversed(range(n))]
-        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
+        inputs = latent_dim + num_classes
+        layers: list[nn.Module] = [nn.ConvTranspose2d(inputs, widths[0], 4, 1, 0, bias=False),
                                    nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
         for cin, cout in zip(widths, widths[1:]):
             layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
@@ -40,7 +49,11 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.apply(_init)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            if y is None:
+                raise ValueError("a conditional generator needs the classes to draw")
+            z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], 1)
         return self.net(z[:, :, None, None])
 
 
@@ -48,7 +61,7 @@ class Discriminator(nn.Module):
     """Image → one stride-2 convolution per level down to 4 x 4 → one logit; no batch norm on the first layer,
     as in DCGAN."""
 
-    def __init__(self, channels: int = 1, size: int = 32, base: int = 32) -> None:
+    def __init__(self, channels: int = 1, size: int = 32, base: int = 32, num_classes: int = 0) -> None:
         super().__init__()
         n = stride2_levels(size)
         widths = [base * min(2 ** i, 8) for i in range(n)]
@@ -57,10 +70,20 @@ class Discriminator(nn.Module):
             layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)]
         layers += [nn.Conv2d(widths[-1], 1, 4, 1, 0)]
         self.net = nn.Sequential(*layers)
+        """all but the last layer make φ(x), the 4 x 4 feature map the logit (the last layer) reads"""
+        self.label_emb = nn.Embedding(num_classes, widths[-1]) if num_classes else None
         self.apply(_init)
+        if self.label_emb is not None:
+            nn.init.normal_(self.label_emb.weight, 0.0, 0.02)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.net[:-1](x)
+        logit = self.net[-1](h).flatten()
+        if self.label_emb is not None:
+            if y is None:
+                raise ValueError("a conditional discriminator needs the images' classes")
+            logit = logit + (self.label_emb(y) * h.sum((2, 3))).sum(1)
+        return logit
 
 
 def latent(n: int, dim: int, generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
@@ -69,12 +92,14 @@ def latent(n: int, dim: int, generator: torch.Generator | None, device: torch.de
 
 
 def discriminator_step(G: Generator, D: Discriminator, opt_d: torch.optim.Optimizer, real: torch.Tensor,
-                       generator: torch.Generator | None = None) -> dict[str, float]:
+                       generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+                       ) -> dict[str, float]:
     """One update of D only (the fakes are detached); returns 'd_loss', 'd_real' = mean D(x) and 'd_fake' =
-    mean D(G(z)) as probabilities, measured before the update."""
+    mean D(G(z)) as probabilities, measured before the update. A conditional GAN's fakes take the real images'
+    ``labels``."""
     with torch.no_grad():
-        fake = G(latent(real.shape[0], G.latent_dim, generator, real.device))
-    real_logits, fake_logits = D(real).float(), D(fake).float()
+        fake = G(latent(real.shape[0], G.latent_dim, generator, real.device), labels)
+    real_logits, fake_logits = D(real, labels).float(), D(fake, labels).float()
     loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()  # −log σ(r) − log(1 − σ(f))
     _check(loss, "discriminator")
     opt_d.zero_grad(set_to_none=True)
@@ -87,8 +112,10 @@ def discriminator_step(G: Generator, D: Discriminator, opt_d: torch.optim.Optimi
 def generator_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, batch_size: int,
                    device: torch.device | str, generator: torch.Generator | None = None) -> dict[str, float]:
     """One update of G only (D's gradients are computed but D is not stepped and its grads are cleared next
-    time): the non-saturating loss −log D(G(z))."""
-    logits = D(G(latent(batch_size, G.latent_dim, generator, device))).float()
+    time): the non-saturating loss −log D(G(z)); a conditional G draws uniformly chosen classes."""
+    z = latent(batch_size, G.latent_dim, generator, device)
+    y = torch.randint(0, G.num_classes, (batch_size,), generator=generator).to(device) if G.num_classes else None
+    logits = D(G(z, y), y).float()
     loss = F.softplus(-logits).mean()
     _check(loss, "generator")
     opt_g.zero_grad(set_to_none=True)
@@ -103,9 +130,10 @@ def _check(loss: torch.Tensor, which: str) -> None:
 
 
 def gan_step(G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-             real: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
+             real: torch.Tensor, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+             ) -> dict[str, float]:
     """D then G, once each: 'd_loss', 'g_loss', 'd_real', 'd_fake'."""
-    out = discriminator_step(G, D, opt_d, real, generator)
+    out = discriminator_step(G, D, opt_d, real, generator, labels)
     out.update(generator_step(G, D, opt_g, real.shape[0], real.device, generator))
     return out
 

@@ -85,9 +85,17 @@ class GenerativeModel:
         DDPM draws the classes ``labels`` (B,) with classifier-free guidance at ``guidance`` (default: the
         model's) and, where it has a classifier, classifier guidance at ``classifier_scale``."""
         if self.kind != "ddpm":
+            if labels is not None and not self.classes:
+                raise GenerativeModelError("this model was trained without classes: it cannot draw a given class")
+            if labels is None and self.classes:
+                raise GenerativeModelError("a conditional GAN draws given classes: name the classes to draw")
+            if labels is not None:
+                if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(self.classes):
+                    raise GenerativeModelError(f"class labels must lie in 0..{len(self.classes) - 1}")
+                labels = labels.to(self.device)
             was = self.net.training
             self.net.eval()
-            out = self.net.decode(noise) if self.kind == "vae" else self.net(noise)
+            out = self.net.decode(noise) if self.kind == "vae" else self.net(noise, labels)
             self.net.train(was)
             return out
         return last(self.reverse_process(noise, generator, ddim_steps, eta, clip, labels=labels, guidance=guidance,
@@ -138,12 +146,12 @@ def build_generative(config: GenerativeConfig, device: torch.device | str = "cpu
     c = config
     if c.model == "vae":
         return GenerativeModel(c, ConvVAE(c.channels, c.image_size, c.latent_dim, c.base_channels, c.recon).to(device))
-    if c.model == "gan":
-        return GenerativeModel(c, Generator(c.channels, c.image_size, c.latent_dim, c.base_channels).to(device),
-                               Discriminator(c.channels, c.image_size, c.base_channels).to(device))
     classes = len(c.class_names) if c.conditional else 0
     if c.conditional and classes < 2:
-        raise GenerativeModelError("a conditional DDPM needs at least two classes")
+        raise GenerativeModelError(f"a conditional {c.model} needs at least two classes")
+    if c.model == "gan":
+        return GenerativeModel(c, Generator(c.channels, c.image_size, c.latent_dim, c.base_channels, classes).to(device),
+                               Discriminator(c.channels, c.image_size, c.base_channels, classes).to(device))
     net = UNet(c.channels, c.base_channels, unet_mults(c.image_size), classes).to(device)
     classifier = NoisyClassifier(c.channels, c.image_size, classes, c.base_channels).to(device) if c.classifier \
         else None

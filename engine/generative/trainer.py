@@ -161,7 +161,7 @@ class GenerativeTrainer:
         real, labels = self._batch()
         if c.model == "gan":
             try:
-                out = discriminator_step(self.model.net, self.model.discriminator, self.opt_d, real, self.rng)
+                out = discriminator_step(self.model.net, self.model.discriminator, self.opt_d, real, self.rng, labels)
                 out.update(generator_step(self.model.net, self.model.discriminator, self.optimizer, c.batch_size,
                                           self.device, self.rng))
             except FloatingPointError as exc:

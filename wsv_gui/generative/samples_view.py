@@ -144,7 +144,7 @@ class SamplesView(QWidget):
         if conditional and self.count.value() > 16:
             self.count.setValue(8)
         for w in (self.guidance, self.guidance_label):
-            w.setVisible(conditional)
+            w.setVisible(conditional and kind == "ddpm")
         for w in (self.classifier_scale, self.classifier_label):
             w.setVisible(conditional and classifier)
         if conditional:

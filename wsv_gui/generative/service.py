@@ -114,7 +114,7 @@ class GenerativeService(QObject):
         here so that cancel() takes effect."""
         g = torch.Generator().manual_seed(seed)
         if model.kind != "ddpm":
-            return model.sample(n, g)
+            return model.sample(n, g, labels=labels)
         x = None
         steps = model.reverse_process(model.noise(n, g), g, self._ddim(model, ddpm_steps), labels=labels,
                                       guidance=guidance, classifier_scale=classifier_scale)
@@ -177,9 +177,10 @@ class GenerativeService(QObject):
             labels = torch.arange(len(m.classes)).repeat_interleave(n)
             scale = f"{classifier_scale:g}" if m.classifier is not None else "no classifier"
             grid = image_grid(self._sample(m, len(labels), seed, ddpm_steps, labels, guidance, classifier_scale), nrow=n)
+            steering = (f"; classifier-free guidance {guidance:g}, classifier guidance {scale}" if m.kind == "ddpm"
+                        else "")
             self.samples_ready.emit(SampleGrid(grid, f"{n} per class, one row each ({', '.join(m.classes)}), seed "
-                                                     f"{seed}: {self._sampler(m, ddpm_steps)}; classifier-free "
-                                                     f"guidance {guidance:g}, classifier guidance {scale}"))
+                                                     f"{seed}: {self._sampler(m, ddpm_steps)}{steering}"))
         self._run("draw", job)
 
     @Slot(str, int, int, int)

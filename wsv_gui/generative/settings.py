@@ -111,9 +111,9 @@ class GenerativeSettings(QWidget):
         self.timesteps = _spin(2, 4000, d.timesteps, 100, "T, the number of diffusion steps")
         self.model_form.addRow("Steps T", self.timesteps)
         self.by_class = QCheckBox("By class (conditional)")
-        self.by_class.setToolTip("learn each class's images, p(x | class), with a label dropped now and then for "
-                                 "classifier-free guidance: the digits' labels, or this project's boxed objects "
-                                 "(crops of the boxes, by class)")
+        self.by_class.setToolTip("learn each class's images, p(x | class): the digits' labels, or this project's "
+                                 "boxed objects (crops of the boxes, by class). The DDPM drops a label now and then "
+                                 "for classifier-free guidance; the GAN gives the class to both of its networks")
         self.model_form.addRow("", self.by_class)
         self.with_classifier = QCheckBox("Also a classifier of noised images")
         self.with_classifier.setToolTip("trained beside the DDPM, for classifier guidance when sampling")
@@ -150,7 +150,7 @@ class GenerativeSettings(QWidget):
         self.model_form.setRowVisible(self.beta, kind == "vae")
         self.model_form.setRowVisible(self.schedule, kind == "ddpm")
         self.model_form.setRowVisible(self.timesteps, kind == "ddpm")
-        self.model_form.setRowVisible(self.by_class, kind == "ddpm")
+        self.model_form.setRowVisible(self.by_class, kind in ("ddpm", "gan"))
         self.model_form.setRowVisible(self.with_classifier, kind == "ddpm" and self.by_class.isChecked())
         self.data_form.setRowVisible(self.crops, self.source.currentData() == PROJECT)
 
@@ -168,14 +168,14 @@ class GenerativeSettings(QWidget):
 
     @property
     def conditional(self) -> bool:
-        return self.kind == "ddpm" and self.by_class.isChecked()
+        return self.kind in ("ddpm", "gan") and self.by_class.isChecked()
 
     def config(self, project_root: Path | None) -> GenerativeConfig:
         """Raises ValueError with the reason when the settings cannot be used."""
         key = self.data_key(project_root)
         del key["objects"]  # the config says it as 'conditional'
         return GenerativeConfig(model=self.kind, **key, conditional=self.conditional,
-                                classifier=self.conditional and self.with_classifier.isChecked(),
+                                classifier=self.conditional and self.kind == "ddpm" and self.with_classifier.isChecked(),
                                 batch_size=self.batch.value(),
                                 lr=self.lr.value(), steps=self.steps.value(),
                                 max_minutes=self.minutes.value() or None, base_channels=self.base.value(),
