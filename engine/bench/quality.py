@@ -153,7 +153,7 @@ def run_quality(data_root: Path, datasets: Iterable[str], methods: Iterable[str]
                             "model": config.model, "regularizer": config.regularizer,
                             "reg_weight": config.effective_reg_weight,
                             "colour_weight": config.colour_weight if REGULARIZERS_TABLE[config.regularizer].pairwise
-                            and any(not sample.gray for sample in trainer.data.samples.values()) else None,
+                            and any(not trainer.source.image(i)[1] for i, _ in trainer.index.keys) else None,
                             "boxed_reg_factor": config.boxed_reg_factor if background is None else None,
                             "sigma_xy": config.sigma_xy,
                             "sigma_rgb": config.sigma_rgb, "lr": config.lr,

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 import torch
 
 from engine.annotations.store import StoreError
 from engine.cli.common import CliError, Progress, emit, relaunch_distributed
 from engine.generative.config import MODELS, GenerativeConfig
-from engine.generative.data import BUILTIN, load_training_images
+from engine.generative.data import BUILTIN, image_tensor, load_training_images
 from engine.generative.diffusion import ddim_timesteps
 from engine.generative.evaluate import class_accuracy, quality
 from engine.generative.grids import image_grid, save_gif, save_png
 from engine.generative.models import GenerativeModelError, load_generative
+from engine.generative.restore import inpaint, super_resolve
+from engine.io.images import ImageLoadError, load_image
 from engine.generative.trainer import GenerativeTrainer
 from engine.io.outputs import claim_output
 from engine.settings import add_options, from_options
@@ -58,6 +64,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sample)
 
+    p = actions.add_parser("inpaint", help="DDPM: fill a hole in an image (RePaint)")
+    p.add_argument("run", type=Path, help="run folder of a trained DDPM")
+    p.add_argument("image", type=Path, help="image file; its centred square is used, at the model's size")
+    hole = p.add_mutually_exclusive_group(required=True)
+    hole.add_argument("--hole", help="x0,y0,x1,y1: the rectangle to fill, in the image's pixels")
+    hole.add_argument("--mask", type=Path, help="an image of the same size, white where to fill")
+    p.add_argument("--resample", type=int, default=4, help="times each step is taken (RePaint's resampling)")
+    _restore_options(p)
+    p.set_defaults(func=cmd_inpaint)
+
+    p = actions.add_parser("upscale", help="DDPM: double an image's resolution (ILVR)")
+    p.add_argument("run", type=Path, help="run folder of a trained DDPM")
+    p.add_argument("image", type=Path, help="image file; its centred square is used at half the model's size")
+    _restore_options(p)
+    p.set_defaults(func=cmd_upscale)
+
     p = actions.add_parser("eval", help="KID/FID on pretrained features and a memorisation check")
     p.add_argument("run", type=Path)
     p.add_argument("--n", type=int, default=256, help="number of samples (and training images) compared")
@@ -70,6 +92,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+
+def _restore_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, help="PNG file: the input beside the result")
+    p.add_argument("--scale", type=int, default=4, help="enlarge the images by pixel replication")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
 
 
 def _class_options(p: argparse.ArgumentParser) -> None:
@@ -247,4 +277,69 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   f"class (chance {check['chance']:.0%}; it labels {check['judge_heldout_accuracy']:.0%} of held-out "
                   "training images right)")
     emit(result, args.json, human)
+    return 0
+
+
+def _input(args: argparse.Namespace, model, size: int) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    try:
+        return image_tensor(args.image, size, model.config.channels)
+    except ImageLoadError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    model = _load(args)
+    size = model.config.image_size
+    image, (left, top, side) = _input(args, model, size)
+    if args.mask is not None:
+        try:
+            mask = load_image(args.mask).pixels
+        except ImageLoadError as exc:
+            raise CliError(str(exc)) from None
+        if mask.ndim == 3:
+            mask = mask.max(2)
+        square = Image.fromarray(mask[top:top + side, left:left + side]).resize((size, size), Image.Resampling.NEAREST)
+        hole = torch.from_numpy(np.asarray(square) > 127)
+    else:
+        try:
+            x0, y0, x1, y1 = (float(v) for v in args.hole.split(","))
+        except ValueError:
+            raise CliError(f"--hole takes x0,y0,x1,y1 in pixels, got {args.hole!r}") from None
+        f = size / side
+        c0, r0 = (min(size, max(0, math.floor((v - o) * f))) for v, o in ((x0, left), (y0, top)))
+        c1, r1 = (min(size, max(0, math.ceil((v - o) * f))) for v, o in ((x1, left), (y1, top)))
+        hole = torch.zeros(size, size, dtype=torch.bool)
+        hole[r0:r1, c0:c1] = True
+    if not hole.any() or hole.all():
+        raise CliError("the hole must cover part of the image's centred square, not none or all of it")
+    if args.resample < 1:
+        raise CliError("--resample must be at least 1")
+    keep = ~hole[None, None]
+    try:
+        result = inpaint(model, image, keep, torch.Generator().manual_seed(args.seed), args.resample)
+    except GenerativeModelError as exc:
+        raise CliError(str(exc)) from None
+    shown = torch.where(keep, image, torch.zeros_like(image))  # the hole in mid-grey
+    save_png(image_grid(torch.cat([shown, result.cpu()]), nrow=2), args.out, scale=args.scale)
+    result_info = {"run": str(args.run), "image": str(args.image), "png": str(args.out), "size": size,
+                   "hole_pixels": int(hole.sum()), "resample": args.resample, "steps": model.config.timesteps}
+    emit(result_info, args.json, f"filled {int(hole.sum())} of {size * size} pixels; wrote {args.out} (left: the "
+                                 "input with its hole, right: the result)")
+    return 0
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    model = _load(args)
+    size = model.config.image_size
+    low, _ = _input(args, model, size // 2)
+    try:
+        high = super_resolve(model, low, torch.Generator().manual_seed(args.seed)).cpu()
+    except GenerativeModelError as exc:
+        raise CliError(str(exc)) from None
+    bicubic = torch.nn.functional.interpolate(low, scale_factor=2, mode="bicubic", align_corners=False).clamp(-1, 1)
+    blocks = torch.nn.functional.interpolate(low, scale_factor=2, mode="nearest")
+    save_png(image_grid(torch.cat([blocks, bicubic, high]), nrow=3), args.out, scale=args.scale)
+    emit({"run": str(args.run), "image": str(args.image), "png": str(args.out), "input_size": size // 2,
+          "output_size": size, "steps": model.config.timesteps}, args.json,
+         f"doubled {size // 2} px to {size} px; wrote {args.out} (the input's pixels, bicubic, the DDPM's)")
     return 0

@@ -88,6 +88,19 @@ def _square(im: Image.Image, size: int, box: tuple[int, int, int, int] | None = 
     return out[..., None] if out.ndim == 2 else out
 
 
+def image_tensor(path: str | Path, size: int, channels: int) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """One image file as the models see their training images: the centred square, resized to ``size``, as a
+    (1, C, size, size) tensor in [−1, 1]; with the square's (left, top, side) in the file's pixels. Raises
+    ImageLoadError."""
+    from engine.io.images import load_image
+
+    loaded = load_image(path)
+    im = Image.fromarray(loaded.pixels).convert("L" if channels == 1 else "RGB")
+    w, h = im.size
+    side = min(w, h)
+    return _to_tensor([_square(im, size)]), ((w - side) // 2, (h - side) // 2, side)
+
+
 def project_images(root: str | Path, size: int = 32, channels: int = 3, random_crops: int = 0,
                    seed: int = 0) -> TrainingImages:
     """Every readable image of a project, centre-cropped to a square and resized; an image whose shorter side is

@@ -162,21 +162,36 @@ def ddpm_sample(model: EpsModel, schedule: Schedule, x_T: torch.Tensor, generato
     """Ancestral sampling (Algorithm 2 of Ho et al.) from x_T, yielding every step; the last ``x`` is the sample.
     ``variance``: 'beta' (σ_t² = β_t, the paper's choice) or 'posterior' (σ_t² = β̃_t). Noise z is drawn on the
     CPU from ``generator`` at every step but the last."""
-    if variance not in ("beta", "posterior"):
-        raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
-    sigma2 = schedule.betas if variance == "beta" else schedule.posterior_variance()
-    ab, ab_prev = schedule.alpha_bars, schedule.alpha_bar_prev()
-    coef_x0 = ab_prev.sqrt() * schedule.betas / (1 - ab)
-    coef_xt = schedule.alphas.sqrt() * (1 - ab_prev) / (1 - ab)
+    step = AncestralStep(schedule, variance)
     x = x_T
     for i in reversed(range(schedule.T)):
+        x, x0 = step(model, x, i, generator, clip)
+        yield ReverseStep(i + 1, x, x0.clamp(-1, 1))
+
+
+class AncestralStep:
+    """x_t → x_(t−1) of ancestral sampling at the 0-based index i: the posterior mean of q(x_(t−1) | x_t, x̂_0)
+    plus σ_t z (none at the last step). Samplers that steer the chain (engine.generative.restore) take the same
+    steps."""
+
+    def __init__(self, schedule: Schedule, variance: str = "beta") -> None:
+        if variance not in ("beta", "posterior"):
+            raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
+        self.schedule = schedule
+        ab, ab_prev = schedule.alpha_bars, schedule.alpha_bar_prev()
+        self.sigma = (schedule.betas if variance == "beta" else schedule.posterior_variance()).sqrt()
+        self.coef_x0 = ab_prev.sqrt() * schedule.betas / (1 - ab)
+        self.coef_xt = schedule.alphas.sqrt() * (1 - ab_prev) / (1 - ab)
+
+    def __call__(self, model: EpsModel, x: torch.Tensor, i: int, generator: torch.Generator | None,
+                 clip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_(t−1), x̂_0) from x_t."""
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
-        x0 = predict_x0(schedule, x, t, model(x, t).to(x.dtype))
+        x0 = predict_x0(self.schedule, x, t, model(x, t).to(x.dtype))
         if clip:
             x0 = x0.clamp(-1, 1)
-        mean = float(coef_x0[i]) * x0 + float(coef_xt[i]) * x
-        x = mean + float(sigma2[i].sqrt()) * _noise(x.shape, generator, x) if i > 0 else mean
-        yield ReverseStep(i + 1, x, x0.clamp(-1, 1))
+        mean = float(self.coef_x0[i]) * x0 + float(self.coef_xt[i]) * x
+        return (mean + float(self.sigma[i]) * _noise(x.shape, generator, x) if i > 0 else mean), x0
 
 
 def ddim_timesteps(T: int, steps: int) -> list[int]:
