@@ -8,7 +8,7 @@ import argparse
 import sqlite3
 import sys
 
-from engine.cli import bench_cmds, detect_cmds, generate_cmds, predict_cmds, project_cmds, train_cmds
+from engine.cli import bench_cmds, detect_cmds, generate_cmds, predict_cmds, pretrain_cmds, project_cmds, train_cmds
 from engine.errors import UserError
 
 
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     project_cmds.add_parsers(sub)
     train_cmds.add_parsers(sub)
+    pretrain_cmds.add_parsers(sub)
     predict_cmds.add_parsers(sub)
     predict_cmds.add_export_parser(sub)
     detect_cmds.add_parsers(sub)

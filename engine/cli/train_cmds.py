@@ -52,8 +52,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sim-style", choices=SIMULATION_STYLES, default="centre-lines",
                    help="where scribbles are simulated: each region's whole centre line, or people's quick marks "
                         "(one short stroke per object, three on the background)")
-    p.add_argument("--continue-from", type=Path, metavar="RUN",
-                   help="start from the network a run saved (same model and classes) instead of ImageNet weights")
+    p.add_argument("--continue-from", "--init", type=Path, metavar="RUN", dest="continue_from",
+                   help="start from the network a run saved instead of ImageNet weights: a training run (same model "
+                        "and classes) to continue it, or a wsv pretrain run (same model)")
     p.add_argument("--out", type=Path, required=True, help="run folder to write (model, config, history)")
     p.add_argument("--devices", type=int, default=1, metavar="N",
                    help="train one network on N processes on this machine (one per GPU where there are GPUs, "

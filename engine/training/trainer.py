@@ -26,6 +26,7 @@ from engine.training.config import TrainConfig
 from engine.training.data import Batch, Loaded, SampleSource, TrainingIndex
 from engine.training.distributed import agree, join, mean_over_ranks, rank_device
 from engine.training.loader import batches, worker_count
+from engine.training.pretrain import PRETRAIN_KEY, load_pretrained
 from engine.training.records import Preview, ProgressRecord
 from engine.training.targets import resize_labels
 from engine.training.terms import TERMS, StepInputs, display_gradient, weighted_terms
@@ -100,11 +101,21 @@ class Trainer:
         return next(self._loading)
 
     def _continue_from(self, folder: Path) -> None:
-        """Start from a saved network's weights (the encoder keeps its pretrained learning-rate group)."""
+        """Start from a saved network's weights (the encoder keeps its pretrained learning-rate group): a training
+        run's, to continue it, or a self-supervised pretraining run's (engine.training.pretrain), whose weights
+        replace the initial ones everywhere but the class head."""
         try:
             saved, saved_config = load_model(folder)
         except ModelError as exc:
             raise TrainingError(f"cannot continue from {folder}: {exc}") from None
+        pretrain = saved_config.extra.get(PRETRAIN_KEY)
+        if pretrain is not None:
+            if saved_config.model != self.config.model:
+                raise TrainingError(f"{folder} pretrained a {saved_config.model}; this run trains a "
+                                    f"{self.config.model} (pass --model {saved_config.model})")
+            load_pretrained(self.model, saved.state_dict())
+            self.pretrained = f"self-supervised {pretrain['task']} on {pretrain['images']} images ({folder})"
+            return
         if saved_config.model != self.config.model or saved_config.classes != self.classes:
             raise TrainingError(f"cannot continue: the saved network is a {saved_config.model} for the classes "
                                 f"{', '.join(saved_config.classes)}; this run trains a {self.config.model} for "
