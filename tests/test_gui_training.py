@@ -272,3 +272,28 @@ def test_export_the_ground_truth_without_a_trained_network(window, qtbot, tmp_pa
     qtbot.waitUntil(lambda: bool(told), timeout=30000)
     assert told[0].startswith("Exported Pascal VOC: 1 ground-truth masks")
     np.testing.assert_array_equal(load_index_png(out / "SegmentationClass" / "two.png"), truth)
+
+
+@pytest.mark.timeout(240)
+def test_pretraining_from_the_window_feeds_the_next_fresh_run(window, qtbot, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    said = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: said.append(a[2]))
+    seg = window.segmentation
+    seg.pretrain()
+    dialog = seg.pretrain_dialog
+    dialog.task.setCurrentIndex(dialog.task.findData("denoising"))
+    dialog.steps.setValue(4)
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=120000)
+    assert len(dialog.losses) == 4 and dialog.saved.endswith("pretrained")
+    assert all(view.array is not None and view.array.shape[2] == 3 for view in dialog.views)
+    assert "next fresh training" in dialog.status.text()
+    dialog.close()
+    seg.train()
+    assert seg.training.worker.config.init_from == dialog.saved
+    qtbot.waitUntil(lambda: len(seg.training_panel._steps) > 0, timeout=60000)
+    seg.pretrain()  # not beside training
+    assert said and "Stop training first" in said[-1]
+    seg.stop_training(wait=True)

@@ -4,6 +4,7 @@ export of masks and of the trained network."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from wsv_gui.segmentation.export_jobs import ExportMasksWorker
 from wsv_gui.segmentation.gradient_view import GradientView
 from wsv_gui.segmentation.panel import TrainingPanel
 from wsv_gui.segmentation.prediction import overlay_rgba, prediction_strokes
+from wsv_gui.segmentation.pretrain_dialog import PretrainDialog, pretrained_dir
 from wsv_gui.segmentation.shares import class_shares, shrink_hint
 from wsv_gui.segmentation.worker import TrainingWorker
 from wsv_gui.tab import Menus, ShownImage, Tab, menu_action
@@ -118,6 +120,8 @@ class SegmentationTab(Tab):
         menu_action(host, m, "&Train / Resume", self.train, "Ctrl+T")
         menu_action(host, m, "&Pause", self.pause, "Ctrl+P")
         menu_action(host, m, "&Stop", self.stop_training, "Ctrl+.")
+        m.addSeparator()
+        menu_action(host, m, "Pretrain on &Unlabeled Images…", self.pretrain)
         for key, tool in (("B", BRUSH), ("E", ERASER), ("R", BOX), ("H", PAN)):
             QShortcut(QKeySequence(key), host, activated=lambda t=tool: self.set_tool(t))
         QShortcut(QKeySequence("["), host, activated=lambda: self.canvas.grow_brush(1 / 1.25))
@@ -180,6 +184,9 @@ class SegmentationTab(Tab):
         if job is not None and job.isRunning():  # an export ends between two images, its files whole
             job.worker.stop()
             job.wait(60000)
+        dialog = getattr(self, "pretrain_dialog", None)
+        if dialog is not None:  # pretraining ends after its step and keeps what it learnt
+            dialog.stop(wait=True)
         self.project = None
 
     # ---- marks on the canvas ------------------------------------------------------------------------------------
@@ -296,6 +303,8 @@ class SegmentationTab(Tab):
         config = dataclasses.replace(config, score_interval_s=SCORE_INTERVAL_S)
         if not restart and self.has_saved_model():
             config = dataclasses.replace(config, init_from=str(self.model_dir))
+        elif self._pretrained_for(config.model):
+            config = dataclasses.replace(config, init_from=str(pretrained_dir(self.project.root)))
         worker = TrainingWorker(self.project.root, config, self.model_dir)
         worker.preview_image_id = self.image_id
         worker.progress.connect(self._on_progress)
@@ -308,6 +317,28 @@ class SegmentationTab(Tab):
         self.training_panel.set_state("running")
         self.host.set_training_status("starting…")
         self.training.start()
+
+    def _pretrained_for(self, model: str) -> bool:
+        """Whether the project holds a pretrained network (Training ▸ Pretrain) of this architecture."""
+        try:
+            saved = json.loads((pretrained_dir(self.project.root) / "model.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return saved.get("model") == model
+
+    def pretrain(self) -> None:
+        """Self-supervised pretraining of the network the settings describe, in a dialog (not beside training:
+        both would share the CPU or GPU)."""
+        if self.training is not None:
+            QMessageBox.information(self, "Pretrain", "Stop training first: pretraining prepares a fresh run.")
+            return
+        try:
+            config = self.training_panel.settings.config()
+        except ValueError as exc:
+            QMessageBox.warning(self, "Training settings", str(exc))
+            return
+        self.pretrain_dialog = PretrainDialog(self.project.root, config.model, config.working_size, self)
+        self.pretrain_dialog.show()
 
     def pause(self) -> None:
         if self.training is not None:
