@@ -9,7 +9,7 @@ from PIL import Image
 from engine.models.registry import load_model
 from engine.project import Project
 from engine.training.common import TrainingError
-from engine.training.pretrain import PretrainConfig, Pretrainer, corrupt
+from engine.training.pretrain import KEPT_WEIGHT, PretrainConfig, Pretrainer, corrupt
 from engine.training.trainer import Trainer
 from tests.test_trainer import config, two_tone_project
 
@@ -18,8 +18,9 @@ def test_the_corruptions_hide_noise_or_decolour_as_described():
     g = torch.Generator().manual_seed(0)
     crops = torch.rand(3, 3, 32, 32) * 255
     hidden_in, weight = corrupt("inpainting", crops, g)
-    hidden = weight.bool().expand_as(crops)
-    assert 0.1 < weight.mean() < 0.9 and weight.shape == (3, 1, 32, 32)
+    hidden = (weight == 1).expand_as(crops)
+    assert 0.1 < hidden.float().mean() < 0.9 and weight.shape == (3, 1, 32, 32)
+    torch.testing.assert_close(weight.unique(), torch.tensor([KEPT_WEIGHT, 1.0]))
     assert (hidden_in[hidden] == 127.5).all() and torch.equal(hidden_in[~hidden], crops[~hidden])
     noisy, weight = corrupt("denoising", crops, g)
     assert (weight == 1).all() and not torch.equal(noisy, crops) and 0 <= noisy.min() and noisy.max() <= 255

@@ -5,7 +5,7 @@ corruption it is shown, which needs no label, and ``wsv train --init RUN`` start
 ImageNet (or random) weights. Tasks:
 
 * inpainting: random rectangles covering about a quarter of each crop are filled with mid-grey; the network
-  redraws them (loss on the hidden pixels), which asks for the shapes and textures around them;
+  redraws them (loss mostly on the hidden pixels), which asks for the shapes and textures around them;
 * denoising: Gaussian noise of a random strength (σ from 5 to 50 grey levels) is added; the network returns the
   clean crop;
 * colorization: the network sees the crop in grey and returns its colours (colour projects only).
@@ -33,6 +33,9 @@ from engine.training.common import TrainingError, devices, lr_factor, pick_devic
 from engine.training.data import SampleSource
 
 TASKS = ("inpainting", "denoising", "colorization")
+KEPT_WEIGHT = 0.1
+"""inpainting: loss weight of the pixels left visible, beside 1 for the hidden ones, so that the network answers
+with the whole image (a readable preview) while the hole is what it learns from"""
 PRETRAIN_KEY = "pretrain"
 """key of a pretraining run's description in its saved model's ``extra``"""
 
@@ -95,7 +98,7 @@ def corrupt(task: str, crops: torch.Tensor, generator: torch.Generator) -> tuple
             r0 = int(torch.randint(0, h - rh + 1, (1,), generator=generator))
             c0 = int(torch.randint(0, w - rw + 1, (1,), generator=generator))
             hidden[i, :, r0:r0 + rh, c0:c0 + rw] = 1
-    return torch.where(hidden.bool(), torch.full_like(crops, 127.5), crops), hidden
+    return torch.where(hidden.bool(), torch.full_like(crops, 127.5), crops), hidden + KEPT_WEIGHT * (1 - hidden)
 
 
 class Pretrainer:

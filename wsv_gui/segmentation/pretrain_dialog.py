@@ -71,6 +71,7 @@ class PretrainDialog(QDialog):
         buttons.addStretch(1)
         self.plot = pg.PlotWidget()
         self.plot.setLabel("left", "loss (mean absolute error, 0..1)")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setLabel("bottom", "step")
         self.curve = self.plot.plot(pen=pg.mkPen((90, 170, 255), width=2))
         self.steps_seen: list[int] = []
