@@ -60,6 +60,12 @@ class GenerativeConfig:
                                                "and the default of sampling (0 unconditional, 1 conditional)")
     classifier: bool = setting(False, help="conditional DDPM: also train a classifier of noised images, for "
                                            "classifier guidance")
+    latent_vae: str | None = setting(None, help="DDPM: train in the latent space of this saved VAE run (frozen), "
+                                                "decoding samples with it: latent diffusion")
+    vae_config: dict = field(default_factory=dict)
+    """a latent DDPM: the VAE's own config (set by the trainer), so the saved model rebuilds it"""
+    latent_scale: float = 1.0
+    """a latent DDPM: the codes' standard deviation over the training set, which they are divided by"""
     class_names: list[str] = field(default_factory=list)
     """the classes a conditional model learnt, in label order (set by the trainer from its data)"""
     preview_ddim_steps: int = setting(25, low=1, cli=False, help="steps of the DDIM sampling of previews")
@@ -77,6 +83,8 @@ class GenerativeConfig:
             raise SettingError("conditional applies to the ddpm and the gan, not the vae")
         if self.classifier and self.model != "ddpm":
             raise SettingError(f"classifier applies to the ddpm, not the {self.model}")
+        if self.latent_vae is not None and (self.model != "ddpm" or self.conditional):
+            raise SettingError("latent_vae applies to the unconditional ddpm")
         if self.classifier and not self.conditional:
             raise SettingError("classifier guidance needs the classes: train with conditional on")
 

@@ -15,6 +15,7 @@ from engine.generative.config import GenerativeConfig
 from engine.generative.diffusion import EMA, ReverseStep, Schedule, ddim_sample, ddpm_sample, last, make_schedule
 from engine.generative.gan import Discriminator, Generator, latent
 from engine.generative.guidance import ClassifierGuided, FreeGuided, NoisyClassifier
+from engine.generative.latent import LatentEps
 from engine.generative.unet import UNet
 from engine.generative.vae import ConvVAE
 from engine.io.weights import WeightsError, load_weights, read_description, save_weights
@@ -44,6 +45,8 @@ class GenerativeModel:
     schedule: Schedule | None = None
     classifier: NoisyClassifier | None = None
     """conditional DDPM trained with a classifier of noised images: for classifier guidance"""
+    vae: ConvVAE | None = None
+    """a latent DDPM's frozen VAE, whose decoder turns its samples into images"""
     steps_done: int = 0
     data_name: str = ""
     extra: dict = field(default_factory=dict)
@@ -61,9 +64,20 @@ class GenerativeModel:
         c = self.config
         return c.channels, c.image_size, c.image_size
 
+    @property
+    def latent(self) -> bool:
+        """A DDPM in a VAE's latent space (engine.generative.latent)."""
+        return self.vae is not None
+
+    def to_images(self, codes: torch.Tensor) -> torch.Tensor:
+        """A latent DDPM's codes (in its unit-variance scale) decoded to images in [−1, 1]."""
+        return self.vae.decode(codes * self.config.latent_scale)
+
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The model's input noise for ``n`` samples: latents z (VAE, GAN) or x_T (DDPM). Fixing it (same seed)
-        gives comparable grids over training."""
+        """The model's input noise for ``n`` samples: latents z (VAE, GAN), x_T (DDPM) or z_T (latent DDPM).
+        Fixing it (same seed) gives comparable grids over training."""
+        if self.latent:
+            return torch.randn(n, self.config.vae_config["latent_dim"], generator=generator).to(self.device)
         if self.kind == "ddpm":
             return torch.randn(n, *self.shape, generator=generator).to(self.device)
         return latent(n, self.config.latent_dim, generator, self.device)
@@ -137,15 +151,31 @@ class GenerativeModel:
         if self.kind != "ddpm":
             raise GenerativeModelError(f"a {self.kind} has no reverse process; only ddpm does")
         eps = self.guided(labels, guidance, classifier_scale)
+        clip = clip and not self.latent  # codes are not bounded as pixels are
         if ddim_steps is None:
-            return ddpm_sample(eps, self.schedule, x_T, generator, variance, clip)
-        return ddim_sample(eps, self.schedule, x_T, ddim_steps, eta, generator, clip)
+            steps = ddpm_sample(eps, self.schedule, x_T, generator, variance, clip)
+        else:
+            steps = ddim_sample(eps, self.schedule, x_T, ddim_steps, eta, generator, clip)
+        return self._decoded(steps) if self.latent else steps
+
+    @torch.no_grad()
+    def _decoded(self, steps: Iterator[ReverseStep]) -> Iterator[ReverseStep]:
+        """A latent DDPM's reverse process as images: each step's z and ẑ_0 through the decoder."""
+        for step in steps:
+            yield ReverseStep(step.t, self.to_images(step.x), self.to_images(step.x0_pred))
 
 
 def build_generative(config: GenerativeConfig, device: torch.device | str = "cpu") -> GenerativeModel:
     c = config
     if c.model == "vae":
         return GenerativeModel(c, ConvVAE(c.channels, c.image_size, c.latent_dim, c.base_channels, c.recon).to(device))
+    if c.latent_vae is not None:
+        v = GenerativeConfig(**c.vae_config)
+        vae = ConvVAE(v.channels, v.image_size, v.latent_dim, v.base_channels, v.recon).to(device).eval()
+        vae.requires_grad_(False)
+        net = LatentEps(v.latent_dim, hidden=8 * c.base_channels).to(device)
+        return GenerativeModel(c, net, ema=EMA(net, c.ema_decay), schedule=make_schedule(c.schedule, c.timesteps),
+                               vae=vae)
     classes = len(c.class_names) if c.conditional else 0
     if c.conditional and classes < 2:
         raise GenerativeModelError(f"a conditional {c.model} needs at least two classes")
@@ -167,6 +197,8 @@ def _parts(model: GenerativeModel) -> dict[str, nn.Module]:
         parts["ema"] = model.ema.model
     if model.classifier is not None:
         parts["classifier"] = model.classifier
+    if model.vae is not None:
+        parts["vae"] = model.vae
     return parts
 
 

@@ -26,7 +26,9 @@ from engine.generative.data import TrainingImages, load_training_images
 from engine.generative.diffusion import ddpm_loss, noisy_classifier_loss
 from engine.generative.gan import discriminator_step, generator_step, sample_diversity
 from engine.generative.grids import image_grid
-from engine.generative.models import GenerativeModel, build_generative, reconstructions, save_generative
+from engine.generative.latent import encode_all
+from engine.generative.models import GenerativeModel, GenerativeModelError, build_generative, load_generative, \
+    reconstructions, save_generative
 from engine.generative.records import GenerativePreview, GenerativeRecord
 from engine.generative.vae import vae_loss_terms
 from engine.training.common import TrainingError, pick_device
@@ -74,10 +76,19 @@ class GenerativeTrainer:
                                 f"{self.world.size} processes")
         self.images = shard.to(self.device)
         self.labels = None if data.labels is None else data.labels[self.world.rank::self.world.size]
+        vae = None
+        if c.latent_vae is not None:  # latent diffusion: the DDPM learns the frozen VAE's codes of the images
+            vae = self._latent_vae(c.latent_vae)
+            codes = encode_all(vae.net, self.images)
+            c = self.config = dataclasses.replace(c, vae_config=vae.config.as_dict(),
+                                                  latent_scale=float(codes.std()))
+            self.images = codes / c.latent_scale
         torch.manual_seed(c.seed)  # the same initial weights on every rank
         rank = self.world.rank
         self.rng = torch.Generator().manual_seed(c.seed if rank == 0 else c.seed + 1_000_003 * rank)
         self.model: GenerativeModel = build_generative(c, self.device)
+        if vae is not None:
+            self.model.vae.load_state_dict(vae.net.state_dict())
         self.forward = (DistributedDataParallel(self.model.net, device_ids=[self.device.index]
                                                 if self.device.type == "cuda" else None)
                         if self.world.distributed else self.model.net)
@@ -111,6 +122,21 @@ class GenerativeTrainer:
         self.step = 0
         self.active_s = 0.0
         """seconds spent inside the loop; pauses between records do not count against ``max_minutes``"""
+
+    def _latent_vae(self, folder: str) -> GenerativeModel:
+        """The saved VAE a latent DDPM learns the codes of; it must work on the training images' size."""
+        c = self.config
+        try:
+            vae = load_generative(folder, self.device)
+        except GenerativeModelError as exc:
+            raise TrainingError(f"latent diffusion needs a trained VAE: {exc}") from None
+        if vae.kind != "vae":
+            raise TrainingError(f"{folder} holds a {vae.kind}; latent diffusion needs a VAE run")
+        v = vae.config
+        if (v.image_size, v.channels) != (c.image_size, c.channels):
+            raise TrainingError(f"the VAE in {folder} works on {v.channels} x {v.image_size} px images; this run "
+                                f"trains on {c.channels} x {c.image_size} px")
+        return vae
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> Iterator[GenerativeRecord]:
