@@ -2,7 +2,6 @@
 ``wsv bench load`` measures training beside competing processes."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

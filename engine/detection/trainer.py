@@ -116,7 +116,7 @@ class DetectionTrainer:
             lr = self._set_lr()
             classes = current_classes(self.project.store, self.class_ids, self.classes)
             if object_classes(classes) != object_classes(self.classes):
-                raise TrainingError(f"a class was renamed to or from 'background' while training: start training "
+                raise TrainingError("a class was renamed to or from 'background' while training: start training "
                                     "again, since what the detector finds changed")
             self.classes = classes
             changed = self.data.refresh()
