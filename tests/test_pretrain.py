@@ -86,3 +86,25 @@ def test_wsv_pretrain_then_train_init(tmp_path, capsys, one_thread):
                  "--working-size", "48", "--crop-size", "32", "--batch-size", "2", "--out", str(tmp_path / "t"),
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["initial_weights"].startswith("self-supervised inpainting")
+
+
+@pytest.mark.timeout(300)
+def test_bench_pretrain_records(tmp_path, capsys, one_thread):
+    from engine.cli.main import main
+    from tests.test_dataset_io import make_dataset
+
+    ids = make_dataset(tmp_path / "toy", n=8, size=(48, 32))  # scribbles on im0, im2, im4, im6
+    (tmp_path / "toy" / "train.txt").write_text("\n".join(ids[:6]) + "\n")
+    (tmp_path / "toy" / "test.txt").write_text("\n".join(ids[6:]) + "\n")
+    code = main(["bench", "pretrain", "--data", str(tmp_path), "--dataset", "toy", "--patients", "2,4", "--seeds",
+                 "0", "--task", "denoising", "--pretrain-steps", "2", "--steps", "2", "--working-size", "48",
+                 "--crop-size", "32", "--batch-size", "2", "--work", str(tmp_path / "work"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    records = json.loads(out)
+    assert [(r["marked_patients"], r["pretrained"]) for r in records] == [(2, False), (2, True), (4, False), (4, True)]
+    assert all(r["initial_weights"].startswith("self-supervised denoising") == r["pretrained"] for r in records)
+    assert all(0 <= r["test_miou"] <= 1 and r["full_miou"] > 0 for r in records)
+    with Project.open(tmp_path / "work" / "project-seed0-2") as project:  # only the chosen patients keep strokes
+        marked = [i for i, c in project.store.mark_counts().items() if c.strokes]
+        assert len(marked) <= 2

@@ -16,6 +16,7 @@ from engine.datasets.simulate import DEFAULT_RADIUS, DEFAULT_RATIO
 from engine.cli.train_cmds import TRAIN_MINUTES
 from engine.settings import add_options, from_options
 from engine.training.config import DEFAULT_REG_WEIGHT, REGULARIZERS, TrainConfig
+from engine.training.pretrain import TASKS
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -68,6 +69,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--work", type=Path, default=Path("runs/bench-active"), help="folder for the projects")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_active)
+
+    pt = bench.add_parser("pretrain", help="test mIoU with few marked patients, with and without self-supervised "
+                                           "pretraining")
+    pt.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"evaluation data folder (default {DEFAULT_DATA})")
+    pt.add_argument("--dataset", default="acdc", help="data set in --data with scribbles and masks")
+    pt.add_argument("--patients", default="5,10,30", help="comma-separated counts of training patients whose "
+                                                          "scribbles are kept")
+    pt.add_argument("--seeds", default="0,1", help="comma-separated seeds: patients chosen, pretraining, training")
+    pt.add_argument("--task", choices=TASKS, default="inpainting", help="the pretraining task")
+    pt.add_argument("--pretrain-steps", type=int, default=2000, help="pretraining steps on every training image")
+    add_options(pt, TrainConfig, skip=("supervision", "seed"),
+                defaults={"model": "unet", "max_minutes": TRAIN_MINUTES, "working_size": 256})
+    pt.add_argument("--work", type=Path, default=Path("runs/bench-pretrain"), help="folder for projects and runs")
+    pt.add_argument("--json", action="store_true")
+    pt.set_defaults(func=cmd_pretrain)
 
     r = bench.add_parser("refine", help="ways of refining marked images' masks, on the models bench quality saved")
     r.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -350,6 +366,23 @@ def cmd_active(args: argparse.Namespace) -> int:
     base = from_options(TrainConfig, args, supervision="scribbles", eval_interval_s=0)
     records = run_active(args.data, datasets, _ints(args.seeds, 0), setup, base, args.work,
                          log=lambda m: print(m, file=sys.stderr))
+    emit(records, args.json, "\n".join(_row(r) for r in records))
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from engine.bench.pretrain import run_pretrain_bench
+
+    if not (args.data / args.dataset / "scribbles").is_dir():
+        raise CliError(f"no data set with scribbles at {args.data / args.dataset}")
+    if args.pretrain_steps < 1:
+        raise CliError(f"--pretrain-steps must be at least 1, got {args.pretrain_steps}")
+    base = from_options(TrainConfig, args, eval_interval_s=0)
+    try:
+        records = run_pretrain_bench(args.data, args.dataset, _ints(args.patients), _ints(args.seeds, 0), args.task,
+                                     args.pretrain_steps, base, args.work, log=lambda m: print(m, file=sys.stderr))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     emit(records, args.json, "\n".join(_row(r) for r in records))
     return 0
 
