@@ -293,12 +293,8 @@ class SegmentationTab(Tab):
             self.training.worker.resume()
             self.training_panel.set_state("running")
             return
-        try:
-            config = self.training_panel.settings.config()
-        except ValueError as exc:
-            QMessageBox.warning(self, "Training settings", str(exc))
-            return
-        if not self._marks_teach_something():
+        config = self._settings()
+        if config is None or not self._marks_teach_something():
             return
         config = dataclasses.replace(config, score_interval_s=SCORE_INTERVAL_S)
         if not restart and self.has_saved_model():
@@ -318,6 +314,14 @@ class SegmentationTab(Tab):
         self.host.set_training_status("starting…")
         self.training.start()
 
+    def _settings(self):
+        """The form's TrainConfig, or None after saying why it cannot be used."""
+        try:
+            return self.training_panel.settings.config()
+        except ValueError as exc:
+            QMessageBox.warning(self, "Training settings", str(exc))
+            return None
+
     def _pretrained_for(self, model: str) -> bool:
         """Whether the project holds a pretrained network (Training ▸ Pretrain) of this architecture."""
         try:
@@ -332,10 +336,8 @@ class SegmentationTab(Tab):
         if self.training is not None:
             QMessageBox.information(self, "Pretrain", "Stop training first: pretraining prepares a fresh run.")
             return
-        try:
-            config = self.training_panel.settings.config()
-        except ValueError as exc:
-            QMessageBox.warning(self, "Training settings", str(exc))
+        config = self._settings()
+        if config is None:
             return
         self.pretrain_dialog = PretrainDialog(self.project.root, config.model, config.working_size, self)
         self.pretrain_dialog.show()
