@@ -53,3 +53,29 @@ def test_bench_generative_errors(capsys, tmp_path):
     assert code == 1 and "flow" in err
     code, _, err = run(capsys, "bench", "generative", "--timesteps", "20", "--ddim-steps", "50", "--work", tmp_path)
     assert code == 1 and "--ddim-steps" in err
+
+
+def test_bench_generative_conditional_and_latent_rows(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "-m", "engine.cli.main", "bench", "generative", "--models",
+                          "cgan,cddpm,latent-ddpm", "--size", "16", "--steps", "6", "--batch-size", "8",
+                          "--base-channels", "8", "--timesteps", "20", "--ddim-steps", "2", "--samples", "20",
+                          "--ddpm-samples", "8", "--guidance-scales", "0,3", "--classifier-scale", "2",
+                          "--device", "cpu", "--threads", "1", "--work", str(tmp_path / "work"), "--json"],
+                         capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    records = json.loads(res.stdout)
+    training = [(r["model"], r["steps"]) for r in records if r["measure"] == "training"]
+    # latent diffusion: a third of the steps for its VAE, the rest for the DDPM over its codes
+    assert training == [("cgan", 6), ("cddpm", 6), ("latent-ddpm (its VAE)", 2), ("latent-ddpm", 4)]
+    by_class = [r for r in records if "class_accuracy" in r]
+    assert [(r["model"], r["sampler"], r["network_evaluations"]) for r in by_class] == [
+        ("cgan", "generator", 1), ("cddpm", "ddim-2, free guidance 0", 2), ("cddpm", "ddim-2, free guidance 3", 4),
+        ("cddpm", "ddim-2, classifier 2", 2)]
+    for r in by_class:
+        assert r["samples"] == 20 and 0 <= r["class_accuracy"] <= 1 and r["chance"] == 0.1
+        assert r["judge_heldout_accuracy"] > 0.5 and math.isfinite(r["kid"])
+    latent = [r for r in records if r["measure"] == "sampling" and r["model"] == "latent-ddpm"]
+    assert [r["sampler"] for r in latent] == ["ddpm-20", "ddim-2 (eta 0)", "ddim-2 (eta 0)"]
+    saved = json.loads((tmp_path / "work" / "cpu" / "latent-ddpm" / "generative.json").read_text())
+    assert saved["config"]["latent_vae"] == str(tmp_path / "work" / "cpu" / "latent-ddpm" / "vae")

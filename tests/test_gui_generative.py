@@ -268,3 +268,75 @@ def test_conditional_ddpm_draws_a_row_per_class_with_guidance(window, qtbot):
     assert "By class" in view.eval_label.text() and "chance 10%" in view.eval_label.text()
     s.model.setCurrentIndex(s.model.findData("vae"))  # the DDPM's own options hide for other models
     assert not s.model_form.isRowVisible(s.by_class) and not s.config(None).conditional
+
+
+def test_latent_ddpm_in_the_loaded_vae(window, qtbot):
+    tab = window.generative
+    s = tab.settings
+    tiny(tab, "ddpm", steps=3)
+    s.in_latent.setChecked(True)
+    assert s.model_form.isRowVisible(s.vae_row)
+    tab.train()  # no VAE yet: a message, no run
+    assert tab.training is None and "needs a trained VAE" in tab.status.text()
+    tiny(tab, "vae", steps=3)
+    train(tab, qtbot)
+    assert tab.model_info.kind == "vae"
+    s.model.setCurrentIndex(s.model.findData("ddpm"))
+    s.in_latent.setChecked(True)
+    train(tab, qtbot)
+    kept = window.project.root / "models" / "generative-vae"
+    info = tab.model_info
+    assert info.kind == "ddpm" and info.config["latent_vae"] == str(kept) and (kept / "generative.safetensors").is_file()
+    assert load_generative(kept).kind == "vae" and load_generative(info.folder).latent
+    assert s.vae_path == str(kept) and s.in_latent.isChecked()  # the form shows what the model was trained with
+    view = tab.samples_view
+    qtbot.waitUntil(lambda: view.samples.array is not None, timeout=60000)
+    # the restoration tools need pixels: they say so and stay off
+    assert "latent space" in tab.restore.status.text() and not tab.restore.upscale_button.isEnabled()
+
+
+def test_fill_a_painted_hole_and_add_detail(window, qtbot):
+    from PySide6.QtCore import QPoint, Qt
+
+    tab = window.generative
+    tiny(tab, "ddpm", steps=3)
+    train(tab, qtbot)
+    view = tab.restore
+    tab.views.setCurrentWidget(view)
+    qtbot.waitUntil(lambda: view.image is not None and view.upscale_button.isEnabled(), timeout=20000)
+    assert not view.fill_button.isEnabled()  # no hole yet
+    canvas = view.canvas
+    frame = canvas._frame()
+    centre = frame.center()
+    view.brush.setValue(3)
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=centre)
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=centre)
+    hole = canvas.hole.copy()
+    assert 0 < hole.sum() < hole.size and hole[8, 8]  # a disc around the centre of the 16 px image
+    qtbot.mousePress(canvas, Qt.MouseButton.RightButton, pos=centre)  # the right button rubs out
+    qtbot.mouseRelease(canvas, Qt.MouseButton.RightButton, pos=centre)
+    assert not canvas.hole.any() and not view.fill_button.isEnabled()
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=centre)
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=centre)
+    view.resample.setValue(2)
+    view.fill_button.click()
+    assert not view.fill_button.isEnabled()  # one run at a time
+    qtbot.waitUntil(lambda: not view.running, timeout=60000)
+    assert view.progress.value() == view.progress.maximum() == 20
+    grid = view.result.array
+    assert grid.shape == (16 + 4, 3 * 18 + 2, 3) and "RePaint" in view.result_label.text()
+    original, filled = grid[2:18, 2:18], grid[2:18, 2 + 2 * 18:18 + 2 * 18]
+    assert (filled[~hole] == original[~hole]).all()  # the kept pixels are the image's own
+    assert tab.last_grid is grid
+
+    view.upscale_button.click()
+    qtbot.waitUntil(lambda: not view.running, timeout=60000)
+    grid = view.result.array
+    assert grid.shape == (16 + 4, 4 * 18 + 2, 3) and "ILVR" in view.result_label.text()
+
+    # cancelling stops a run between steps and says so
+    view.resample.setValue(50)
+    view.fill_button.click()
+    view.cancel_button.click()
+    qtbot.waitUntil(lambda: not view.running, timeout=60000)
+    assert "cancelled" in view.status.text() and view.result.array is grid

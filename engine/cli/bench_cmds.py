@@ -78,9 +78,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                                           "scribbles are kept")
     pt.add_argument("--seeds", default="0,1", help="comma-separated seeds: patients chosen, pretraining, training")
     pt.add_argument("--task", choices=TASKS, default="inpainting", help="the pretraining task")
-    pt.add_argument("--pretrain-steps", type=int, default=2000, help="pretraining steps on every training image")
+    pt.add_argument("--pretrain-steps", type=int, default=1000, help="pretraining steps on every training image")
     add_options(pt, TrainConfig, skip=("supervision", "seed"),
-                defaults={"model": "unet", "max_minutes": TRAIN_MINUTES, "working_size": 256})
+                defaults={"model": "unet", "steps": 1000, "max_minutes": 60, "working_size": 160, "crop_size": 160})
     pt.add_argument("--work", type=Path, default=Path("runs/bench-pretrain"), help="folder for projects and runs")
     pt.add_argument("--json", action="store_true")
     pt.set_defaults(func=cmd_pretrain)
@@ -220,9 +220,11 @@ def add_generative_parser(bench: argparse._SubParsersAction) -> None:
     from engine.generative.config import GenerativeConfig
     from engine.generative.data import SIZES
 
-    p = bench.add_parser("generative", help="training speed of the VAE, GAN and DDPM; DDPM vs DDIM sampling time "
-                                            "and KID/FID of every sampler")
-    p.add_argument("--models", default="vae,gan,ddpm", help="comma-separated, from: vae, gan, ddpm")
+    from engine.bench.generative import VARIANTS
+
+    p = bench.add_parser("generative", help="training speed of the VAE, GAN and DDPM, their conditional forms and "
+                                            "latent diffusion; sampling time, KID/FID and class accuracy")
+    p.add_argument("--models", default="vae,gan,ddpm", help=f"comma-separated, from: {', '.join(VARIANTS)}")
     p.add_argument("--data", default="builtin:digits", help="'builtin:digits' or a project folder")
     p.add_argument("--size", type=int, choices=SIZES, default=GenerativeConfig.image_size)
     p.add_argument("--color", action="store_true", help="colour images (default: grayscale)")
@@ -235,6 +237,9 @@ def add_generative_parser(bench: argparse._SubParsersAction) -> None:
     p.add_argument("--ddpm-samples", type=int, default=64,
                    help="samples drawn with T-step ancestral DDPM, and again with DDIM from the same noise")
     p.add_argument("--ddim-steps", type=int, default=50)
+    p.add_argument("--guidance-scales", default="0,1,3", help="cddpm: classifier-free guidance scales sampled")
+    p.add_argument("--classifier-scale", type=float, default=5.0,
+                   help="cddpm: classifier guidance scale of its last row (0: no such row)")
     p.add_argument("--device", default="auto", help="auto (CPU, and CUDA when present), cpu or cuda")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
@@ -247,14 +252,20 @@ def cmd_generative(args: argparse.Namespace) -> int:
     import torch
 
     from engine.annotations.store import StoreError
-    from engine.bench.generative import run_generative, table
-    from engine.generative.config import MODELS, GenerativeConfig
+    from engine.bench.generative import VARIANTS, run_generative, table
+    from engine.generative.config import GenerativeConfig
     from engine.training.common import TrainingError
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in VARIANTS]
     if unknown or not models:
-        raise CliError(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
+        raise CliError(f"unknown models {unknown}; choose from {', '.join(VARIANTS)}")
+    try:
+        scales = [float(v) for v in args.guidance_scales.split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"--guidance-scales takes comma-separated numbers, got {args.guidance_scales!r}") from None
+    if not scales or min(scales) < 0 or args.classifier_scale < 0:
+        raise CliError("guidance scales must be at least 0, and --guidance-scales must name one")
     if args.samples < 4 or args.ddpm_samples < 4:
         raise CliError("--samples and --ddpm-samples must be >= 4 (KID's spread is taken over half-size subsets)")
     if not 1 <= args.ddim_steps <= args.timesteps:
@@ -265,7 +276,8 @@ def cmd_generative(args: argparse.Namespace) -> int:
                                 steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
                                 base_channels=args.base_channels, timesteps=args.timesteps, threads=args.threads, seed=args.seed)
         records = run_generative(base, models, args.samples, args.ddpm_samples, args.ddim_steps, devices, args.work,
-                                 log=lambda m: print(m, file=sys.stderr))
+                                 log=lambda m: print(m, file=sys.stderr), guidance_scales=scales,
+                                 classifier_scale=args.classifier_scale)
     except (ValueError, OSError, StoreError, TrainingError) as exc:
         raise CliError(str(exc)) from None
     emit(records, args.json, table(records))

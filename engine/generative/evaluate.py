@@ -165,34 +165,46 @@ class ClassCheck:
         return asdict(self)
 
 
+class Judge:
+    """A small CNN (the noise-aware classifier's architecture, asked at t = 0) trained from scratch on the labelled
+    training images but a held-out ``JUDGE_HELD_OUT``, never on samples, so it knows the data's classes and
+    nothing of the model's. Trained once, it can judge several sample sets alike."""
+
+    def __init__(self, images: torch.Tensor, image_labels: torch.Tensor, num_classes: int, seed: int = 0,
+                 steps: int = JUDGE_STEPS) -> None:
+        from engine.generative.guidance import NoisyClassifier
+
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(images), generator=g)
+        held = max(1, int(len(images) * JUDGE_HELD_OUT))
+        test, train = order[:held], order[held:]
+        torch.manual_seed(seed)
+        self.net = NoisyClassifier(images.shape[1], images.shape[-1], num_classes, base=16)
+        opt = torch.optim.Adam(self.net.parameters(), lr=2e-3)
+        x, y = images.float().cpu(), image_labels.cpu()
+        for _ in range(steps):
+            idx = train[torch.randint(0, len(train), (64,), generator=g)]
+            loss = F.cross_entropy(self.net(x[idx], torch.zeros(len(idx), dtype=torch.long)), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.net.eval()
+        self.num_classes = num_classes
+        self.heldout_accuracy = float((self.predict(x[test]) == y[test]).float().mean())
+        self.description = f"small CNN trained {steps} steps on {len(train)} of the training images"
+
+    @torch.no_grad()
+    def predict(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.float().cpu()
+        return self.net(batch, torch.zeros(len(batch), dtype=torch.long)).argmax(1)
+
+    def check(self, samples: torch.Tensor, labels: torch.Tensor) -> ClassCheck:
+        """Share of ``samples`` the judge labels as their ``labels``."""
+        right = float((self.predict(samples) == labels.cpu()).float().mean())
+        return ClassCheck(len(samples), right, self.heldout_accuracy, 1 / self.num_classes, self.description)
+
+
 def class_accuracy(samples: torch.Tensor, labels: torch.Tensor, images: torch.Tensor, image_labels: torch.Tensor,
                    num_classes: int, seed: int = 0, steps: int = JUDGE_STEPS) -> ClassCheck:
-    """Share of ``samples`` whose judge label is their ``labels``. The judge is a small CNN (the noise-aware
-    classifier's architecture, asked at t = 0) trained from scratch on the training images but a held-out
-    ``JUDGE_HELD_OUT``, never on samples, so it knows the data's classes and nothing of the model's."""
-    from engine.generative.guidance import NoisyClassifier
-
-    g = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(images), generator=g)
-    held = max(1, int(len(images) * JUDGE_HELD_OUT))
-    test, train = order[:held], order[held:]
-    torch.manual_seed(seed)
-    judge = NoisyClassifier(images.shape[1], images.shape[-1], num_classes, base=16)
-    opt = torch.optim.Adam(judge.parameters(), lr=2e-3)
-    x, y = images.float().cpu(), image_labels.cpu()
-
-    def predict(batch: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return judge(batch, torch.zeros(len(batch), dtype=torch.long)).argmax(1)
-
-    for _ in range(steps):
-        idx = train[torch.randint(0, len(train), (64,), generator=g)]
-        loss = F.cross_entropy(judge(x[idx], torch.zeros(len(idx), dtype=torch.long)), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    judge.eval()
-    heldout = float((predict(x[test]) == y[test]).float().mean())
-    right = float((predict(samples.float().cpu()) == labels.cpu()).float().mean())
-    return ClassCheck(len(samples), right, heldout, 1 / num_classes,
-                      f"small CNN trained {steps} steps on {len(train)} of the training images")
+    """Share of ``samples`` whose label by a fresh Judge of the training images is their ``labels``."""
+    return Judge(images, image_labels, num_classes, seed, steps).check(samples, labels)

@@ -211,8 +211,8 @@ def save_generative(model: GenerativeModel, folder: str | Path) -> Path:
     return folder
 
 
-def load_generative(folder: str | Path, device: torch.device | str = "cpu") -> GenerativeModel:
-    folder = Path(folder)
+def _description(folder: Path) -> tuple[dict, GenerativeConfig]:
+    """A saved model's description and config, checked, without its weights."""
     path, weights = folder / DESCRIPTION_FILE, folder / WEIGHTS_FILE
     if not path.is_file():
         raise GenerativeModelError(f"{folder} holds no generative model ({DESCRIPTION_FILE} expected; train one "
@@ -224,12 +224,26 @@ def load_generative(folder: str | Path, device: torch.device | str = "cpu") -> G
         if raw.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
             raise GenerativeModelError(f"{path} was written by a newer version of WSV Studio")
         known = {f.name for f in fields(GenerativeConfig)}
-        config = GenerativeConfig(**{k: v for k, v in raw["config"].items() if k in known})
-        state = load_weights(weights)
+        return raw, GenerativeConfig(**{k: v for k, v in raw["config"].items() if k in known})
     except WeightsError as exc:
         raise GenerativeModelError(str(exc)) from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise GenerativeModelError(f"{path} is not a valid generative model description: {exc}") from None
+
+
+def read_config(folder: str | Path) -> GenerativeConfig:
+    """What a saved model is (kind, image size, ...), read without loading its weights."""
+    return _description(Path(folder))[1]
+
+
+def load_generative(folder: str | Path, device: torch.device | str = "cpu") -> GenerativeModel:
+    folder = Path(folder)
+    raw, config = _description(folder)
+    weights = folder / WEIGHTS_FILE
+    try:
+        state = load_weights(weights)
+    except WeightsError as exc:
+        raise GenerativeModelError(str(exc)) from None
     model = build_generative(config, "cpu")
     try:
         for name, part in _parts(model).items():

@@ -11,9 +11,13 @@ with a trained DDPM, by steering its reverse process instead of training for the
   the model invents only the detail within each block.
 
 Both take every one of the T ancestral steps (RePaint's ``resample`` times more), with the model's EMA weights; a
-conditional model runs unconditionally (its null label).
+conditional model runs unconditionally (its null label). A latent DDPM cannot do either: the pixels to keep have
+no place in its codes. ``on_step(done, total)``, called after each of the T steps, lets a window show progress
+and stop a run (by raising).
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -21,10 +25,15 @@ import torch.nn.functional as F
 from engine.generative.diffusion import AncestralStep, q_sample, q_step
 from engine.generative.models import GenerativeModel, GenerativeModelError
 
+StepCallback = Callable[[int, int], None]
+
 
 def _check(model: GenerativeModel, image: torch.Tensor, size: int) -> None:
     if model.kind != "ddpm":
         raise GenerativeModelError(f"inpainting and super-resolution run a DDPM's reverse process; this is a {model.kind}")
+    if model.latent:
+        raise GenerativeModelError("inpainting and super-resolution need a DDPM trained on pixels; this one works in "
+                                   "a VAE's latent space")
     c = model.config
     if image.dim() != 4 or image.shape[1] != c.channels or image.shape[-2:] != (size, size):
         raise GenerativeModelError(f"the model works on {c.channels} x {size} x {size} images; got "
@@ -41,7 +50,7 @@ def _noised(model: GenerativeModel, x0: torch.Tensor, i: int, generator: torch.G
 
 @torch.no_grad()
 def inpaint(model: GenerativeModel, image: torch.Tensor, keep: torch.Tensor, generator: torch.Generator | None = None,
-            resample: int = 1) -> torch.Tensor:
+            resample: int = 1, on_step: StepCallback | None = None) -> torch.Tensor:
     """``image`` (B, C, S, S) in [−1, 1] with its hole filled where ``keep`` ((B, 1, S, S) bool) is False; the kept
     pixels come back unchanged."""
     c = model.config
@@ -61,6 +70,8 @@ def inpaint(model: GenerativeModel, image: torch.Tensor, keep: torch.Tensor, gen
                 x = q_step(model.schedule, x_prev, t, torch.randn(x.shape, generator=generator).to(x.device))
             else:
                 x = x_prev
+        if on_step is not None:
+            on_step(model.schedule.T - i, model.schedule.T)
     return x
 
 
@@ -70,7 +81,8 @@ def low_frequencies(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def super_resolve(model: GenerativeModel, low: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def super_resolve(model: GenerativeModel, low: torch.Tensor, generator: torch.Generator | None = None,
+                  on_step: StepCallback | None = None) -> torch.Tensor:
     """A (B, C, S, S) image in [−1, 1] whose 2 × 2 means are ``low`` (B, C, S/2, S/2), with the detail drawn by the
     model (S: the model's image size)."""
     c = model.config
@@ -81,4 +93,6 @@ def super_resolve(model: GenerativeModel, low: torch.Tensor, generator: torch.Ge
     for i in reversed(range(model.schedule.T)):
         x, _ = step(eps, x, i, generator, clip=True)
         x = x - low_frequencies(x) + low_frequencies(_noised(model, reference, i, generator))
+        if on_step is not None:
+            on_step(model.schedule.T - i, model.schedule.T)
     return x

@@ -53,3 +53,16 @@ class ReverseFrame:
     """(H, W, 3) uint8 grid of x_t"""
     x0: np.ndarray
     """(H, W, 3) uint8 grid of x̂_0 predicted from x_t (at t = 0: the sample itself)"""
+
+
+@dataclass(frozen=True, eq=False)
+class RestoreRequest:
+    task: str
+    """'inpaint' (fill ``hole``) or 'upscale' (2× detail from the image's 2 × 2 means)"""
+    image: np.ndarray
+    """(C, S, S) float32 in [−1, 1], at the model's size"""
+    hole: np.ndarray | None
+    """(S, S) bool, True where the model draws (inpaint only)"""
+    seed: int
+    resample: int
+    """RePaint's resampling (inpaint only)"""

@@ -2,8 +2,8 @@
 
 Requests arrive as queued signals and are handled one at a time: load the training images for a data setting,
 load a saved model (reloaded whenever its weights file changes, e.g. a new training snapshot), draw samples,
-interpolate a VAE's latent space between two training images, run a DDPM's reverse process frame by frame, and
-compute KID/FID and the memorisation check. Long requests check ``cancel()`` between sampler steps. Answers are
+interpolate a VAE's latent space between two training images, run a DDPM's reverse process frame by frame, fill
+a hole or add 2× detail with a DDPM, and compute KID/FID and the memorisation check. Long requests check ``cancel()`` between sampler steps. Answers are
 the plain-data messages of ``messages.py``; tensors and models never leave this thread.
 """
 from __future__ import annotations
@@ -23,9 +23,11 @@ from engine.generative.evaluate import FeatureExtractor, class_accuracy, quality
 from engine.generative.grids import image_grid, to_uint8
 from engine.errors import UserError
 from engine.generative.models import GenerativeModel, GenerativeModelError, load_generative
+from engine.generative.restore import inpaint, low_frequencies, super_resolve
 from engine.generative.vae import interpolate
 from engine.training.common import TrainingError, pick_device
-from wsv_gui.generative.messages import Interpolation, ModelInfo, ReverseFrame, SampleGrid, TrainingSet
+from wsv_gui.generative.messages import Interpolation, ModelInfo, RestoreRequest, ReverseFrame, SampleGrid, \
+    TrainingSet
 from wsv_gui.generative.model_files import MODEL_FILES_LOCK, stamp
 
 MAX_FRAMES = 200
@@ -57,6 +59,7 @@ class GenerativeService(QObject):
     reverse = Signal(str, int, int, int, float)  # folder, n, seed, DDIM steps (0: full DDPM), η
     evaluate = Signal(str, int, int, float, float)  # folder, n samples, DDPM sampler steps (0: full DDPM), guidance
     # scales
+    restore = Signal(str, object)  # folder, RestoreRequest
 
     data_ready = Signal(object)  # TrainingSet
     model_ready = Signal(object)  # ModelInfo
@@ -65,7 +68,10 @@ class GenerativeService(QObject):
     reverse_frame = Signal(object)  # ReverseFrame
     reverse_finished = Signal(str)  # "" when it ran to the end, else why it stopped
     evaluation_ready = Signal(object)  # dict: QualityReport.as_dict() plus 'data', 'sampler', 'kind'
-    failed = Signal(str, str)  # request ('data', 'model', 'draw', 'interpolate', 'reverse', 'evaluate'), message
+    restore_progress = Signal(int, int)  # steps done, of
+    restore_ready = Signal(object)  # SampleGrid
+    failed = Signal(str, str)  # request ('data', 'model', 'draw', 'interpolate', 'reverse', 'evaluate',
+    # 'restore'), message
 
     def __init__(self) -> None:
         super().__init__()
@@ -77,7 +83,8 @@ class GenerativeService(QObject):
         self._cancel = threading.Event()
         for signal, slot in ((self.load_data, self._load_data), (self.load_model, self._load_model),
                              (self.draw, self._draw), (self.interpolate, self._interpolate),
-                             (self.reverse, self._reverse), (self.evaluate, self._evaluate)):
+                             (self.reverse, self._reverse), (self.evaluate, self._evaluate),
+                             (self.restore, self._restore)):
             signal.connect(slot)
 
     def cancel(self) -> None:
@@ -236,3 +243,34 @@ class GenerativeService(QObject):
                                                        len(m.classes)).as_dict()
             self.evaluation_ready.emit({**report, "data": data.name, "kind": m.kind, "sampler": self._sampler(m, ddpm_steps)})
         self._run("evaluate", job)
+
+    @Slot(str, object)
+    def _restore(self, folder: str, request: RestoreRequest) -> None:
+        def on_step(done: int, total: int) -> None:
+            if self._cancel.is_set():
+                raise Cancelled
+            if done % max(1, total // 100) == 0 or done == total:
+                self.restore_progress.emit(done, total)
+
+        def job() -> None:
+            m = self.model(folder)
+            g = torch.Generator().manual_seed(request.seed)
+            image = torch.from_numpy(request.image)[None].float()
+            T = m.config.timesteps
+            if request.task == "inpaint":
+                keep = ~torch.from_numpy(request.hole)[None, None]
+                filled = inpaint(m, image, keep, g, request.resample, on_step).cpu()
+                shown = torch.where(keep, image, torch.zeros_like(image))  # the hole in mid-grey
+                grid = image_grid(torch.cat([image, shown, filled]), nrow=3)
+                text = (f"the image; its hole ({int(request.hole.sum())} px) in grey; filled by the DDPM (RePaint, "
+                        f"{T} steps × {request.resample}, seed {request.seed}; the kept pixels are the image's own)")
+            else:
+                low = torch.nn.functional.avg_pool2d(image, 2)
+                sharp = super_resolve(m, low, g, on_step).cpu()
+                bicubic = torch.nn.functional.interpolate(low, scale_factor=2, mode="bicubic",
+                                                          align_corners=False).clamp(-1, 1)
+                grid = image_grid(torch.cat([image, low_frequencies(image), bicubic, sharp]), nrow=4)
+                text = (f"the image; shrunk to {low.shape[-1]} px (2 × 2 means, shown enlarged); bicubic 2×; the "
+                        f"DDPM's 2× (ILVR, {T} steps, seed {request.seed}; its 2 × 2 means are the shrunk image's)")
+            self.restore_ready.emit(SampleGrid(grid, text))
+        self._run("restore", job)

@@ -1,7 +1,7 @@
 """The Generative tab's settings: where the training images come from and which model learns from them.
 
 Only the settings of the chosen model are shown (β for the VAE, schedule and T for the DDPM, latent size for the
-VAE and GAN). ``config()`` turns the form into an engine GenerativeConfig; ``apply()`` does the reverse for a
+VAE and GAN, the VAE a latent DDPM works in). ``config()`` turns the form into an engine GenerativeConfig; ``apply()`` does the reverse for a
 loaded model, so the views and the data match what the model was trained on.
 """
 from __future__ import annotations
@@ -11,12 +11,13 @@ from pathlib import Path
 
 import torch
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox, \
-    QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, \
+    QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from engine.generative.config import GenerativeConfig, default_lr, device_defaults
 from engine.generative.data import SIZES
 from engine.generative.diffusion import SCHEDULES
+from engine.generative.models import GenerativeModelError, read_config
 
 BUILTIN = "builtin:digits"
 PROJECT = "project"
@@ -118,6 +119,25 @@ class GenerativeSettings(QWidget):
         self.with_classifier = QCheckBox("Also a classifier of noised images")
         self.with_classifier.setToolTip("trained beside the DDPM, for classifier guidance when sampling")
         self.model_form.addRow("", self.with_classifier)
+        self.in_latent = QCheckBox("In a VAE's latent space (latent diffusion)")
+        self.in_latent.setToolTip("the DDPM learns the codes a trained VAE (kept frozen) gives the images, and its "
+                                  "samples are decoded by that VAE: many times faster per step, bounded by what the "
+                                  "VAE can draw")
+        self.model_form.addRow("", self.in_latent)
+        self.vae_path: str | None = None
+        """the chosen VAE's folder; None: the VAE the tab has loaded (GenerativeTab.train keeps a copy of it)"""
+        self.vae_label = QLabel("")
+        self.vae_label.setWordWrap(True)
+        self.vae_button = QPushButton("Choose…")
+        self.vae_button.setToolTip("a folder with a VAE saved from this tab (Save model…) or by wsv generate train")
+        self.vae_button.clicked.connect(self._choose_vae)
+        vae_row = QWidget()
+        vr = QHBoxLayout(vae_row)
+        vr.setContentsMargins(0, 0, 0, 0)
+        vr.addWidget(self.vae_label, 1)
+        vr.addWidget(self.vae_button)
+        self.vae_row = vae_row
+        self.model_form.addRow("VAE", vae_row)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -129,6 +149,7 @@ class GenerativeSettings(QWidget):
         self.colour.toggled.connect(self.dataChanged)
         self.by_class.toggled.connect(self.dataChanged)
         self.by_class.toggled.connect(self._show_rows)
+        self.in_latent.toggled.connect(self._show_rows)
         self.crops.valueChanged.connect(self.dataChanged)
         self.source.currentIndexChanged.connect(self._show_rows)
         self.schedule.currentIndexChanged.connect(self.scheduleChanged)
@@ -152,6 +173,34 @@ class GenerativeSettings(QWidget):
         self.model_form.setRowVisible(self.timesteps, kind == "ddpm")
         self.model_form.setRowVisible(self.by_class, kind in ("ddpm", "gan"))
         self.model_form.setRowVisible(self.with_classifier, kind == "ddpm" and self.by_class.isChecked())
+        self.model_form.setRowVisible(self.in_latent, kind == "ddpm" and not self.by_class.isChecked())
+        self.model_form.setRowVisible(self.vae_row, self.latent_wanted)
+        self.vae_label.setText(self.vae_path or "the VAE loaded now (train one first, or choose a saved one)")
+
+    @property
+    def latent_wanted(self) -> bool:
+        """A latent DDPM is asked for (its VAE may still be the one loaded in the tab)."""
+        return self.kind == "ddpm" and not self.by_class.isChecked() and self.in_latent.isChecked()
+
+    def set_vae(self, folder: str | None) -> None:
+        """The VAE a latent DDPM trains in; its image size and colour become the data's, which it must match."""
+        if folder is not None:
+            v = read_config(folder)
+            self.size.setCurrentIndex(self.size.findData(v.image_size))
+            self.colour.setChecked(v.channels == 3)
+        self.vae_path = folder
+        self._show_rows()
+
+    def _choose_vae(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a saved VAE's folder", self.vae_path or "")
+        if not folder:
+            return
+        try:
+            if read_config(folder).model != "vae":
+                raise GenerativeModelError(f"{folder} holds a {read_config(folder).model}, not a VAE")
+            self.set_vae(folder)
+        except GenerativeModelError as exc:
+            self.vae_label.setText(f"<span style='color: #d93025'>{exc}</span>")
         self.data_form.setRowVisible(self.crops, self.source.currentData() == PROJECT)
 
     def data_key(self, project_root: Path | None) -> dict:
@@ -174,7 +223,10 @@ class GenerativeSettings(QWidget):
         """Raises ValueError with the reason when the settings cannot be used."""
         key = self.data_key(project_root)
         del key["objects"]  # the config says it as 'conditional'
+        if self.latent_wanted and self.vae_path is None:
+            raise ValueError("latent diffusion needs a trained VAE: train one here first, or choose a saved one")
         return GenerativeConfig(model=self.kind, **key, conditional=self.conditional,
+                                latent_vae=self.vae_path if self.latent_wanted else None,
                                 classifier=self.conditional and self.kind == "ddpm" and self.with_classifier.isChecked(),
                                 batch_size=self.batch.value(),
                                 lr=self.lr.value(), steps=self.steps.value(),
@@ -201,6 +253,9 @@ class GenerativeSettings(QWidget):
         self.timesteps.setValue(config["timesteps"])
         self.by_class.setChecked(bool(config.get("conditional")))
         self.with_classifier.setChecked(bool(config.get("classifier")))
+        self.vae_path = config.get("latent_vae")
+        self.in_latent.setChecked(bool(self.vae_path))
+        self._show_rows()
 
     def schedule_settings(self) -> tuple[str, int]:
         return self.schedule.currentText(), self.timesteps.value()

@@ -1,6 +1,6 @@
 """The Generative tab: train a VAE, DCGAN or DDPM on the project's images or the built-in digits, watch it learn,
-then explore the model: samples, VAE latent interpolation, the DDPM forward and reverse processes, KID/FID with a
-memorisation check, and saving, loading and exporting.
+then explore the model: samples, VAE latent interpolation, the DDPM forward and reverse processes, filling a
+painted hole and adding 2× detail with a DDPM, KID/FID with a memorisation check, and saving, loading and exporting.
 
 Training runs in a GenerativeWorker thread; everything asked of a trained model runs in the GenerativeService
 thread. The views work from the model saved in the project (models/generative), which the worker refreshes every
@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSc
     QTabWidget, QVBoxLayout, QWidget
 
 from engine.generative.grids import save_gif, save_png
-from engine.generative.models import DESCRIPTION_FILE
+from engine.generative.models import DESCRIPTION_FILE, GenerativeModelError
 from engine.generative.records import GenerativeRecord
 from engine.project import Project
 from wsv_gui.eta import time_left
@@ -24,6 +24,7 @@ from wsv_gui.generative.forward_view import ForwardView
 from wsv_gui.generative.live_view import LiveView
 from wsv_gui.generative.messages import ModelInfo, SampleGrid, TrainingSet
 from wsv_gui.generative.model_files import copy_model, has_model, project_model_dir
+from wsv_gui.generative.restore_view import RestoreView
 from wsv_gui.generative.reverse_player import ReversePlayer
 from wsv_gui.generative.samples_view import SamplesView
 from wsv_gui.generative.service import GenerativeService
@@ -34,6 +35,8 @@ from wsv_gui.workers import WorkerThread
 
 EXPORT_SCALE = 2
 """exported PNGs and GIFs are enlarged by pixel replication: 32 px samples are too small to judge at 1:1"""
+LATENT_VAE_DIR = Path("models") / "generative-vae"
+"""inside the project: the copy of the tab's VAE that a latent DDPM trained from it decodes with"""
 WARNING_STYLE = "color: #e8710a"
 ERROR_STYLE = "color: #d93025"
 
@@ -48,7 +51,8 @@ class GenerativeTab(Tab):
         self.training: WorkerThread | None = None
         self.model_info: ModelInfo | None = None
         self.last_grid = None
-        """the newest samples grid, from a training preview or drawn on request (what Export PNG writes)"""
+        """the newest samples grid, from a training preview, drawn on request or a filled / 2× image (what Export
+        PNG writes)"""
         self._data_wanted: dict | None = None
         self._model_wanted: str | None = None
         """the folder last asked for: a model still loading for an earlier project or request is ignored"""
@@ -74,7 +78,8 @@ class GenerativeTab(Tab):
         self.load_button.setToolTip("a folder saved here or written by wsv generate train")
         self.load_button.clicked.connect(self.load_model)
         self.png_button = QPushButton("Export grid PNG…")
-        self.png_button.setToolTip("the newest sample grid: the last training preview or the samples drawn last")
+        self.png_button.setToolTip("the newest grid: the last training preview, the samples drawn last or the last "
+                                   "filled / 2× image")
         self.png_button.clicked.connect(self.export_png)
         self.gif_button = QPushButton("Export reverse GIF…")
         self.gif_button.setToolTip("the reverse process in the Diffusion view, x_t beside x̂₀")
@@ -100,6 +105,7 @@ class GenerativeTab(Tab):
         self.samples_view = SamplesView()
         self.forward = ForwardView()
         self.player = ReversePlayer()
+        self.restore = RestoreView()
         diffusion = QSplitter(Qt.Orientation.Vertical)
         diffusion.addWidget(self._titled("Forward process q(x_t | x₀) on a training image", self.forward))
         diffusion.addWidget(self._titled("Reverse process of the trained DDPM, from x_T to a sample", self.player))
@@ -108,6 +114,7 @@ class GenerativeTab(Tab):
         self.views.addTab(self.live, "Training")
         self.views.addTab(self.samples_view, "Samples && latent space")
         self.views.addTab(diffusion, "Diffusion")
+        self.views.addTab(self.restore, "Fill && 2× detail")
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(scroll)
@@ -154,11 +161,15 @@ class GenerativeTab(Tab):
         svc.reverse_frame.connect(self.player.add_frame)
         svc.reverse_finished.connect(self.player.finished)
         svc.evaluation_ready.connect(self._on_evaluated)
+        svc.restore_progress.connect(self.restore.show_progress)
+        svc.restore_ready.connect(self._on_restored)
         svc.failed.connect(self._on_service_failed)
         self.samples_view.drawRequested.connect(self._draw)
         self.samples_view.interpolateRequested.connect(self._interpolate)
         self.samples_view.evaluateRequested.connect(self._evaluate)
         self.player.runRequested.connect(self._reverse)
+        self.restore.restoreRequested.connect(self._restore)
+        self.restore.cancelRequested.connect(svc.cancel, Qt.ConnectionType.DirectConnection)
         # cancel() must reach the service while it is busy, so it is called directly, not queued behind the job
         self.player.cancelRequested.connect(svc.cancel, Qt.ConnectionType.DirectConnection)
 
@@ -223,12 +234,14 @@ class GenerativeTab(Tab):
         self.settings.data_label.setText(text)
         self.forward.set_images(data.images)
         self.samples_view.set_images(data.images)
+        self.restore.set_images(data.images)
 
     # ---- training ---------------------------------------------------------------------------------------------
     def train(self) -> None:
         if self.training is not None or self.project is None:
             return
         try:
+            self._keep_loaded_vae()
             config = self.settings.config(self.project.root)
         except ValueError as exc:
             self._say(f"Cannot train: {exc}", ERROR_STYLE)
@@ -249,6 +262,19 @@ class GenerativeTab(Tab):
         self.load_button.setEnabled(False)
         self._say(f"Starting: loading the training images and building the {MODEL_NAMES[config.model]}…")
         self.training.start()
+
+    def _keep_loaded_vae(self) -> None:
+        """A latent DDPM asked for without a chosen VAE learns in the VAE loaded now. The project's model folder
+        is about to hold the DDPM, so the VAE is first copied beside it (LATENT_VAE_DIR) and chosen from there."""
+        s = self.settings
+        if not s.latent_wanted or s.vae_path is not None or self.model_info is None or self.model_info.kind != "vae":
+            return
+        target = self.project.root / LATENT_VAE_DIR
+        try:
+            copy_model(Path(self.model_info.folder), target)
+            s.set_vae(str(target))
+        except (OSError, GenerativeModelError) as exc:
+            raise ValueError(f"could not keep a copy of the VAE in {target}: {exc}") from None
 
     def stop(self, wait: bool = False) -> None:
         if self.training is None:
@@ -310,6 +336,8 @@ class GenerativeTab(Tab):
         self.samples_view.set_model(kind, config.get("class_names") if config.get("conditional") else None,
                                     bool(config.get("classifier")), config.get("guidance", 3.0))
         self.player.set_enabled_model(kind == "ddpm")
+        self.restore.set_model(kind, bool(config.get("latent_vae")), config.get("channels", 1),
+                               config.get("image_size", 0), config.get("timesteps", 0))
         self.save_button.setEnabled(info is not None)
         if info is None:
             self.model_label.setText("No model yet: the views below Training need one.")
@@ -359,6 +387,8 @@ class GenerativeTab(Tab):
             self.samples_view.samples_label.setText(f"Drawing samples failed: {message}")
         elif request == "interpolate":
             self.samples_view.strip_label.setText(f"Interpolation failed: {message}")
+        elif request == "restore":
+            self.restore.finished(None, message)
 
     def _draw(self, n: int, seed: int, steps: int, guidance: float, classifier_scale: float) -> None:
         if self.model_dir is not None:
@@ -379,6 +409,16 @@ class GenerativeTab(Tab):
             return
         self.service.cancel()  # a run still going gives way to the new one
         self.service.reverse.emit(str(self.model_dir), n, seed, steps, eta)
+
+    def _restore(self, request) -> None:
+        if self.model_dir is None:
+            self.restore.finished(None, "no model")
+            return
+        self.service.restore.emit(str(self.model_dir), request)
+
+    def _on_restored(self, result: SampleGrid) -> None:
+        self.restore.finished(result.grid, result.description)
+        self.last_grid = result.grid
 
     def _evaluate(self, n: int, steps: int, guidance: float, classifier_scale: float) -> None:
         if self.model_dir is None:
