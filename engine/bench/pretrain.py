@@ -5,7 +5,8 @@ For each seed the network is pretrained once on every training image (no labels:
 then for each number of marked patients — a seed-shuffled choice of patients whose images keep their scribbles,
 the others staying unmarked — one network trains from scratch and one from the pretrained weights, with the same
 settings, and both are scored on the test split. A network trained on the full masks of every training image,
-from scratch, gives each seed's upper bound, so the table reads as % of full supervision.
+from scratch and without the regularizer (as ``wsv bench quality``'s full row), gives each seed's upper bound, so
+the table reads as % of full supervision.
 
 A patient is the part of an image ID before the first underscore (ACDC: patient001_frame01_slice_0); a data set
 whose IDs have none counts each image as its own patient.
@@ -22,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from engine.bench.active import test_miou
+from engine.bench.quality import METHODS
 from engine.datasets.folder import DatasetFolder
 from engine.datasets.importer import import_dataset
 from engine.training.config import TrainConfig
@@ -84,7 +86,7 @@ def run_pretrain_bench(data_root: Path, dataset: str, patients: list[int], seeds
             pretrainer.close()
         log(f"{dataset} seed {seed}: pretrained ({task}, {pretrain_steps} steps) in "
             f"{(time.monotonic() - t0) / 60:.1f} min")
-        full = _train(everyone, dataclasses.replace(base, supervision="full", seed=seed))
+        full = _train(everyone, dataclasses.replace(base, **METHODS["full"], seed=seed))
         full_miou = test_miou(full, ds, test_ids, len(ds.classes), background)
         full.close()
         log(f"{dataset} seed {seed}: full masks, test mIoU {full_miou:.3f}")
