@@ -1,6 +1,7 @@
 """Class-conditional DDPM and GAN: guidance against its definitions, samples that follow their labels, labelled
 data."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 
 from engine.annotations.types import Box
 from engine.generative.config import GenerativeConfig
-from engine.generative.data import TrainingImages, builtin_digits, project_objects
+from engine.generative.data import TrainingImages, builtin_digits, load_training_images, project_objects
 from engine.generative.diffusion import make_schedule
 from engine.generative.evaluate import class_accuracy
 from engine.generative.guidance import ClassifierGuided, FreeGuided
@@ -119,6 +120,50 @@ def test_digits_and_boxed_objects_come_with_their_labels(tmp_path):
     assert bar_crop[0].mean() > bar_crop[1].mean()  # the bar's crop is red
     trainer = GenerativeTrainer(_conditional(source=str(folder), channels=3, steps=1, batch_size=2))
     assert trainer.config.class_names == ["square", "bar"]
+
+
+def test_tagged_images_are_classes_too(tmp_path, capsys, one_thread):
+    import json
+
+    from engine.cli.main import main
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    colours = {"red": (230, 20, 20), "blue": (20, 20, 230)}
+    for i in range(6):
+        img = np.zeros((40, 60, 3), np.uint8)
+        img[10:30, 20:40] = colours["red" if i % 2 else "blue"]
+        Image.fromarray(img).save(folder / f"{i}.png")
+    project = Project.create(folder, ["background", "blue", "red"])
+    project.add_folder(folder)
+    background, blue, red = project.store.classes()
+    images = project.store.images()
+    for i, rec in enumerate(images):  # 0–3 tagged with their one colour (and the background), 4 with both, 5 not
+        if i < 4:
+            project.store.set_tags(rec.id, [background.id, red.id if int(Path(rec.path).stem) % 2 else blue.id])
+        elif i == 4:
+            project.store.set_tags(rec.id, [blue.id, red.id])
+    project.close()
+    tagged = load_training_images(str(folder), 16, 3, classes="tags")
+    assert tagged.classes == ("blue", "red") and len(tagged.images) == 4
+    assert "1 image tagged with several classes left out" in tagged.warning
+    for image, label in zip(tagged.images, tagged.labels):  # the label names the square's colour
+        red_over_blue = image[0].mean() > image[2].mean()
+        assert red_over_blue == (tagged.classes[label] == "red")
+    run = tmp_path / "run"
+    assert main(["generate", "train", "gan", str(folder), "--conditional", "--class-source", "tags", "--color",
+                 "--out", str(run), "--size", "16", "--steps", "2", "--batch-size", "4", "--base-channels", "8",
+                 "--device", "cpu", "--json"]) == 0
+    capsys.readouterr()
+    assert json.loads((run / "generative.json").read_text())["config"]["class_names"] == ["blue", "red"]
+    untagged = tmp_path / "untagged"
+    untagged.mkdir()
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(untagged / "a.png")
+    project = Project.create(untagged, ["background", "thing"])
+    project.add_folder(untagged)
+    project.close()
+    with pytest.raises(ValueError, match="tagged with exactly one class"):
+        load_training_images(str(untagged), 16, 3, classes="tags")
 
 
 def test_conditional_settings_are_checked():

@@ -266,8 +266,13 @@ def test_conditional_ddpm_draws_a_row_per_class_with_guidance(window, qtbot):
     view.eval_button.click()
     qtbot.waitUntil(lambda: "KID" in view.eval_label.text(), timeout=120000)
     assert "By class" in view.eval_label.text() and "chance 10%" in view.eval_label.text()
+    assert not s.model_form.isRowVisible(s.class_source)  # the digits bring their labels
+    s.source.setCurrentIndex(s.source.findData("project"))
+    assert s.model_form.isRowVisible(s.class_source)
+    s.class_source.setCurrentIndex(s.class_source.findData("tags"))
+    assert s.data_key(window.project.root)["classes"] == "tags" and s.config(window.project.root).class_source == "tags"
     s.model.setCurrentIndex(s.model.findData("vae"))  # the DDPM's own options hide for other models
-    assert not s.model_form.isRowVisible(s.by_class) and not s.config(None).conditional
+    assert not s.model_form.isRowVisible(s.by_class) and not s.config(window.project.root).conditional
 
 
 def test_latent_ddpm_in_the_loaded_vae(window, qtbot):

@@ -223,16 +223,17 @@ def run_generative(base: GenerativeConfig, models: Iterable[str], samples: int, 
                    guidance_scales: Iterable[float] = (0.0, 1.0, 3.0), classifier_scale: float = 5.0) -> list[dict]:
     """``base`` carries the data source, size, budget and network settings shared by every model (``models``:
     names of VARIANTS). Sample counts are capped at the number of training images, the size of the reference
-    set. A project's conditional models learn its boxed objects, scored against those."""
+    set. A project's conditional models learn its boxed objects or tagged images (``base.class_source``), scored
+    against those."""
     models, guidance_scales = list(models), list(guidance_scales)
     records = []
     for device in devices:
-        sets: dict[bool, tuple[TrainingImages, Scorer, Judge | None]] = {}
+        sets: dict[str | None, tuple[TrainingImages, Scorer, Judge | None]] = {}
 
-        def prepared(objects: bool) -> tuple[TrainingImages, Scorer, Judge | None]:
-            if objects not in sets:
+        def prepared(classes: str | None) -> tuple[TrainingImages, Scorer, Judge | None]:
+            if classes not in sets:
                 data = load_training_images(base.source, base.image_size, base.channels, base.random_crops,
-                                            base.seed, objects)
+                                            base.seed, classes)
                 scorer = Scorer(data, max(samples, ddpm_samples), torch.device(device), base.seed)
                 n, n_ddpm = min(samples, scorer.n), min(ddpm_samples, scorer.n)
                 if n < samples or n_ddpm < ddpm_samples:
@@ -248,13 +249,14 @@ def run_generative(base: GenerativeConfig, models: Iterable[str], samples: int, 
                                                                             for m in models):
                     judge = Judge(data.images, data.labels, len(data.classes), base.seed)
                     log(f"judge: {judge.heldout_accuracy * 100:.0f}% right on held-out training images")
-                sets[objects] = data, scorer, judge
-            return sets[objects]
+                sets[classes] = data, scorer, judge
+            return sets[classes]
 
         for name in models:
             variant = VARIANTS[name]
             conditional = bool(variant.get("conditional"))
-            data, scorer, judge = prepared(conditional and not base.source.startswith("builtin:"))
+            data, scorer, judge = prepared(base.class_source if conditional and not base.source.startswith("builtin:")
+                                           else None)
             n, n_ddpm = min(samples, scorer.n), min(ddpm_samples, scorer.n)
             # Previews only at the first and last step: a DDPM preview is a full DDIM run and would eat the budget.
             config = replace(base, **variant, device=device, lr=None, preview_interval_s=float("inf"))

@@ -252,7 +252,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = _load(args)
     c = model.config
     try:
-        data = load_training_images(c.source, c.image_size, c.channels, c.random_crops, c.seed, objects=c.conditional)
+        data = load_training_images(c.source, c.image_size, c.channels, c.random_crops, c.seed, c.classes_from)
     except (ValueError, OSError, StoreError) as exc:
         raise CliError(f"cannot reload the training images ({c.source}): {exc}") from None
     g = torch.Generator().manual_seed(args.seed)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from engine.generative.data import SIZES
+from engine.generative.data import CLASS_SOURCES, SIZES
 from engine.generative.diffusion import SCHEDULES
 from engine.generative.vae import RECONSTRUCTIONS
 from engine.settings import SettingError, check, setting
@@ -52,7 +52,10 @@ class GenerativeConfig:
     ema_decay: float = setting(0.999, low=0, high=0.99999,
                                help="DDPM: decay of the weight average used for sampling")
     conditional: bool = setting(False, help="DDPM and GAN: learn each class's images, p(x | class): the digits' "
-                                            "labels, or a project's boxed objects (crops of its boxes)")
+                                            "labels, or a project's boxed objects or tagged images (--class-source)")
+    class_source: str = setting("boxes", choices=CLASS_SOURCES,
+                                help="conditional models on a project: learn its boxed objects (crops of the boxes) "
+                                     "or its tagged images (whole images tagged with one class)")
     label_dropout: float = setting(0.1, low=0, high=1,
                                    help="conditional DDPM: share of labels replaced by 'no class' in training, "
                                         "which makes the same network unconditional for classifier-free guidance")
@@ -87,6 +90,12 @@ class GenerativeConfig:
             raise SettingError("latent_vae applies to the unconditional ddpm")
         if self.classifier and not self.conditional:
             raise SettingError("classifier guidance needs the classes: train with conditional on")
+
+    @property
+    def classes_from(self) -> str | None:
+        """Where a project's labelled images come from (engine.generative.data.CLASS_SOURCES); None for an
+        unconditional model, which learns the whole images."""
+        return self.class_source if self.conditional else None
 
     @property
     def effective_lr(self) -> float:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine.annotations.types import background_index
 from engine.io.images import ImageLoadError
 from engine.project import Project
 
@@ -229,15 +230,64 @@ def project_objects(root: str | Path, size: int = 32, channels: int = 3) -> Trai
                           tuple(names[i] for i in used))
 
 
+def project_tagged(root: str | Path, size: int = 32, channels: int = 3) -> TrainingImages:
+    """The project's whole images (centred squares) that are tagged with exactly one class other than the
+    background, labelled with it. Images tagged with several such classes are left out: their label would be
+    ambiguous. The classes are those that label an image, in class order."""
+    _check(size, channels)
+    arrays, labels, failed, several = [], [], 0, 0
+    with Project.open(root) as project:
+        store = project.store
+        classes = store.classes()
+        background = background_index([c.name for c in classes])
+        objects = {c.id for c in classes if c.index != background}
+        tagged = []
+        for rec in store.images():
+            tags = store.tags(rec.id)
+            present = sorted(tags.class_ids & objects) if tags is not None else []
+            several += len(present) > 1
+            if len(present) == 1:
+                tagged.append((rec, present[0]))
+        used = sorted({class_id for _, class_id in tagged}, key=[c.id for c in classes].index)
+        index = {class_id: i for i, class_id in enumerate(used)}
+        for rec, class_id in tagged:
+            try:
+                loaded = project.load_image(rec, max_side=max(1024, size * LARGE_FACTOR * 4))
+            except ImageLoadError:
+                failed += 1
+                continue
+            arrays.append(_square(Image.fromarray(loaded.pixels).convert("L" if channels == 1 else "RGB"), size))
+            labels.append(index[class_id])
+    if not arrays:
+        raise ValueError(f"the project at {root} has no image tagged with exactly one class (other than the "
+                         "background) to learn classes from: tag images, or learn from the boxes")
+    names = {c.id: c.name for c in classes}
+    notes = [n for n in (_few_warning(len(arrays)),
+                         f"{several} image{'s' * (several != 1)} tagged with several classes left out" if several else None,
+                         f"{failed} image{'s' * (failed != 1)} could not be read" if failed else None) if n]
+    return TrainingImages(_to_tensor(arrays), f"project {Path(root).name} ({len(arrays)} tagged images, {size} px)",
+                          "; ".join(notes) or None, torch.tensor(labels, dtype=torch.int64),
+                          tuple(names[i] for i in used))
+
+
+CLASS_SOURCES = ("boxes", "tags")
+"""where a project's conditional models find their classes: boxed objects (project_objects) or tagged whole
+images (project_tagged)"""
+
+
 def load_training_images(source: str, size: int = 32, channels: int = 1, random_crops: int = 0,
-                         seed: int = 0, objects: bool = False) -> TrainingImages:
+                         seed: int = 0, classes: str | None = None) -> TrainingImages:
     """``source``: 'builtin:digits' (labelled with their digits) or a project folder: its whole images, or with
-    ``objects`` its boxed objects labelled with their classes."""
+    ``classes`` (one of CLASS_SOURCES) its labelled boxed objects or tagged images."""
     if source.startswith("builtin:"):
         name = source.split(":", 1)[1]
         if name not in BUILTIN:
             raise ValueError(f"unknown built-in set {name!r}; choose one of {', '.join(BUILTIN)}")
         return builtin_digits(size, channels, seed=seed)
-    if objects:
+    if classes == "boxes":
         return project_objects(source, size, channels)
+    if classes == "tags":
+        return project_tagged(source, size, channels)
+    if classes is not None:
+        raise ValueError(f"classes come from {' or '.join(CLASS_SOURCES)}, not {classes!r}")
     return project_images(source, size, channels, random_crops, seed)

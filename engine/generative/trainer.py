@@ -55,7 +55,7 @@ class GenerativeTrainer:
         if data is None:
             try:
                 data = load_training_images(c.source, c.image_size, c.channels, c.random_crops, c.seed,
-                                            objects=c.conditional)
+                                            c.classes_from)
             except (ValueError, OSError) as exc:
                 raise TrainingError(str(exc)) from None
         if data.size != c.image_size or data.channels != c.channels:
@@ -66,8 +66,8 @@ class GenerativeTrainer:
         if c.conditional:
             if data.labels is None or len(data.classes) < 2:
                 raise TrainingError(f"{data.name} has no classes to condition on: a conditional model learns from "
-                                    "labelled images (the built-in digits, or a project's boxes of two classes or "
-                                    "more)")
+                                    "labelled images (the built-in digits, or a project's boxes or tagged images "
+                                    "of two classes or more)")
             c = self.config = dataclasses.replace(c, class_names=list(data.classes))
         self.data = data
         shard = data.images[self.world.rank::self.world.size]

@@ -47,7 +47,8 @@ def frame_indices(total: int, limit: int = MAX_FRAMES) -> set[int]:
 def data_key(config: dict) -> dict:
     """A model's training data as the cache key the settings form also makes (GenerativeSettings.data_key)."""
     key = {k: config[k] for k in ("source", "image_size", "channels", "random_crops", "seed")}
-    return {**key, "objects": bool(config.get("conditional")) and not key["source"].startswith("builtin:")}
+    project_classes = bool(config.get("conditional")) and not key["source"].startswith("builtin:")
+    return {**key, "classes": config.get("class_source", "boxes") if project_classes else None}
 
 
 class GenerativeService(QObject):
@@ -109,7 +110,7 @@ class GenerativeService(QObject):
         if name not in self._data_cache:
             try:
                 loaded = load_training_images(key["source"], key["image_size"], key["channels"],
-                                              key["random_crops"], key["seed"], key.get("objects", False))
+                                              key["random_crops"], key["seed"], key.get("classes"))
             except (ValueError, OSError, StoreError) as exc:
                 raise TrainingError(f"cannot load the training images ({key['source']}): {exc}") from None
             self._data_cache = {name: loaded}  # one set at a time: a project's images can be large

@@ -113,9 +113,15 @@ class GenerativeSettings(QWidget):
         self.model_form.addRow("Steps T", self.timesteps)
         self.by_class = QCheckBox("By class (conditional)")
         self.by_class.setToolTip("learn each class's images, p(x | class): the digits' labels, or this project's "
-                                 "boxed objects (crops of the boxes, by class). The DDPM drops a label now and then "
+                                 "boxed objects or tagged images, by class. The DDPM drops a label now and then "
                                  "for classifier-free guidance; the GAN gives the class to both of its networks")
         self.model_form.addRow("", self.by_class)
+        self.class_source = QComboBox()
+        self.class_source.addItem("Boxed objects (crops of the boxes)", "boxes")
+        self.class_source.addItem("Tagged images (whole images with one tag)", "tags")
+        self.class_source.setToolTip("where this project's classes come from; an image tagged with several classes "
+                                     "(besides the background) is left out")
+        self.model_form.addRow("Classes from", self.class_source)
         self.with_classifier = QCheckBox("Also a classifier of noised images")
         self.with_classifier.setToolTip("trained beside the DDPM, for classifier guidance when sampling")
         self.model_form.addRow("", self.with_classifier)
@@ -148,6 +154,7 @@ class GenerativeSettings(QWidget):
             w.currentIndexChanged.connect(self.dataChanged)
         self.colour.toggled.connect(self.dataChanged)
         self.by_class.toggled.connect(self.dataChanged)
+        self.class_source.currentIndexChanged.connect(self.dataChanged)
         self.by_class.toggled.connect(self._show_rows)
         self.in_latent.toggled.connect(self._show_rows)
         self.crops.valueChanged.connect(self.dataChanged)
@@ -173,6 +180,7 @@ class GenerativeSettings(QWidget):
         self.model_form.setRowVisible(self.timesteps, kind == "ddpm")
         self.model_form.setRowVisible(self.by_class, kind in ("ddpm", "gan"))
         self.model_form.setRowVisible(self.with_classifier, kind == "ddpm" and self.by_class.isChecked())
+        self.model_form.setRowVisible(self.class_source, self.conditional and self.source.currentData() == PROJECT)
         self.model_form.setRowVisible(self.in_latent, kind == "ddpm" and not self.by_class.isChecked())
         self.model_form.setRowVisible(self.vae_row, self.latent_wanted)
         self.vae_label.setText(self.vae_path or "the VAE loaded now (train one first, or choose a saved one)")
@@ -213,7 +221,7 @@ class GenerativeSettings(QWidget):
             source = BUILTIN
         return {"source": source, "image_size": self.size.currentData(), "channels": 3 if self.colour.isChecked() else 1,
                 "random_crops": self.crops.value() if source != BUILTIN else 0, "seed": 0,
-                "objects": self.conditional and source != BUILTIN}
+                "classes": self.class_source.currentData() if self.conditional and source != BUILTIN else None}
 
     @property
     def conditional(self) -> bool:
@@ -222,10 +230,11 @@ class GenerativeSettings(QWidget):
     def config(self, project_root: Path | None) -> GenerativeConfig:
         """Raises ValueError with the reason when the settings cannot be used."""
         key = self.data_key(project_root)
-        del key["objects"]  # the config says it as 'conditional'
+        del key["classes"]  # the config says it as 'conditional' and 'class_source'
         if self.latent_wanted and self.vae_path is None:
             raise ValueError("latent diffusion needs a trained VAE: train one here first, or choose a saved one")
         return GenerativeConfig(model=self.kind, **key, conditional=self.conditional,
+                                class_source=self.class_source.currentData(),
                                 latent_vae=self.vae_path if self.latent_wanted else None,
                                 classifier=self.conditional and self.kind == "ddpm" and self.with_classifier.isChecked(),
                                 batch_size=self.batch.value(),
@@ -253,6 +262,7 @@ class GenerativeSettings(QWidget):
         self.timesteps.setValue(config["timesteps"])
         self.by_class.setChecked(bool(config.get("conditional")))
         self.with_classifier.setChecked(bool(config.get("classifier")))
+        self.class_source.setCurrentIndex(self.class_source.findData(config.get("class_source", "boxes")))
         self.vae_path = config.get("latent_vae")
         self.in_latent.setChecked(bool(self.vae_path))
         self._show_rows()
