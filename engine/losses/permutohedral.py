@@ -219,7 +219,7 @@ class GaussianFilter:
         codes[1:] += torch.cumsum(steps, 0, dtype=coder.dtype)
         perm, first, sorted_codes = _runs(codes.view(-1))
         occupied = sorted_codes[first]
-        vertex = _inverse(perm, first).view(dp1, n_simplex)                   # vertex of each simplex corner
+        vertex = _inverse(perm, first).view(dp1, n_simplex).T.contiguous()    # (S, d + 1): the corners' vertices
 
         # W = norm · Λ A B Aᵀ Λ: A the barycentric weights, B the blur, λ_p = √(m / (A B Aᵀ)_pp) with m its
         # mean over positions, E[b_r b_s] = (1 + [r = s]) / ((d + 1)(d + 2)) for a uniform point in a simplex.
@@ -237,7 +237,7 @@ class GaussianFilter:
         vertex_starts = torch.nonzero(first).squeeze(1)
         self._to_vertices = _Rows(torch.cat([vertex_starts, vertex_starts.new_tensor([perm.numel()])]), perm,
                                   torch.ones(perm.numel(), dtype=dt, device=dev))
-        self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1, device=dev), vertex.T.index_select(0, simplex).reshape(-1),
+        self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1, device=dev), vertex.index_select(0, simplex).view(-1),
                             (bary * norm).reshape(-1))
         self._steps, self.blur_sizes = self._blur(occupied, coder, directions, reach, dt, dev)
 
