@@ -33,10 +33,9 @@ two error sources removed:
 * Normalisation from the integrals, not a fitted factor: a unit mass splatted, blurred (unit-sum taps) and
   sliced integrates to (d + 1)^(d − ½) / α^d (volume per lattice vertex), the Gaussian to (2π)^(d/2).
 
-Lattice points are integer codes, so vertex sets are found by sorting (no hash table, no extension): first the
-points by simplex (neighbouring pixels mostly share one), then the distinct simplices' corners, so the larger
-sort is of N keys rather than N·(d + 1). Every per-image operator is stored by rows and applied with
-``embedding_bag``: filtering C channels costs nine weighted row-gathers, and the same code runs on CPU and CUDA.
+Lattice points are integer codes, so vertex sets are found by sorting (no hash table, no extension), and every
+per-image operator is stored by rows and applied with ``embedding_bag``: filtering C channels costs eight
+weighted row-gathers, and the same code runs on CPU and CUDA.
 """
 from __future__ import annotations
 
@@ -125,7 +124,6 @@ class _Coder:
         for i in [fine] + [i for i in range(len(self.low)) if i != fine]:
             self.strides[i] = span
             span *= high[i].item() - self.low[i] + 1
-        self.span = span
         if span >= _MAX_CODE:
             raise ValueError("features span too many lattice cells for 64-bit codes: increase the bandwidths "
                              "or downsample the image")
@@ -207,19 +205,11 @@ class GaussianFilter:
         coder = _Coder(base.amin(0) - margin, base.amax(0) + margin, fine=directions[(dp1 + 1) // 2])
         corner_step = torch.tensor([-s for s in coder.strides] + [sum(coder.strides)], dtype=coder.dtype,
                                    device=dev)
-        # Points in one simplex share its d + 1 corners, and neighbouring pixels mostly share a simplex, so the
-        # lattice is found from the distinct simplices: a simplex is its base point and the order of its
-        # remainders (the first d entries of ``order``, as digits in base d + 1).
-        base_code = coder.encode(base)
-        simplex, points, starts = self._simplices(base_code, order[:, :d], coder)
-        first_point = points.index_select(0, starts)
-        n_simplex = starts.numel()
-        codes = base_code.index_select(0, first_point)[None, :].repeat(dp1, 1)               # (d + 1, S)
-        steps = corner_step[order.index_select(0, first_point)[:, :d].T]
-        codes[1:] += torch.cumsum(steps, 0, dtype=coder.dtype)
+        codes = coder.encode(base)[:, None].repeat(1, dp1)
+        steps = torch.gather(corner_step.expand(n, dp1), 1, order[:, :d])
+        codes[:, 1:] += torch.cumsum(steps, 1, dtype=coder.dtype)
         perm, first, sorted_codes = _runs(codes.view(-1))
         occupied = sorted_codes[first]
-        vertex = _inverse(perm, first).view(dp1, n_simplex).T.contiguous()    # (S, d + 1): the corners' vertices
 
         # W = norm · Λ A B Aᵀ Λ: A the barycentric weights, B the blur, λ_p = √(m / (A B Aᵀ)_pp) with m its
         # mean over positions, E[b_r b_s] = (1 + [r = s]) / ((d + 1)(d + 2)) for a uniform point in a simplex.
@@ -229,33 +219,13 @@ class GaussianFilter:
         mean_self = (g.diagonal().sum() + g.sum()).item() / (dp1 * (dp1 + 1))
         bary = bary * (mean_self / self_weight).sqrt()[:, None]
         self.self_weight = torch.full_like(self_weight, mean_self * norm)
-        # Splat in two steps: the points of each simplex onto its corners (row c·S + s: corner c of simplex s),
-        # then the corners onto the vertices; slicing reads each point's corner vertices directly.
-        ends = torch.cat([starts, starts.new_tensor([n])])
-        self._to_corners = _Rows(torch.cat([ends[:-1] + c * n for c in range(dp1)] + [ends.new_tensor([dp1 * n])]),
-                                 points.repeat(dp1), bary.index_select(0, points).T.reshape(-1))
-        vertex_starts = torch.nonzero(first).squeeze(1)
-        self._to_vertices = _Rows(torch.cat([vertex_starts, vertex_starts.new_tensor([perm.numel()])]), perm,
-                                  torch.ones(perm.numel(), dtype=dt, device=dev))
-        self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1, device=dev), vertex.index_select(0, simplex).view(-1),
-                            (bary * norm).reshape(-1))
+        flat_bary = bary.reshape(-1)
+        starts = torch.nonzero(first).squeeze(1)
+        self._splat = _Rows(torch.cat([starts, starts.new_tensor([n * dp1])]),
+                            torch.div(perm, dp1, rounding_mode="floor"), flat_bary.index_select(0, perm))
+        self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1, device=dev), _inverse(perm, first),
+                            flat_bary * norm)
         self._steps, self.blur_sizes = self._blur(occupied, coder, directions, reach, dt, dev)
-
-    @staticmethod
-    def _simplices(base_code: torch.Tensor, order: torch.Tensor, coder: _Coder
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Group the points by simplex: each point's simplex index (N,), the points sorted by simplex, and where
-        each simplex's points start in that order (S,). Where the codes leave no room for the order digits, every
-        point counts as its own simplex (correct, only without the saving)."""
-        n, d = order.shape
-        dev = base_code.device
-        if coder.span * (d + 1) ** d >= _MAX_CODE:
-            points = torch.arange(n, device=dev)
-            return points, points, points
-        digits = (d + 1) ** torch.arange(d, device=dev)
-        key = base_code.long() * (d + 1) ** d + (order * digits).sum(1)
-        points, first, _ = _runs(key)
-        return _inverse(points, first), points, torch.nonzero(first).squeeze(1)
 
     @staticmethod
     def _blur(occupied: torch.Tensor, coder: _Coder, directions: tuple[int, ...], p: int, dt: torch.dtype,
@@ -301,7 +271,7 @@ class GaussianFilter:
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
         """Filter values (N, C); returns (N, C) in the filter's dtype."""
-        x = self._to_vertices @ (self._to_corners @ values.to(self.self_weight.dtype))
+        x = self._splat @ values.to(self.self_weight.dtype)
         for step in self._steps:
             x = step @ x
         return self._slice @ x
