@@ -342,6 +342,7 @@ def test_fill_a_painted_hole_and_add_detail(window, qtbot):
     # cancelling stops a run between steps and says so
     view.resample.setValue(50)
     view.fill_button.click()
+    qtbot.waitUntil(lambda: 0 < view.progress.value() < 20, timeout=60000)  # it has started
     view.cancel_button.click()
     qtbot.waitUntil(lambda: not view.running, timeout=60000)
     assert "cancelled" in view.status.text() and view.result.array is grid

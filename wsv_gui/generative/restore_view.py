@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
-from PySide6.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, \
-    QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, \
+    QSizePolicy, QSpinBox, QVBoxLayout, QWidget
 
 from engine.generative.grids import to_uint8
 from wsv_gui.generative.images import GridView, to_qimage
@@ -115,6 +115,8 @@ class RestoreView(QWidget):
         self.open_button = QPushButton("Open image file…")
         self.open_button.setToolTip("any image: its centred square, resized to the model's size")
         self.source_label = QLabel("")
+        self.source_label.setWordWrap(True)  # a long file path must not widen the window
+        self.source_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         pick = QHBoxLayout()
         pick.addWidget(QLabel("Training image"))
         pick.addWidget(self.index)
@@ -140,13 +142,17 @@ class RestoreView(QWidget):
         self.upscale_button = QPushButton("2× detail")
         self.upscale_button.setToolTip("shrink the image to half its size (2 × 2 means), then let the DDPM draw "
                                        "the detail back: its result keeps those means exactly")
-        brush_row = QHBoxLayout()
-        for label, w in (("brush", self.brush), ("", self.clear_button), ("resample", self.resample),
-                         ("seed", self.seed), ("", self.fill_button), ("", self.upscale_button)):
-            if label:
-                brush_row.addWidget(QLabel(label))
-            brush_row.addWidget(w)
-        brush_row.addStretch(1)
+        tool_rows = []
+        for widgets in ((("brush", self.brush), ("", self.clear_button), ("resample", self.resample),
+                         ("", self.fill_button)),
+                        (("seed", self.seed), ("", self.upscale_button))):
+            row = QHBoxLayout()
+            for label, w in widgets:
+                if label:
+                    row.addWidget(QLabel(label))
+                row.addWidget(w)
+            row.addStretch(1)
+            tool_rows.append(row)
 
         self.progress = QProgressBar()
         self.progress.setFormat("step %v of %m")
@@ -174,7 +180,8 @@ class RestoreView(QWidget):
         self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addLayout(pick)
-        layout.addLayout(brush_row)
+        for row in tool_rows:
+            layout.addLayout(row)
         layout.addLayout(pictures, 1)
         layout.addLayout(run_row)
         layout.addWidget(self.status)

@@ -117,16 +117,17 @@ class GenerativeSettings(QWidget):
                                  "for classifier-free guidance; the GAN gives the class to both of its networks")
         self.model_form.addRow("", self.by_class)
         self.class_source = QComboBox()
-        self.class_source.addItem("Boxed objects (crops of the boxes)", "boxes")
-        self.class_source.addItem("Tagged images (whole images with one tag)", "tags")
-        self.class_source.setToolTip("where this project's classes come from; an image tagged with several classes "
-                                     "(besides the background) is left out")
+        self.class_source.addItem("Boxed objects", "boxes")
+        self.class_source.addItem("Tagged images", "tags")
+        self.class_source.setToolTip("where this project's classes come from: crops of the boxes, or whole images "
+                                     "tagged with one class (one tagged with several besides the background is left "
+                                     "out)")
         self.model_form.addRow("Classes from", self.class_source)
         self.with_classifier = QCheckBox("Also a classifier of noised images")
         self.with_classifier.setToolTip("trained beside the DDPM, for classifier guidance when sampling")
         self.model_form.addRow("", self.with_classifier)
-        self.in_latent = QCheckBox("In a VAE's latent space (latent diffusion)")
-        self.in_latent.setToolTip("the DDPM learns the codes a trained VAE (kept frozen) gives the images, and its "
+        self.in_latent = QCheckBox("In a VAE's latent space")
+        self.in_latent.setToolTip("latent diffusion: the DDPM learns the codes a trained VAE (kept frozen) gives the images, and its "
                                   "samples are decoded by that VAE: many times faster per step, bounded by what the "
                                   "VAE can draw")
         self.model_form.addRow("", self.in_latent)
