@@ -256,6 +256,10 @@ def test_conditional_ddpm_draws_a_row_per_class_with_guidance(window, qtbot):
     qtbot.waitUntil(lambda: view.samples.array is not None, timeout=60000)
     view.count.setValue(2)
     view.ddim.setValue(3)
+    view.guidance_slider.setValue(8)  # the slider and the spin box are one setting
+    assert view.guidance.value() == 4.0 and not view.guidance_slider.isHidden()
+    view.guidance.setValue(2.3)
+    assert view.guidance_slider.value() == 5 and view.guidance.value() == 2.3
     view.guidance.setValue(2.0)
     view.classifier_scale.setValue(1.0)
     view.draw_button.click()
@@ -289,6 +293,7 @@ def test_latent_ddpm_in_the_loaded_vae(window, qtbot):
     s.model.setCurrentIndex(s.model.findData("ddpm"))
     s.in_latent.setChecked(True)
     train(tab, qtbot)
+    qtbot.waitUntil(lambda: tab.model_info.kind == "ddpm", timeout=10000)  # the VAE stays loaded until then
     kept = window.project.root / "models" / "generative-vae"
     info = tab.model_info
     assert info.kind == "ddpm" and info.config["latent_vae"] == str(kept) and (kept / "generative.safetensors").is_file()

@@ -10,12 +10,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, \
-    QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, \
+    QSpinBox, QVBoxLayout, QWidget
 
 from engine.generative.grids import to_uint8
 from wsv_gui.generative.images import GridView
 from wsv_gui.generative.messages import Interpolation
+
+GUIDANCE_STEP = 0.5
+"""the guidance slider's step; the spin box beside it takes any value"""
 
 
 def _scale_spin(value: float, tip: str) -> QDoubleSpinBox:
@@ -65,9 +68,14 @@ class SamplesView(QWidget):
                                          "conditional one, more keeps closer to the class at the cost of variety")
         self.classifier_scale = _scale_spin(0.0, "classifier guidance: how hard the classifier of noised images "
                                                  "pulls each step toward the class (0: not at all)")
-        self.guidance_label, self.classifier_label = QLabel("guidance"), QLabel("classifier")
-        for label, w in ((self.count_label, self.count), ("seed", self.seed), ("DDIM steps", self.ddim),
-                         (self.guidance_label, self.guidance), (self.classifier_label, self.classifier_scale)):
+        self.guidance_slider = QSlider(Qt.Orientation.Horizontal)
+        self.guidance_slider.setRange(0, round(self.guidance.maximum() / GUIDANCE_STEP))
+        self.guidance_slider.setToolTip(self.guidance.toolTip())
+        self.guidance_slider.valueChanged.connect(self._slid)
+        self.guidance.valueChanged.connect(lambda v: self.guidance_slider.setValue(round(v / GUIDANCE_STEP)))
+        self.guidance_slider.setValue(round(self.guidance.value() / GUIDANCE_STEP))
+        self.guidance_label, self.classifier_label = QLabel("classifier-free guidance"), QLabel("classifier guidance")
+        for label, w in ((self.count_label, self.count), ("seed", self.seed), ("DDIM steps", self.ddim)):
             row.addWidget(QLabel(label) if isinstance(label, str) else label)
             row.addWidget(w)
         row.addWidget(self.draw_button)
@@ -83,6 +91,11 @@ class SamplesView(QWidget):
         row.addWidget(self.eval_count)
         row.addWidget(QLabel("samples"))
         dv.addLayout(row)
+        steering = QHBoxLayout()  # a conditional DDPM's: shown only for one
+        for w, stretch in ((self.guidance_label, 0), (self.guidance_slider, 1), (self.guidance, 0),
+                           (self.classifier_label, 0), (self.classifier_scale, 0)):
+            steering.addWidget(w, stretch)
+        dv.addLayout(steering)
         self.samples = GridView("Train or load a model, then draw samples.")
         self.samples_label = QLabel("")
         self.eval_label = QLabel("")
@@ -127,6 +140,11 @@ class SamplesView(QWidget):
             spin.valueChanged.connect(lambda _: self._debounce.start() if self.kind == "vae" else None)
         self.set_model(None)
 
+    def _slid(self, value: int) -> None:
+        """The slider moved: the spin box follows, unless it already holds a value between the slider's steps."""
+        if round(self.guidance.value() / GUIDANCE_STEP) != value:
+            self.guidance.setValue(value * GUIDANCE_STEP)
+
     def set_images(self, images: np.ndarray) -> None:
         """The training images (N, C, S, S) in [−1, 1], for picking A and B."""
         self.images = images
@@ -143,7 +161,7 @@ class SamplesView(QWidget):
         self.count_label.setText("n per class" if conditional else "n")
         if conditional and self.count.value() > 16:
             self.count.setValue(8)
-        for w in (self.guidance, self.guidance_label):
+        for w in (self.guidance, self.guidance_label, self.guidance_slider):
             w.setVisible(conditional and kind == "ddpm")
         for w in (self.classifier_scale, self.classifier_label):
             w.setVisible(conditional and classifier)
