@@ -20,7 +20,7 @@ from engine.generative.diffusion import ddim_timesteps
 from engine.generative.evaluate import class_accuracy, quality
 from engine.generative.grids import image_grid, save_gif, save_png
 from engine.generative.models import GenerativeModelError, load_generative
-from engine.generative.restore import inpaint, super_resolve
+from engine.generative.restore import bicubic, inpaint, super_resolve, with_hole
 from engine.io.images import ImageLoadError, load_image
 from engine.generative.trainer import GenerativeTrainer
 from engine.io.outputs import claim_output
@@ -319,8 +319,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         result = inpaint(model, image, keep, torch.Generator().manual_seed(args.seed), args.resample)
     except GenerativeModelError as exc:
         raise CliError(str(exc)) from None
-    shown = torch.where(keep, image, torch.zeros_like(image))  # the hole in mid-grey
-    save_png(image_grid(torch.cat([shown, result.cpu()]), nrow=2), args.out, scale=args.scale)
+    save_png(image_grid(torch.cat([with_hole(image, keep), result.cpu()]), nrow=2), args.out, scale=args.scale)
     result_info = {"run": str(args.run), "image": str(args.image), "png": str(args.out), "size": size,
                    "hole_pixels": int(hole.sum()), "resample": args.resample, "steps": model.config.timesteps}
     emit(result_info, args.json, f"filled {int(hole.sum())} of {size * size} pixels; wrote {args.out} (left: the "
@@ -336,9 +335,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         high = super_resolve(model, low, torch.Generator().manual_seed(args.seed)).cpu()
     except GenerativeModelError as exc:
         raise CliError(str(exc)) from None
-    bicubic = torch.nn.functional.interpolate(low, scale_factor=2, mode="bicubic", align_corners=False).clamp(-1, 1)
     blocks = torch.nn.functional.interpolate(low, scale_factor=2, mode="nearest")
-    save_png(image_grid(torch.cat([blocks, bicubic, high]), nrow=3), args.out, scale=args.scale)
+    save_png(image_grid(torch.cat([blocks, bicubic(low), high]), nrow=3), args.out, scale=args.scale)
     emit({"run": str(args.run), "image": str(args.image), "png": str(args.out), "input_size": size // 2,
           "output_size": size, "steps": model.config.timesteps}, args.json,
          f"doubled {size // 2} px to {size} px; wrote {args.out} (the input's pixels, bicubic, the DDPM's)")

@@ -72,6 +72,12 @@ def _few_warning(n: int) -> str | None:
             f"memorises them (check the memorisation figure), so add images or use random crops")
 
 
+def _notes(count: int, failed: int, *more: str | None) -> str | None:
+    """The warnings of a loaded set: too few images, unreadable files, and any others."""
+    unread = f"{failed} image{'s' * (failed != 1)} could not be read" if failed else None
+    return "; ".join(n for n in (_few_warning(count), *more, unread) if n) or None
+
+
 def _to_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
     """uint8 (S, S, C) arrays to one float tensor in [−1, 1]."""
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
@@ -129,10 +135,9 @@ def project_images(root: str | Path, size: int = 32, channels: int = 3, random_c
                     arrays.append(_square(im, size, (x, y, x + side, y + side)))
     if not arrays:
         raise ValueError(f"the project at {root} has no readable images" + (f" ({failed} could not be read)" if failed else ""))
-    notes = [n for n in (_few_warning(len(arrays)), f"{failed} image{'s' * (failed != 1)} could not be read" if failed else None) if n]
     crops = " + random crops" if len(arrays) > len(records) - failed else ""
     return TrainingImages(_to_tensor(arrays), f"project {Path(root).name} ({len(records) - failed} images{crops}, {size} px)",
-                          "; ".join(notes) or None)
+                          _notes(len(arrays), failed))
 
 
 def _sklearn_digits() -> tuple[np.ndarray, np.ndarray] | None:
@@ -188,6 +193,14 @@ BOX_MARGIN = 0.1
 """context kept around a boxed object, as a share of its box's longer side on each side"""
 
 
+def _labelled(root: str | Path, arrays: list[np.ndarray], labels: list[int], used: list[int], classes: list,
+              what: str, size: int, warning: str | None) -> TrainingImages:
+    """A project's labelled set: ``labels`` index ``used`` (class ids, in class order), named from ``classes``."""
+    names = {c.id: c.name for c in classes}
+    return TrainingImages(_to_tensor(arrays), f"project {Path(root).name} ({len(arrays)} {what}, {size} px)", warning,
+                          torch.tensor(labels, dtype=torch.int64), tuple(names[i] for i in used))
+
+
 def project_objects(root: str | Path, size: int = 32, channels: int = 3) -> TrainingImages:
     """The project's boxed objects, labelled with their boxes' classes: each box widened to a square around its
     centre with ``BOX_MARGIN`` of context (cut where the image ends), resized to ``size``. The classes are those
@@ -223,11 +236,7 @@ def project_objects(root: str | Path, size: int = 32, channels: int = 3) -> Trai
     if not arrays:
         raise ValueError(f"the project at {root} has no boxed objects to learn classes from: draw boxes, or train "
                          "without --conditional on its whole images")
-    names = {c.id: c.name for c in classes}
-    notes = [n for n in (_few_warning(len(arrays)), f"{failed} image{'s' * (failed != 1)} could not be read" if failed else None) if n]
-    return TrainingImages(_to_tensor(arrays), f"project {Path(root).name} ({len(arrays)} boxed objects, {size} px)",
-                          "; ".join(notes) or None, torch.tensor(labels, dtype=torch.int64),
-                          tuple(names[i] for i in used))
+    return _labelled(root, arrays, labels, used, classes, "boxed objects", size, _notes(len(arrays), failed))
 
 
 def project_tagged(root: str | Path, size: int = 32, channels: int = 3) -> TrainingImages:
@@ -261,13 +270,8 @@ def project_tagged(root: str | Path, size: int = 32, channels: int = 3) -> Train
     if not arrays:
         raise ValueError(f"the project at {root} has no image tagged with exactly one class (other than the "
                          "background) to learn classes from: tag images, or learn from the boxes")
-    names = {c.id: c.name for c in classes}
-    notes = [n for n in (_few_warning(len(arrays)),
-                         f"{several} image{'s' * (several != 1)} tagged with several classes left out" if several else None,
-                         f"{failed} image{'s' * (failed != 1)} could not be read" if failed else None) if n]
-    return TrainingImages(_to_tensor(arrays), f"project {Path(root).name} ({len(arrays)} tagged images, {size} px)",
-                          "; ".join(notes) or None, torch.tensor(labels, dtype=torch.int64),
-                          tuple(names[i] for i in used))
+    left_out = f"{several} image{'s' * (several != 1)} tagged with several classes left out" if several else None
+    return _labelled(root, arrays, labels, used, classes, "tagged images", size, _notes(len(arrays), failed, left_out))
 
 
 CLASS_SOURCES = ("boxes", "tags")

@@ -96,3 +96,13 @@ def super_resolve(model: GenerativeModel, low: torch.Tensor, generator: torch.Ge
         if on_step is not None:
             on_step(model.schedule.T - i, model.schedule.T)
     return x
+
+
+def with_hole(image: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``image`` with its hole (``keep`` False) in mid-grey, to show beside the filled result."""
+    return torch.where(keep, image, torch.zeros_like(image))
+
+
+def bicubic(low: torch.Tensor) -> torch.Tensor:
+    """Plain 2× bicubic enlargement, clipped to [−1, 1]: what super-resolution is compared with."""
+    return F.interpolate(low, scale_factor=2, mode="bicubic", align_corners=False).clamp(-1, 1)

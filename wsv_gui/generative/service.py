@@ -23,7 +23,7 @@ from engine.generative.evaluate import FeatureExtractor, class_accuracy, quality
 from engine.generative.grids import image_grid, to_uint8
 from engine.errors import UserError
 from engine.generative.models import GenerativeModel, GenerativeModelError, load_generative
-from engine.generative.restore import inpaint, low_frequencies, super_resolve
+from engine.generative.restore import bicubic, inpaint, low_frequencies, super_resolve, with_hole
 from engine.generative.vae import interpolate
 from engine.training.common import TrainingError, pick_device
 from wsv_gui.generative.messages import Interpolation, ModelInfo, RestoreRequest, ReverseFrame, SampleGrid, \
@@ -261,16 +261,13 @@ class GenerativeService(QObject):
             if request.task == "inpaint":
                 keep = ~torch.from_numpy(request.hole)[None, None]
                 filled = inpaint(m, image, keep, g, request.resample, on_step).cpu()
-                shown = torch.where(keep, image, torch.zeros_like(image))  # the hole in mid-grey
-                grid = image_grid(torch.cat([image, shown, filled]), nrow=3)
+                grid = image_grid(torch.cat([image, with_hole(image, keep), filled]), nrow=3)
                 text = (f"the image; its hole ({int(request.hole.sum())} px) in grey; filled by the DDPM (RePaint, "
                         f"{T} steps × {request.resample}, seed {request.seed}; the kept pixels are the image's own)")
             else:
                 low = torch.nn.functional.avg_pool2d(image, 2)
                 sharp = super_resolve(m, low, g, on_step).cpu()
-                bicubic = torch.nn.functional.interpolate(low, scale_factor=2, mode="bicubic",
-                                                          align_corners=False).clamp(-1, 1)
-                grid = image_grid(torch.cat([image, low_frequencies(image), bicubic, sharp]), nrow=4)
+                grid = image_grid(torch.cat([image, low_frequencies(image), bicubic(low), sharp]), nrow=4)
                 text = (f"the image; shrunk to {low.shape[-1]} px (2 × 2 means, shown enlarged); bicubic 2×; the "
                         f"DDPM's 2× (ILVR, {T} steps, seed {request.seed}; its 2 × 2 means are the shrunk image's)")
             self.restore_ready.emit(SampleGrid(grid, text))
