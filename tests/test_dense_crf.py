@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.losses.dense_crf import (dense_crf_accuracy, dense_crf_energy_bruteforce, dense_crf_gradient,
-                                     dense_crf_loss)
+                                     dense_crf_loss, pixel_features)
 from engine.losses.permutohedral import GaussianFilter
 
 TOLERANCE = 0.03
@@ -194,6 +194,31 @@ def test_lattice_filter_is_symmetric_and_loses_no_mass():
     out = filt(torch.eye(2, dtype=torch.float64))
     torch.testing.assert_close(out, torch.diag(filt.self_weight), rtol=1e-12, atol=1e-300)
     assert 0.9 < filt.self_weight.min().item() and filt.self_weight.max().item() < 1.1
+
+
+@pytest.mark.parametrize("gray, dtype", [(False, torch.float32), (True, torch.float32), (False, torch.float64)])
+def test_compiled_lattice_is_the_torch_lattice(gray, dtype):
+    """The CPU build (compiled kernels) and the torch build (what CUDA runs) make the same operator: the same
+    vertex sets at every blur step and the same filtered values, also where many pixels share a vertex (a flat
+    band) and at both bandwidths."""
+    image, _ = synthetic_image(64, 11, gray)
+    image[..., :10, :] = image[..., :1, :1]
+    for sigma_xy in SIGMA_XY:
+        f = pixel_features(image[0].to(dtype), 15.0, sigma_xy)
+        values = torch.rand(len(f), 4, dtype=dtype, generator=torch.Generator().manual_seed(3))
+        compiled, plain = GaussianFilter(f), GaussianFilter(f, compiled=False)
+        assert compiled.blur_sizes == plain.blur_sizes
+        tol = 1e-12 if dtype == torch.float64 else 1e-5
+        torch.testing.assert_close(compiled(values), plain(values), rtol=tol, atol=tol)
+        torch.testing.assert_close(compiled.self_weight, plain.self_weight)
+
+
+def test_lattice_too_wide_to_pack_falls_back_to_torch():
+    """Points so far apart that their codes and payloads do not fit one int64 are built by torch: still
+    exact for isolated points (each keeps its own weight)."""
+    f = torch.tensor([[0.0] * 5, [600.0] * 5, [0.0, 600.0, 0.0, 600.0, 0.0]], dtype=torch.float64)
+    filt = GaussianFilter(f)
+    torch.testing.assert_close(filt(torch.eye(3, dtype=torch.float64)), torch.diag(filt.self_weight))
 
 
 def test_rejects_mismatched_inputs():

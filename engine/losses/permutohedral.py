@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -119,7 +121,7 @@ class _Coder:
     int64."""
 
     def __init__(self, low: torch.Tensor, high: torch.Tensor, fine: int):
-        self.low, span = low.tolist(), 1
+        self.low, span = [int(v) for v in low.tolist()], 1
         self.strides = [0] * len(self.low)
         for i in [fine] + [i for i in range(len(self.low)) if i != fine]:
             self.strides[i] = span
@@ -127,6 +129,7 @@ class _Coder:
         if span >= _MAX_CODE:
             raise ValueError("features span too many lattice cells for 64-bit codes: increase the bandwidths "
                              "or downsample the image")
+        self.span = span
         self.dtype = torch.int32 if span < (1 << 31) else torch.int64
 
     def encode(self, pts: torch.Tensor) -> torch.Tensor:
@@ -135,10 +138,40 @@ class _Coder:
             code += (pts[..., i] - lo) * stride
         return code.to(self.dtype)
 
-    def shifts(self, vec: list[int], reach: int, device: torch.device) -> torch.Tensor:
-        """Code offsets of −reach..reach steps along ``vec``."""
-        step = sum(v * s for v, s in zip(vec, self.strides))
-        return torch.arange(-reach, reach + 1, device=device, dtype=self.dtype) * step
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    """One worker thread for the half of a CPU lattice build that runs beside the other."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lattice")
+
+
+class _Lattice:
+    """What both builds of a ``GaussianFilter`` share: d + 1, the blur reach and taps, the order of the blur
+    directions, the simplex blur g with the mean self weight m over positions (see ``_simplex_blur``), and the
+    normalisation from the integrals."""
+
+    def __init__(self, dp1: int, reach: int, directions: tuple[int, ...], g: torch.Tensor, norm: float,
+                 taps: torch.Tensor):
+        self.dp1, self.reach, self.directions, self.g, self.norm, self.taps = dp1, reach, directions, g, norm, taps
+        self.mean_self = (g.diagonal().sum() + g.sum()).item() / (dp1 * (dp1 + 1))
+        self.unit = [[int(i == j) for i in range(dp1 - 1)] for j in range(dp1 - 1)] + [[-1] * (dp1 - 1)]
+
+    def coder(self, low: torch.Tensor, high: torch.Tensor) -> _Coder:
+        """Codes for corner-0 lattice coordinates within [low, high], with room for the corners (each moves
+        n_i by 1) and the blur (a half moves ±R along u_i and ±R along u_d); the stride-1 digit is the
+        direction of the first gather step."""
+        margin = 2 * self.reach + 2
+        return _Coder(low - margin, high + margin, fine=self.directions[(self.dp1 + 1) // 2])
+
+    @staticmethod
+    def corner_steps(coder: _Coder) -> list[int]:
+        """Code change from one corner to the next when coordinate r of the elevated point is the one that
+        drops: −stride_r for r < d, +Σ strides for r = d."""
+        return [-s for s in coder.strides] + [sum(coder.strides)]
+
+    def step(self, coder: _Coder, j: int) -> int:
+        """Code change of one step along u_j."""
+        return sum(v * s for v, s in zip(self.unit[j], coder.strides))
 
 
 class _Rows:
@@ -178,7 +211,7 @@ class GaussianFilter:
     exactly. ``blur_sizes`` lists the vertex counts the blur steps visit (the first: the occupied vertices).
     """
 
-    def __init__(self, features: torch.Tensor):
+    def __init__(self, features: torch.Tensor, compiled: bool = True):
         if features.dim() != 2 or not features.is_floating_point():
             raise ValueError("features must be a floating (N, d) tensor")
         n, d = features.shape
@@ -190,7 +223,21 @@ class GaussianFilter:
         # from the one with the s-th smallest t, and the barycentric weights are the gaps between sorted t.
         # Adams et al. then move the corners along (1, …, 1) onto the plane Σx = 0; the codes ignore that
         # direction, so the step is not needed.
-        y = features @ _elevation(d, scale / dp1, dt, dev)
+        y = features.detach() @ _elevation(d, scale / dp1, dt, dev)
+        # W = norm · Λ A B Aᵀ Λ: A the barycentric weights, B the blur, λ_p = √(m / (A B Aᵀ)_pp) with m its
+        # mean over positions, E[b_r b_s] = (1 + [r = s]) / ((d + 1)(d + 2)) for a uniform point in a simplex.
+        lattice = _Lattice(dp1, reach, _DIRECTION_ORDER.get(d, (d,) + tuple(range(d))), _simplex_blur(d),
+                           (2 * math.pi) ** (d / 2) * scale ** d / dp1 ** (d - 0.5),
+                           torch.tensor(_blur_kernel(reach)[0], dtype=dt, device=dev))
+        self.self_weight = torch.full((n,), lattice.mean_self * lattice.norm, dtype=dt, device=dev)
+        built = compiled and dev.type == "cpu" and self._build_compiled(y, lattice)
+        if not built:
+            self._build_torch(y, lattice)
+
+    def _build_torch(self, y: torch.Tensor, lat: _Lattice) -> None:
+        """The lattice with torch operations, on any device."""
+        n, dp1 = y.shape
+        d, dev, dt = dp1 - 1, y.device, y.dtype
         q = torch.round(y)
         t, order = torch.sort(y - q, dim=1)
         gaps = t[:, 1:] - t[:, :-1]
@@ -200,36 +247,81 @@ class GaussianFilter:
         # x_i − x_d = (d + 1) n_i. A step along u_j adds e_j to n (along u_d = −Σ u_j, −1 to every n_i), so
         # every corner and blur step adds a constant to the code.
         base = (q[:, :d] - q[:, d:]).long()
-        margin = 2 * reach + 2  # corners move n_i by 1, a blur half by ±R along u_i and ±R along u_d
-        directions = _DIRECTION_ORDER.get(d, (d,) + tuple(range(d)))
-        coder = _Coder(base.amin(0) - margin, base.amax(0) + margin, fine=directions[(dp1 + 1) // 2])
-        corner_step = torch.tensor([-s for s in coder.strides] + [sum(coder.strides)], dtype=coder.dtype,
-                                   device=dev)
+        coder = lat.coder(base.amin(0), base.amax(0))
+        corner_step = torch.tensor(lat.corner_steps(coder), dtype=coder.dtype, device=dev)
         codes = coder.encode(base)[:, None].repeat(1, dp1)
         steps = torch.gather(corner_step.expand(n, dp1), 1, order[:, :d])
         codes[:, 1:] += torch.cumsum(steps, 1, dtype=coder.dtype)
         perm, first, sorted_codes = _runs(codes.view(-1))
         occupied = sorted_codes[first]
 
-        # W = norm · Λ A B Aᵀ Λ: A the barycentric weights, B the blur, λ_p = √(m / (A B Aᵀ)_pp) with m its
-        # mean over positions, E[b_r b_s] = (1 + [r = s]) / ((d + 1)(d + 2)) for a uniform point in a simplex.
-        norm = (2 * math.pi) ** (d / 2) * scale ** d / dp1 ** (d - 0.5)
-        g = _simplex_blur(d)
-        self_weight = ((bary @ g.to(dtype=dt, device=dev)) * bary).sum(1)              # (A B Aᵀ)_pp
-        mean_self = (g.diagonal().sum() + g.sum()).item() / (dp1 * (dp1 + 1))
-        bary = bary * (mean_self / self_weight).sqrt()[:, None]
-        self.self_weight = torch.full_like(self_weight, mean_self * norm)
+        self_weight = ((bary @ lat.g.to(dtype=dt, device=dev)) * bary).sum(1)              # (A B Aᵀ)_pp
+        bary = bary * (lat.mean_self / self_weight).sqrt()[:, None]
         flat_bary = bary.reshape(-1)
         starts = torch.nonzero(first).squeeze(1)
         self._splat = _Rows(torch.cat([starts, starts.new_tensor([n * dp1])]),
                             torch.div(perm, dp1, rounding_mode="floor"), flat_bary.index_select(0, perm))
         self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1, device=dev), _inverse(perm, first),
-                            flat_bary * norm)
-        self._steps, self.blur_sizes = self._blur(occupied, coder, directions, reach, dt, dev)
+                            flat_bary * lat.norm)
+        self._steps, self.blur_sizes = self._blur(occupied, coder, lat)
+
+    def _build_compiled(self, y: torch.Tensor, lat: _Lattice) -> bool:
+        """The same lattice with the compiled CPU kernels of ``lattice_cpu``; False (nothing built) where the
+        codes are too wide to pack with their payloads, as for very large images at small bandwidths."""
+        from engine.losses import lattice_cpu as lc  # numba loads when a CPU lattice is first built
+
+        n, dp1 = y.shape
+        base, low, high, order, bary = lc.simplices(y.numpy(), lat.g.to(y.dtype).numpy(), lat.mean_self)
+        coder = lat.coder(torch.from_numpy(low), torch.from_numpy(high))
+        if not (lc.fits(coder.span, n * dp1) and lc.fits(coder.span, 1 << lc.TAP_BITS)):
+            return False
+        bits = lc.pack_bits(n * dp1)
+        keys = lc.corner_keys(base, order, np.array(coder.low), np.array(coder.strides),
+                              np.array(lat.corner_steps(coder)), bits)
+        keys.sort()
+        occupied, starts, point, weight, vertex = lc.corner_rows(keys, bits, bary)
+        self._splat = _Rows(*map(torch.from_numpy, (starts, point, weight)))
+        self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1), torch.from_numpy(vertex),
+                            torch.from_numpy(bary).view(-1) * lat.norm)
+
+        ntap, taps, reach = 2 * lat.reach + 1, lat.taps, lat.reach
+        half = (dp1 + 1) // 2
+
+        def spread() -> tuple[list[_Rows], list[int], np.ndarray]:
+            steps, sizes, codes = [], [], occupied
+            for j in lat.directions[:half]:
+                keys = lc.shifted_keys(codes, lat.step(coder, j), reach)
+                keys.sort()
+                codes, starts, source, weight = lc.spread_rows(keys, ntap, taps.numpy())
+                steps.append(_Rows(*map(torch.from_numpy, (starts, source, weight))))
+                sizes.append(codes.size)
+            return steps, sizes, codes
+
+        def gather() -> tuple[list[np.ndarray], np.ndarray]:
+            inverses, codes = [], occupied
+            for j in reversed(lat.directions[half + 1:]):
+                keys = lc.shifted_keys(codes, lat.step(coder, j), reach)
+                keys.sort()
+                codes, inverse = lc.gather_index(keys, ntap)
+                inverses.append(inverse)
+            return inverses, codes
+
+        # The two halves are independent: the inner half runs beside the outer one where torch has a second
+        # thread (the compiled kernels and numpy's sort release the GIL).
+        inner = _pool().submit(gather) if torch.get_num_threads() > 1 else None
+        steps, sizes, codes = spread()
+        inverses, outer = inner.result() if inner else gather()
+        steps.append(_Rows(*map(torch.from_numpy, lc.window(codes, outer, reach, taps.numpy()))))
+        sizes.append(outer.size)
+        for inverse in reversed(inverses):
+            m = inverse.size // ntap
+            steps.append(_Rows(torch.arange(0, m * ntap + 1, ntap), torch.from_numpy(inverse), taps.repeat(m)))
+            sizes.append(m)
+        self._steps, self.blur_sizes = steps, [occupied.size] + sizes
+        return True
 
     @staticmethod
-    def _blur(occupied: torch.Tensor, coder: _Coder, directions: tuple[int, ...], p: int, dt: torch.dtype,
-              dev: torch.device) -> tuple[list[_Rows], list[int]]:
+    def _blur(occupied: torch.Tensor, coder: _Coder, lat: _Lattice) -> tuple[list[_Rows], list[int]]:
         """Row operators of the blur along every u_j, in order of application, and their vertex counts.
 
         The first half of the directions spreads outwards: P_{j+1} = P_j ⊕ {−R..R}·u_j, each new vertex
@@ -238,15 +330,16 @@ class GaussianFilter:
         step reads the spread values directly, from the vertices of P it reaches (the others hold no mass): its
         direction is the coder's stride-1 digit, so x − R..x + R are consecutive codes and the ones present in P
         lie in one window of 2R + 1 entries of the sorted P, found with one search per row."""
-        dp1 = len(directions)
-        d = dp1 - 1
-        taps = torch.tensor(_blur_kernel(p)[0], dtype=dt, device=dev)
-        unit = [[int(i == j) for i in range(d)] for j in range(d)] + [[-1] * d]
+        dp1, dev, p, taps = lat.dp1, occupied.device, lat.reach, lat.taps
         half = (dp1 + 1) // 2
+
+        def shifts(j: int) -> torch.Tensor:
+            return torch.arange(-p, p + 1, device=dev, dtype=coder.dtype) * lat.step(coder, j)
+
         steps, sizes, codes = [], [occupied.numel()], occupied
-        for j in directions[:half]:
+        for j in lat.directions[:half]:
             m = codes.numel()
-            perm, first, sorted_codes = _runs((codes[None, :] + coder.shifts(unit[j], p, dev)[:, None]).view(-1))
+            perm, first, sorted_codes = _runs((codes[None, :] + shifts(j)[:, None]).view(-1))
             starts = torch.nonzero(first).squeeze(1)
             tap = torch.div(perm, m, rounding_mode="floor")
             steps.append(_Rows(torch.cat([starts, starts.new_tensor([perm.numel()])]), perm - tap * m,
@@ -254,8 +347,8 @@ class GaussianFilter:
             codes = sorted_codes.index_select(0, starts)
             sizes.append(codes.numel())
         spread, gathers, codes = codes, [], occupied
-        for j in reversed(directions[half + 1:]):
-            perm, first, sorted_codes = _runs((codes[:, None] + coder.shifts(unit[j], p, dev)[None, :]).view(-1))
+        for j in reversed(lat.directions[half + 1:]):
+            perm, first, sorted_codes = _runs((codes[:, None] + shifts(j)[None, :]).view(-1))
             gathers.append((_inverse(perm, first), taps.repeat(codes.numel()), codes.numel()))
             codes = sorted_codes[first]
         window = (torch.searchsorted(spread, codes - p)[:, None] + torch.arange(2 * p + 1, device=dev)).view(-1)

@@ -1,0 +1,224 @@
+"""The permutohedral lattice's index building on CPU, compiled with numba: the same operators as the torch build
+in ``permutohedral.GaussianFilter``, in far fewer passes over memory.
+
+Building the lattice costs more than filtering with it, and in torch it is a chain of a few dozen whole-array
+operations (gathers, cumulative sums, shifts, scatters) around each sort. Here each stage is one compiled loop:
+the simplex of every point with its weights and corner codes, the runs of equal codes after a sort, the
+candidate vertices of a blur step, the window of the first gather step (a two-pointer walk instead of a binary
+search). Sorting stays with numpy: every code is packed with its payload (where it came from) into one int64
+and the keys alone are sorted, which numpy's vectorised integer sort does several times faster than an
+argsort. The operators are returned as (offsets, index, weight) rows for ``embedding_bag``, so filtering is
+shared with the torch build, and tests check that the two builds filter alike.
+
+The kernels run on one thread: the sorts and the filtering use the others, and a compiled loop that spins up
+its own thread pool beside torch's would compete with it (see ``engine.threads``).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+def pack_bits(count: int) -> int:
+    """Bits for payloads 0..count − 1."""
+    return max(1, (count - 1).bit_length())
+
+
+def fits(span: int, count: int) -> bool:
+    """Whether codes below ``span`` and payloads below ``count`` pack into one non-negative int64."""
+    return (span - 1).bit_length() + pack_bits(count) <= 63
+
+
+@njit(cache=True, nogil=True)
+def simplices(y: np.ndarray, g: np.ndarray, mean_self: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                     np.ndarray, np.ndarray]:
+    """For elevated points y (N, d + 1): lattice coordinates ``base`` (N, d) of corner 0 with their least and
+    greatest values (d,), the order (N, d) in which later corners step, and barycentric weights (N, d + 1)
+    scaled by λ_p = √(m / (A B Aᵀ)_pp). See ``GaussianFilter`` for the method."""
+    n, dp1 = y.shape
+    d = dp1 - 1
+    base = np.empty((n, d), np.int64)
+    order = np.empty((n, d), np.int64)
+    bary = np.empty((n, dp1), y.dtype)
+    low = np.full(d, np.iinfo(np.int64).max)
+    high = np.full(d, np.iinfo(np.int64).min)
+    rem = np.empty(dp1, y.dtype)
+    rank = np.empty(dp1, np.int64)
+    q = np.empty(dp1, np.int64)
+    t = np.empty(dp1, y.dtype)
+    idx = np.empty(dp1, np.int64)
+    for p in range(n):
+        for i in range(dp1):
+            r = np.rint(y[p, i])
+            q[i] = np.int64(r)
+            rem[i] = y[p, i] - r
+            rank[i] = 0
+        for i in range(dp1):  # ranks of the remainders, ties by index: comparisons without branches
+            for k in range(i + 1, dp1):
+                later = rem[k] < rem[i]
+                rank[i] += later
+                rank[k] += 1 - later
+        for i in range(dp1):
+            t[rank[i]] = rem[i]
+            idx[rank[i]] = i
+        rem[:] = t
+        for i in range(d):
+            b = q[i] - q[d]
+            base[p, i] = b
+            low[i] = min(low[i], b)
+            high[i] = max(high[i], b)
+            order[p, i] = idx[i]
+        bary[p, 0] = 1 - (rem[d] - rem[0])
+        for i in range(1, dp1):
+            bary[p, i] = rem[i] - rem[i - 1]
+        s = 0.0
+        for a in range(dp1):
+            row = 0.0
+            for b in range(dp1):
+                row += g[a, b] * bary[p, b]
+            s += row * bary[p, a]
+        lam = np.sqrt(mean_self / s)
+        for i in range(dp1):
+            bary[p, i] *= lam
+    return base, low, high, order, bary
+
+
+@njit(cache=True, nogil=True)
+def corner_keys(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides: np.ndarray,
+                corner_step: np.ndarray, bits: int) -> np.ndarray:
+    """Packed keys code << bits | (p·(d + 1) + s) of corner s of every point p."""
+    n, d = base.shape
+    dp1 = d + 1
+    keys = np.empty(n * dp1, np.int64)
+    for p in range(n):
+        c = 0
+        for i in range(d):
+            c += (base[p, i] - low[i]) * strides[i]
+        keys[p * dp1] = c << bits | p * dp1
+        for s in range(1, dp1):
+            c += corner_step[order[p, s - 1]]
+            keys[p * dp1 + s] = c << bits | (p * dp1 + s)
+    return keys
+
+
+TAP_BITS = 4
+"""Payload bits of a shifted code: its tap, −reach..reach."""
+
+
+@njit(cache=True, nogil=True)
+def shifted_keys(codes: np.ndarray, step: int, reach: int) -> np.ndarray:
+    """Packed keys (code + e·step) << TAP_BITS | (e + reach) of every code and e = −reach..reach, in the
+    order code-major."""
+    m, taps = codes.size, 2 * reach + 1
+    keys = np.empty(m * taps, np.int64)
+    for i in range(m):
+        for t in range(taps):
+            keys[i * taps + t] = (codes[i] + (t - reach) * step) << TAP_BITS | t
+    return keys
+
+
+@njit(cache=True, nogil=True)
+def spread_rows(keys: np.ndarray, taps: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                          np.ndarray]:
+    """From the sorted keys of ``shifted_keys``: the distinct shifted codes, and rows summing into each of them
+    the source codes that reach it (offsets, with the total at the end; source index; weight of its tap). The
+    payload holds the tap alone: for one tap the shifted codes increase with the source index i, so they come
+    out of the sort in the order of i, and a counter per tap recovers it."""
+    m = keys.size
+    mask = (np.int64(1) << TAP_BITS) - 1
+    codes = np.empty(m, np.int64)
+    starts = np.empty(m + 1, np.int64)
+    source = np.empty(m, np.int64)
+    weight = np.empty(m, weights.dtype)
+    seen = np.zeros(taps, np.int64)
+    r, prev = -1, np.int64(-1)
+    for k in range(m):
+        c = keys[k] >> TAP_BITS
+        if c != prev:
+            r += 1
+            codes[r] = c
+            starts[r] = k
+            prev = c
+        t = keys[k] & mask
+        source[k] = seen[t]
+        seen[t] += 1
+        weight[k] = weights[t]
+    starts[r + 1] = m
+    return codes[:r + 1], starts[:r + 2], source, weight
+
+
+@njit(cache=True, nogil=True)
+def gather_index(keys: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
+    """From the sorted keys of ``shifted_keys``: the distinct shifted codes, and for source i and tap t, at
+    i·taps + t, the index of its shifted code among them (the tap counter as in ``spread_rows``)."""
+    m = keys.size
+    mask = (np.int64(1) << TAP_BITS) - 1
+    codes = np.empty(m, np.int64)
+    inverse = np.empty(m, np.int64)
+    seen = np.zeros(taps, np.int64)
+    r, prev = -1, np.int64(-1)
+    for k in range(m):
+        c = keys[k] >> TAP_BITS
+        if c != prev:
+            r += 1
+            codes[r] = c
+            prev = c
+        t = keys[k] & mask
+        inverse[seen[t] * taps + t] = r
+        seen[t] += 1
+    return codes[:r + 1], inverse
+
+
+@njit(cache=True, nogil=True)
+def corner_rows(keys: np.ndarray, bits: int, bary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                       np.ndarray, np.ndarray]:
+    """From the sorted keys of ``corner_keys`` and the weights (N, d + 1): the occupied vertices' codes, the
+    splat's rows (offsets with the total at the end, point index, weight) summing into each vertex the points
+    that touch it, and for each corner p·(d + 1) + s the index of its vertex (the slice reads it)."""
+    m, dp1 = keys.size, bary.shape[1]
+    mask = (np.int64(1) << bits) - 1
+    codes = np.empty(m, np.int64)
+    starts = np.empty(m + 1, np.int64)
+    point = np.empty(m, np.int64)
+    weight = np.empty(m, bary.dtype)
+    vertex = np.empty(m, np.int64)
+    r, prev = -1, np.int64(-1)
+    for k in range(m):
+        c = keys[k] >> bits
+        if c != prev:
+            r += 1
+            codes[r] = c
+            starts[r] = k
+            prev = c
+        corner = keys[k] & mask
+        p = corner // dp1
+        point[k] = p
+        weight[k] = bary[p, corner - p * dp1]
+        vertex[corner] = r
+    starts[r + 1] = m
+    return codes[:r + 1], starts[:r + 2], point, weight, vertex
+
+
+@njit(cache=True, nogil=True)
+def window(spread: np.ndarray, codes: np.ndarray, reach: int, taps: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows reading, for each of the sorted ``codes`` x, the entries of the sorted ``spread`` within
+    x − reach..x + reach, weighted by the tap of their offset."""
+    n, m = codes.size, spread.size
+    offsets = np.empty(n + 1, np.int64)
+    index = np.empty(n * (2 * reach + 1), np.int64)
+    weight = np.empty(n * (2 * reach + 1), taps.dtype)
+    j = k = 0
+    for r in range(n):
+        x = codes[r]
+        while j < m and spread[j] < x - reach:
+            j += 1
+        offsets[r] = k
+        i = j
+        while i < m and spread[i] <= x + reach:
+            index[k] = i
+            weight[k] = taps[spread[i] - x + reach]
+            k += 1
+            i += 1
+    offsets[n] = k
+    return offsets, index[:k], weight[:k]
