@@ -216,9 +216,9 @@ def test_compiled_lattice_is_the_torch_lattice(gray, dtype):
 def test_lattice_too_wide_to_pack_falls_back_to_torch():
     """Points so far apart that their codes and payloads do not fit one int64 are built by torch: still
     exact for isolated points (each keeps its own weight)."""
-    f = torch.tensor([[0.0] * 5, [600.0] * 5, [0.0, 600.0, 0.0, 600.0, 0.0]], dtype=torch.float64)
+    f = torch.cat([torch.zeros(1, 5), torch.eye(5) * 2000]).double()
     filt = GaussianFilter(f)
-    torch.testing.assert_close(filt(torch.eye(3, dtype=torch.float64)), torch.diag(filt.self_weight))
+    torch.testing.assert_close(filt(torch.eye(6, dtype=torch.float64)), torch.diag(filt.self_weight))
 
 
 def test_rejects_mismatched_inputs():
