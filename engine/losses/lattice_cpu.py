@@ -30,16 +30,14 @@ def fits(span: int, count: int) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def simplices(y: np.ndarray, g: np.ndarray, mean_self: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                     np.ndarray, np.ndarray]:
-    """For elevated points y (N, d + 1): lattice coordinates ``base`` (N, d) of corner 0 with their least and
-    greatest values (d,), the order (N, d) in which later corners step, and barycentric weights (N, d + 1)
-    scaled by λ_p = √(m / (A B Aᵀ)_pp). See ``GaussianFilter`` for the method."""
-    n, dp1 = y.shape
+def simplices(y: np.ndarray, g: np.ndarray, mean_self: float, base: np.ndarray, order: np.ndarray,
+              bary: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """For elevated points y[start:stop] (of (N, d + 1)), fills in the lattice coordinates ``base`` (N, d) of
+    corner 0, the order (N, d) in which later corners step, and barycentric weights (N, d + 1) scaled by
+    λ_p = √(m / (A B Aᵀ)_pp); returns the least and greatest coordinates (d,). See ``GaussianFilter`` for the
+    method. A range, so that two threads can share the points."""
+    dp1 = y.shape[1]
     d = dp1 - 1
-    base = np.empty((n, d), np.int64)
-    order = np.empty((n, d), np.int64)
-    bary = np.empty((n, dp1), y.dtype)
     low = np.full(d, np.iinfo(np.int64).max)
     high = np.full(d, np.iinfo(np.int64).min)
     rem = np.empty(dp1, y.dtype)
@@ -47,7 +45,7 @@ def simplices(y: np.ndarray, g: np.ndarray, mean_self: float) -> tuple[np.ndarra
     q = np.empty(dp1, np.int64)
     t = np.empty(dp1, y.dtype)
     idx = np.empty(dp1, np.int64)
-    for p in range(n):
+    for p in range(start, stop):
         for i in range(dp1):
             r = np.rint(y[p, i])
             q[i] = np.int64(r)
@@ -80,17 +78,16 @@ def simplices(y: np.ndarray, g: np.ndarray, mean_self: float) -> tuple[np.ndarra
         lam = np.sqrt(mean_self / s)
         for i in range(dp1):
             bary[p, i] *= lam
-    return base, low, high, order, bary
+    return low, high
 
 
 @njit(cache=True, nogil=True)
 def corner_keys(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides: np.ndarray,
-                corner_step: np.ndarray, bits: int) -> np.ndarray:
-    """Packed keys code << bits | (p·(d + 1) + s) of corner s of every point p."""
-    n, d = base.shape
+                corner_step: np.ndarray, bits: int, keys: np.ndarray, start: int, stop: int) -> None:
+    """Fills in the packed keys code << bits | (p·(d + 1) + s) of corner s of the points p in start..stop."""
+    d = base.shape[1]
     dp1 = d + 1
-    keys = np.empty(n * dp1, np.int64)
-    for p in range(n):
+    for p in range(start, stop):
         c = 0
         for i in range(d):
             c += (base[p, i] - low[i]) * strides[i]
@@ -98,7 +95,6 @@ def corner_keys(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides: n
         for s in range(1, dp1):
             c += corner_step[order[p, s - 1]]
             keys[p * dp1 + s] = c << bits | (p * dp1 + s)
-    return keys
 
 
 TAP_BITS = 4
@@ -170,11 +166,12 @@ def gather_index(keys: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def corner_rows(keys: np.ndarray, bits: int, bary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                       np.ndarray, np.ndarray]:
-    """From the sorted keys of ``corner_keys`` and the weights (N, d + 1): the occupied vertices' codes, the
-    splat's rows (offsets with the total at the end, point index, weight) summing into each vertex the points
-    that touch it, and for each corner p·(d + 1) + s the index of its vertex (the slice reads it)."""
+def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """From the keys of ``corner_keys``, sorted in two parts (before and after ``split``, merged here), and the
+    weights (N, d + 1): the occupied vertices' codes, the splat's rows (offsets with the total at the end,
+    point index, weight) summing into each vertex the points that touch it, and for each corner p·(d + 1) + s
+    the index of its vertex (the slice reads it)."""
     m, dp1 = keys.size, bary.shape[1]
     mask = (np.int64(1) << bits) - 1
     codes = np.empty(m, np.int64)
@@ -183,14 +180,21 @@ def corner_rows(keys: np.ndarray, bits: int, bary: np.ndarray) -> tuple[np.ndarr
     weight = np.empty(m, bary.dtype)
     vertex = np.empty(m, np.int64)
     r, prev = -1, np.int64(-1)
+    a, b = 0, split
     for k in range(m):
-        c = keys[k] >> bits
+        if b == m or (a < split and keys[a] < keys[b]):
+            key = keys[a]
+            a += 1
+        else:
+            key = keys[b]
+            b += 1
+        c = key >> bits
         if c != prev:
             r += 1
             codes[r] = c
             starts[r] = k
             prev = c
-        corner = keys[k] & mask
+        corner = key & mask
         p = corner // dp1
         point[k] = p
         weight[k] = bary[p, corner - p * dp1]

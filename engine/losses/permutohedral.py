@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
@@ -82,6 +83,8 @@ them, which makes the blur cheaper at small σ_xy. The direction right after
 the first half must not be u_d (see ``GaussianFilter._blur``); the result does not depend on the order."""
 
 _MAX_CODE = 1 << 62
+
+T = TypeVar("T")
 
 
 def _elevation(d: int, scale: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -143,6 +146,13 @@ class _Coder:
 def _pool() -> ThreadPoolExecutor:
     """One worker thread for the half of a CPU lattice build that runs beside the other."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lattice")
+
+
+def _both(f: Callable[[int], T]) -> tuple[T, T]:
+    """f(0) on the lattice thread beside f(1) on this one."""
+    first = _pool().submit(f, 0)
+    second = f(1)
+    return first.result(), second
 
 
 class _Lattice:
@@ -271,15 +281,27 @@ class GaussianFilter:
         from engine.losses import lattice_cpu as lc  # numba loads when a CPU lattice is first built
 
         n, dp1 = y.shape
-        base, low, high, order, bary = lc.simplices(y.numpy(), lat.g.to(y.dtype).numpy(), lat.mean_self)
-        coder = lat.coder(torch.from_numpy(low), torch.from_numpy(high))
+        # The points in two halves, one on each thread where torch has two.
+        both = _both if torch.get_num_threads() > 1 else lambda f: (f(0), f(1))
+        half_n = n // 2
+        part = ((0, half_n), (half_n, n))
+        ys, g = y.numpy(), lat.g.to(y.dtype).numpy()
+        base, order = np.empty((n, dp1 - 1), np.int64), np.empty((n, dp1 - 1), np.int64)
+        bary = np.empty((n, dp1), ys.dtype)
+        (low0, high0), (low1, high1) = both(lambda i: lc.simplices(ys, g, lat.mean_self, base, order, bary, *part[i]))
+        coder = lat.coder(torch.from_numpy(np.minimum(low0, low1)), torch.from_numpy(np.maximum(high0, high1)))
         if not (lc.fits(coder.span, n * dp1) and lc.fits(coder.span, 1 << lc.TAP_BITS)):
             return False
         bits = lc.pack_bits(n * dp1)
-        keys = lc.corner_keys(base, order, np.array(coder.low), np.array(coder.strides),
-                              np.array(lat.corner_steps(coder)), bits)
-        keys.sort()
-        occupied, starts, point, weight, vertex = lc.corner_rows(keys, bits, bary)
+        keys = np.empty(n * dp1, np.int64)
+        low, strides, corner_step = np.array(coder.low), np.array(coder.strides), np.array(lat.corner_steps(coder))
+
+        def corner_keys(i: int) -> None:
+            lc.corner_keys(base, order, low, strides, corner_step, bits, keys, *part[i])
+            keys[part[i][0] * dp1:part[i][1] * dp1].sort()
+
+        both(corner_keys)
+        occupied, starts, point, weight, vertex = lc.corner_rows(keys, half_n * dp1, bits, bary)
         self._splat = _Rows(*map(torch.from_numpy, (starts, point, weight)))
         self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1), torch.from_numpy(vertex),
                             torch.from_numpy(bary).view(-1) * lat.norm)
