@@ -1,5 +1,6 @@
-"""How torch's threads wait: the engine chooses passive waiting before torch loads unless the user chose, and
-``wsv bench load`` measures training beside competing processes."""
+"""How torch's threads wait and how it maps large buffers: the engine chooses passive waiting and huge pages
+before torch loads unless the user chose, and ``wsv bench load`` measures training beside competing
+processes."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,7 @@ import pytest
 
 from engine.bench.load import run_load
 from engine.cli.main import main
+from engine.memory import HUGE_PAGES, choose_huge_pages
 from engine.threads import WAIT_POLICY, choose_wait_policy
 
 
@@ -20,12 +22,18 @@ def test_choice_is_left_to_a_user_who_made_one():
         assert choose_wait_policy(env) is None and env == chosen
 
 
+def test_huge_pages_are_left_to_a_user_who_chose():
+    assert choose_huge_pages(env := {}) and env == {HUGE_PAGES: "1"}
+    assert not choose_huge_pages(env := {HUGE_PAGES: "0"}) and env == {HUGE_PAGES: "0"}
+
+
 @pytest.mark.parametrize("user", [{}, {"OMP_WAIT_POLICY": "active"}])
 def test_importing_the_engine_sets_the_policy_before_torch_loads(user):
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | user
-    code = "import engine, os, sys; assert 'torch' not in sys.modules; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", HUGE_PAGES)} | user
+    code = ("import engine, os, sys; assert 'torch' not in sys.modules; "
+            f"print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('{HUGE_PAGES}'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
-    assert out.strip() == user.get("OMP_WAIT_POLICY", WAIT_POLICY)
+    assert out.split() == [user.get("OMP_WAIT_POLICY", WAIT_POLICY), "1"]
 
 
 @pytest.mark.timeout(300)

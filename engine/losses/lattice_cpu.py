@@ -19,6 +19,13 @@ import numpy as np
 from numba import njit
 
 
+def _empty(size: int, dtype=np.int64) -> np.ndarray:
+    """Output arrays are allocated by numpy, not inside the compiled kernels: numpy asks the kernel for huge
+    pages on large arrays, and a build allocates hundreds of MB at small bandwidths, whose first touch in
+    4 kB pages would otherwise take as long as the build's own work."""
+    return np.empty(size, dtype)
+
+
 def pack_bits(count: int) -> int:
     """Bits for payloads 0..count − 1."""
     return max(1, (count - 1).bit_length())
@@ -101,19 +108,22 @@ TAP_BITS = 4
 """Payload bits of a shifted code: its tap, −reach..reach."""
 
 
-@njit(cache=True, nogil=True)
 def shifted_keys(codes: np.ndarray, step: int, reach: int) -> np.ndarray:
     """Packed keys (code + e·step) << TAP_BITS | (e + reach) of every code and e = −reach..reach, in the
     order code-major."""
-    m, taps = codes.size, 2 * reach + 1
-    keys = np.empty(m * taps, np.int64)
-    for i in range(m):
-        for t in range(taps):
-            keys[i * taps + t] = (codes[i] + (t - reach) * step) << TAP_BITS | t
+    keys = np.empty(codes.size * (2 * reach + 1), np.int64)
+    _shifted_keys(codes, step, reach, keys)
     return keys
 
 
 @njit(cache=True, nogil=True)
+def _shifted_keys(codes: np.ndarray, step: int, reach: int, keys: np.ndarray) -> None:
+    taps = 2 * reach + 1
+    for i in range(codes.size):
+        for t in range(taps):
+            keys[i * taps + t] = (codes[i] + (t - reach) * step) << TAP_BITS | t
+
+
 def spread_rows(keys: np.ndarray, taps: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                           np.ndarray]:
     """From the sorted keys of ``shifted_keys``: the distinct shifted codes, and rows summing into each of them
@@ -121,14 +131,17 @@ def spread_rows(keys: np.ndarray, taps: int, weights: np.ndarray) -> tuple[np.nd
     payload holds the tap alone: for one tap the shifted codes increase with the source index i, so they come
     out of the sort in the order of i, and a counter per tap recovers it."""
     m = keys.size
+    codes, starts, source, weight = _empty(m), _empty(m + 1), _empty(m), _empty(m, weights.dtype)
+    r = _spread_rows(keys, taps, weights, codes, starts, source, weight)
+    return codes[:r], starts[:r + 1], source, weight
+
+
+@njit(cache=True, nogil=True)
+def _spread_rows(keys, taps, weights, codes, starts, source, weight) -> int:
     mask = (np.int64(1) << TAP_BITS) - 1
-    codes = np.empty(m, np.int64)
-    starts = np.empty(m + 1, np.int64)
-    source = np.empty(m, np.int64)
-    weight = np.empty(m, weights.dtype)
     seen = np.zeros(taps, np.int64)
     r, prev = -1, np.int64(-1)
-    for k in range(m):
+    for k in range(keys.size):
         c = keys[k] >> TAP_BITS
         if c != prev:
             r += 1
@@ -139,21 +152,24 @@ def spread_rows(keys: np.ndarray, taps: int, weights: np.ndarray) -> tuple[np.nd
         source[k] = seen[t]
         seen[t] += 1
         weight[k] = weights[t]
-    starts[r + 1] = m
-    return codes[:r + 1], starts[:r + 2], source, weight
+    starts[r + 1] = keys.size
+    return r + 1
 
 
-@njit(cache=True, nogil=True)
 def gather_index(keys: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
     """From the sorted keys of ``shifted_keys``: the distinct shifted codes, and for source i and tap t, at
     i·taps + t, the index of its shifted code among them (the tap counter as in ``spread_rows``)."""
-    m = keys.size
+    codes, inverse = _empty(keys.size), _empty(keys.size)
+    r = _gather_index(keys, taps, codes, inverse)
+    return codes[:r], inverse
+
+
+@njit(cache=True, nogil=True)
+def _gather_index(keys, taps, codes, inverse) -> int:
     mask = (np.int64(1) << TAP_BITS) - 1
-    codes = np.empty(m, np.int64)
-    inverse = np.empty(m, np.int64)
     seen = np.zeros(taps, np.int64)
     r, prev = -1, np.int64(-1)
-    for k in range(m):
+    for k in range(keys.size):
         c = keys[k] >> TAP_BITS
         if c != prev:
             r += 1
@@ -162,23 +178,25 @@ def gather_index(keys: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
         t = keys[k] & mask
         inverse[seen[t] * taps + t] = r
         seen[t] += 1
-    return codes[:r + 1], inverse
+    return r + 1
 
 
-@njit(cache=True, nogil=True)
 def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """From the keys of ``corner_keys``, sorted in two parts (before and after ``split``, merged here), and the
     weights (N, d + 1): the occupied vertices' codes, the splat's rows (offsets with the total at the end,
     point index, weight) summing into each vertex the points that touch it, and for each corner p·(d + 1) + s
     the index of its vertex (the slice reads it)."""
+    m = keys.size
+    codes, starts, point, weight, vertex = _empty(m), _empty(m + 1), _empty(m), _empty(m, bary.dtype), _empty(m)
+    r = _corner_rows(keys, split, bits, bary, codes, starts, point, weight, vertex)
+    return codes[:r], starts[:r + 1], point, weight, vertex
+
+
+@njit(cache=True, nogil=True)
+def _corner_rows(keys, split, bits, bary, codes, starts, point, weight, vertex) -> int:
     m, dp1 = keys.size, bary.shape[1]
     mask = (np.int64(1) << bits) - 1
-    codes = np.empty(m, np.int64)
-    starts = np.empty(m + 1, np.int64)
-    point = np.empty(m, np.int64)
-    weight = np.empty(m, bary.dtype)
-    vertex = np.empty(m, np.int64)
     r, prev = -1, np.int64(-1)
     a, b = 0, split
     for k in range(m):
@@ -200,18 +218,22 @@ def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray
         weight[k] = bary[p, corner - p * dp1]
         vertex[corner] = r
     starts[r + 1] = m
-    return codes[:r + 1], starts[:r + 2], point, weight, vertex
+    return r + 1
 
 
-@njit(cache=True, nogil=True)
 def window(spread: np.ndarray, codes: np.ndarray, reach: int, taps: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows reading, for each of the sorted ``codes`` x, the entries of the sorted ``spread`` within
     x − reach..x + reach, weighted by the tap of their offset."""
+    size = codes.size * (2 * reach + 1)
+    offsets, index, weight = _empty(codes.size + 1), _empty(size), _empty(size, taps.dtype)
+    k = _window(spread, codes, reach, taps, offsets, index, weight)
+    return offsets, index[:k], weight[:k]
+
+
+@njit(cache=True, nogil=True)
+def _window(spread, codes, reach, taps, offsets, index, weight) -> int:
     n, m = codes.size, spread.size
-    offsets = np.empty(n + 1, np.int64)
-    index = np.empty(n * (2 * reach + 1), np.int64)
-    weight = np.empty(n * (2 * reach + 1), taps.dtype)
     j = k = 0
     for r in range(n):
         x = codes[r]
@@ -225,4 +247,4 @@ def window(spread: np.ndarray, codes: np.ndarray, reach: int, taps: np.ndarray
             k += 1
             i += 1
     offsets[n] = k
-    return offsets, index[:k], weight[:k]
+    return k
