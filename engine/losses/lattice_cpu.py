@@ -10,8 +10,9 @@ and the keys alone are sorted, which numpy's vectorised integer sort does severa
 argsort. The operators are returned as (offsets, index, weight) rows for ``embedding_bag``, so filtering is
 shared with the torch build, and tests check that the two builds filter alike.
 
-The kernels run on one thread: the sorts and the filtering use the others, and a compiled loop that spins up
-its own thread pool beside torch's would compete with it (see ``engine.threads``).
+Each kernel runs on the thread that calls it and releases the GIL, so the lattice splits its work between its
+own worker thread and the caller (``permutohedral._beside``) instead of starting a numba thread pool beside
+torch's, which would compete with it on a busy machine (see ``engine.threads``).
 """
 from __future__ import annotations
 

@@ -33,14 +33,18 @@ two error sources removed:
 * Normalisation from the integrals, not a fitted factor: a unit mass splatted, blurred (unit-sum taps) and
   sliced integrates to (d + 1)^(d − ½) / α^d (volume per lattice vertex), the Gaussian to (2π)^(d/2).
 
-Lattice points are integer codes, so vertex sets are found by sorting (no hash table, no extension), and every
-per-image operator is stored by rows and applied with ``embedding_bag``: filtering C channels costs eight
-weighted row-gathers, and the same code runs on CPU and CUDA.
+Lattice points are integer codes, so vertex sets are found by sorting (no hash table), and every per-image
+operator is stored by rows and applied with ``embedding_bag``: filtering C channels costs eight weighted
+row-gathers, on CPU and CUDA alike. Building those rows costs more than filtering with them. On CUDA torch builds
+them (``GaussianFilter._build_torch``); on the CPU compiled kernels (``lattice_cpu``, numba) build the same rows
+in a few passes over memory, with the points split in two halves and the two halves of the blur built side by
+side, one on each thread.
 """
 from __future__ import annotations
 
 import functools
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
@@ -84,7 +88,7 @@ the first half must not be u_d (see ``GaussianFilter._blur``); the result does n
 
 _MAX_CODE = 1 << 62
 
-T = TypeVar("T")
+A, B = TypeVar("A"), TypeVar("B")
 
 
 def _elevation(d: int, scale: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -142,17 +146,20 @@ class _Coder:
         return code.to(self.dtype)
 
 
-@functools.lru_cache(maxsize=1)
-def _pool() -> ThreadPoolExecutor:
-    """One worker thread for the half of a CPU lattice build that runs beside the other."""
+def _beside(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """first() on the lattice's own thread while second() runs on this one, where torch has a second thread
+    (the compiled kernels and numpy's sort release the GIL); one after the other where it has one."""
+    if torch.get_num_threads() < 2:
+        return first(), second()
+    pending = _pool(os.getpid()).submit(first)
+    other = second()
+    return pending.result(), other
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(pid: int) -> ThreadPoolExecutor:
+    """The lattice's worker thread, one per process (a forked child has none of its parent's threads)."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lattice")
-
-
-def _both(f: Callable[[int], T]) -> tuple[T, T]:
-    """f(0) on the lattice thread beside f(1) on this one."""
-    first = _pool().submit(f, 0)
-    second = f(1)
-    return first.result(), second
 
 
 class _Lattice:
@@ -277,18 +284,19 @@ class GaussianFilter:
 
     def _build_compiled(self, y: torch.Tensor, lat: _Lattice) -> bool:
         """The same lattice with the compiled CPU kernels of ``lattice_cpu``; False (nothing built) where the
-        codes are too wide to pack with their payloads, as for very large images at small bandwidths."""
+        codes are too wide to pack with their payloads, as for very large images at small bandwidths. Each
+        half of the points is placed in its simplices and its corner keys sorted on its own thread; the merge of
+        the two sorted halves finds the occupied vertices."""
         from engine.losses import lattice_cpu as lc  # numba loads when a CPU lattice is first built
 
         n, dp1 = y.shape
-        # The points in two halves, one on each thread where torch has two.
-        both = _both if torch.get_num_threads() > 1 else lambda f: (f(0), f(1))
         half_n = n // 2
         part = ((0, half_n), (half_n, n))
         ys, g = y.numpy(), lat.g.to(y.dtype).numpy()
         base, order = np.empty((n, dp1 - 1), np.int64), np.empty((n, dp1 - 1), np.int64)
         bary = np.empty((n, dp1), ys.dtype)
-        (low0, high0), (low1, high1) = both(lambda i: lc.simplices(ys, g, lat.mean_self, base, order, bary, *part[i]))
+        (low0, high0), (low1, high1) = _beside(*(
+            functools.partial(lc.simplices, ys, g, lat.mean_self, base, order, bary, *part[i]) for i in (0, 1)))
         coder = lat.coder(torch.from_numpy(np.minimum(low0, low1)), torch.from_numpy(np.maximum(high0, high1)))
         if not (lc.fits(coder.span, n * dp1) and lc.fits(coder.span, 1 << lc.TAP_BITS)):
             return False
@@ -300,7 +308,7 @@ class GaussianFilter:
             lc.corner_keys(base, order, low, strides, corner_step, bits, keys, *part[i])
             keys[part[i][0] * dp1:part[i][1] * dp1].sort()
 
-        both(corner_keys)
+        _beside(functools.partial(corner_keys, 0), functools.partial(corner_keys, 1))
         occupied, starts, point, weight, vertex = lc.corner_rows(keys, half_n * dp1, bits, bary)
         self._splat = _Rows(*map(torch.from_numpy, (starts, point, weight)))
         self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1), torch.from_numpy(vertex),
@@ -328,11 +336,7 @@ class GaussianFilter:
                 inverses.append(inverse)
             return inverses, codes
 
-        # The two halves are independent: the inner half runs beside the outer one where torch has a second
-        # thread (the compiled kernels and numpy's sort release the GIL).
-        inner = _pool().submit(gather) if torch.get_num_threads() > 1 else None
-        steps, sizes, codes = spread()
-        inverses, outer = inner.result() if inner else gather()
+        (inverses, outer), (steps, sizes, codes) = _beside(gather, spread)  # the two halves are independent
         steps.append(_Rows(*map(torch.from_numpy, lc.window(codes, outer, reach, taps.numpy()))))
         sizes.append(outer.size)
         for inverse in reversed(inverses):
