@@ -226,6 +226,7 @@ class GaussianFilter:
     W is symmetric with non-negative entries. ``self_weight`` (N,) is its diagonal W_pp, the same for every
     point (1.03 for d = 5, 1.02 for d = 3, where the Gaussian has 1), so that a caller can drop the p = q terms
     exactly. ``blur_sizes`` lists the vertex counts the blur steps visit (the first: the occupied vertices).
+    ``compiled=False`` builds with torch on the CPU too, as on CUDA: the same operator, for the tests to compare.
     """
 
     def __init__(self, features: torch.Tensor, compiled: bool = True):
