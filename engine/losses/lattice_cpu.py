@@ -16,6 +16,8 @@ torch's, which would compete with it on a busy machine (see ``engine.threads``).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from numba import njit
 
@@ -43,49 +45,64 @@ def simplices(y: np.ndarray, g: np.ndarray, mean_self: float, base: np.ndarray, 
     """For elevated points y[start:stop] (of (N, d + 1)), fills in the lattice coordinates ``base`` (N, d) of
     corner 0, the order (N, d) in which later corners step, and barycentric weights (N, d + 1) scaled by
     λ_p = √(m / (A B Aᵀ)_pp); returns the least and greatest coordinates (d,). See ``GaussianFilter`` for the
-    method. A range, so that two threads can share the points."""
+    method. A range, so that two threads can share the points. Blocks of points are held coordinate by
+    coordinate, so that the loops over the points in a block, the innermost, run in vector instructions: the
+    remainders are ranked by comparing every pair (no branches), not sorted."""
     dp1 = y.shape[1]
     d = dp1 - 1
     low = np.full(d, np.iinfo(np.int64).max)
     high = np.full(d, np.iinfo(np.int64).min)
-    rem = np.empty(dp1, y.dtype)
-    rank = np.empty(dp1, np.int64)
-    q = np.empty(dp1, np.int64)
-    t = np.empty(dp1, y.dtype)
-    idx = np.empty(dp1, np.int64)
-    for p in range(start, stop):
+    block = 256
+    rem = np.empty((dp1, block), y.dtype)
+    t = np.empty((dp1, block), y.dtype)
+    q = np.empty((dp1, block), np.int64)
+    rank = np.empty((dp1, block), np.int64)
+    lam = np.empty(block, y.dtype)
+    for s0 in range(start, stop, block):
+        nb = min(block, stop - s0)
         for i in range(dp1):
-            r = np.rint(y[p, i])
-            q[i] = np.int64(r)
-            rem[i] = y[p, i] - r
-            rank[i] = 0
-        for i in range(dp1):  # ranks of the remainders, ties by index: comparisons without branches
+            for j in range(nb):
+                v = y[s0 + j, i]
+                r = np.rint(v)
+                q[i, j] = np.int64(r)
+                rem[i, j] = v - r
+                rank[i, j] = 0
+        for i in range(dp1):
             for k in range(i + 1, dp1):
-                later = rem[k] < rem[i]
-                rank[i] += later
-                rank[k] += 1 - later
+                for j in range(nb):
+                    later = np.int64(rem[k, j] < rem[i, j])
+                    rank[i, j] += later
+                    rank[k, j] += 1 - later
         for i in range(dp1):
-            t[rank[i]] = rem[i]
-            idx[rank[i]] = i
-        rem[:] = t
+            for j in range(nb):
+                t[rank[i, j], j] = rem[i, j]
+                if rank[i, j] < d:
+                    order[s0 + j, rank[i, j]] = i
         for i in range(d):
-            b = q[i] - q[d]
-            base[p, i] = b
-            low[i] = min(low[i], b)
-            high[i] = max(high[i], b)
-            order[p, i] = idx[i]
-        bary[p, 0] = 1 - (rem[d] - rem[0])
-        for i in range(1, dp1):
-            bary[p, i] = rem[i] - rem[i - 1]
-        s = 0.0
+            lo, hi = low[i], high[i]
+            for j in range(nb):
+                b = q[i, j] - q[d, j]
+                base[s0 + j, i] = b
+                lo = min(lo, b)
+                hi = max(hi, b)
+            low[i], high[i] = lo, hi
+        for j in range(nb):  # the block's weights replace its remainders
+            rem[0, j] = 1 - (t[d, j] - t[0, j])
+        for s in range(1, dp1):
+            for j in range(nb):
+                rem[s, j] = t[s, j] - t[s - 1, j]
+        for j in range(nb):
+            lam[j] = 0
         for a in range(dp1):
-            row = 0.0
-            for b in range(dp1):
-                row += g[a, b] * bary[p, b]
-            s += row * bary[p, a]
-        lam = np.sqrt(mean_self / s)
-        for i in range(dp1):
-            bary[p, i] *= lam
+            for c in range(dp1):
+                gac = g[a, c]
+                for j in range(nb):
+                    lam[j] += gac * rem[a, j] * rem[c, j]
+        for j in range(nb):
+            lam[j] = np.sqrt(mean_self / lam[j])
+        for s in range(dp1):
+            for j in range(nb):
+                bary[s0 + j, s] = rem[s, j] * lam[j]
     return low, high
 
 
@@ -182,26 +199,58 @@ def _gather_index(keys, taps, codes, inverse) -> int:
     return r + 1
 
 
-def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray
+def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray, beside: Callable
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """From the keys of ``corner_keys``, sorted in two parts (before and after ``split``, merged here), and the
     weights (N, d + 1): the occupied vertices' codes, the splat's rows (offsets with the total at the end,
     point index, weight) summing into each vertex the points that touch it, and for each corner p·(d + 1) + s
-    the index of its vertex (the slice reads it)."""
+    the index of its vertex (the slice reads it).
+
+    The merge runs as two pieces side by side (``beside(first, second)`` runs both): the codes below a pivot
+    and the rest. The second piece numbers its vertices after the first one's, so their count is found first,
+    by a pass that only reads the keys."""
     m = keys.size
     codes, starts, point, weight, vertex = _empty(m), _empty(m + 1), _empty(m), _empty(m, bary.dtype), _empty(m)
-    r = _corner_rows(keys, split, bits, bary, codes, starts, point, weight, vertex)
-    return codes[:r], starts[:r + 1], point, weight, vertex
+    pivot = (keys[split // 2] if split > m - split else keys[split + (m - split) // 2]) >> bits << bits
+    a, b = int(np.searchsorted(keys[:split], pivot)), split + int(np.searchsorted(keys[split:], pivot))
+    low, high = (0, a, split, b), (a, split, b, m)
+    first_runs = _count_runs(keys, *low, bits)
+
+    def piece(ranges: tuple[int, int, int, int], k: int, r: int) -> int:
+        return _corner_rows(keys, *ranges, k, r, bits, bary, codes, starts, point, weight, vertex)
+
+    runs, _ = beside(lambda: piece(high, a + b - split, first_runs), lambda: piece(low, 0, 0))
+    starts[runs] = m
+    return codes[:runs], starts[:runs + 1], point, weight, vertex
 
 
 @njit(cache=True, nogil=True)
-def _corner_rows(keys, split, bits, bary, codes, starts, point, weight, vertex) -> int:
-    m, dp1 = keys.size, bary.shape[1]
+def _count_runs(keys, a, a_end, b, b_end, bits) -> int:
+    """The number of distinct codes among keys[a:a_end] and keys[b:b_end] (both sorted)."""
+    r, prev = 0, np.int64(-1)
+    while a < a_end or b < b_end:
+        if b == b_end or (a < a_end and keys[a] < keys[b]):
+            c = keys[a] >> bits
+            a += 1
+        else:
+            c = keys[b] >> bits
+            b += 1
+        if c != prev:
+            r += 1
+            prev = c
+    return r
+
+
+@njit(cache=True, nogil=True)
+def _corner_rows(keys, a, a_end, b, b_end, k, r, bits, bary, codes, starts, point, weight, vertex) -> int:
+    """Merges keys[a:a_end] and keys[b:b_end] into the rows from entry k and vertex r on; returns the vertex
+    count after them."""
+    dp1 = bary.shape[1]
     mask = (np.int64(1) << bits) - 1
-    r, prev = -1, np.int64(-1)
-    a, b = 0, split
-    for k in range(m):
-        if b == m or (a < split and keys[a] < keys[b]):
+    prev = np.int64(-1)
+    r -= 1
+    while a < a_end or b < b_end:
+        if b == b_end or (a < a_end and keys[a] < keys[b]):
             key = keys[a]
             a += 1
         else:
@@ -218,7 +267,7 @@ def _corner_rows(keys, split, bits, bary, codes, starts, point, weight, vertex) 
         point[k] = p
         weight[k] = bary[p, corner - p * dp1]
         vertex[corner] = r
-    starts[r + 1] = m
+        k += 1
     return r + 1
 
 

@@ -310,7 +310,7 @@ class GaussianFilter:
             keys[part[i][0] * dp1:part[i][1] * dp1].sort()
 
         _beside(functools.partial(corner_keys, 0), functools.partial(corner_keys, 1))
-        occupied, starts, point, weight, vertex = lc.corner_rows(keys, half_n * dp1, bits, bary)
+        occupied, starts, point, weight, vertex = lc.corner_rows(keys, half_n * dp1, bits, bary, _beside)
         self._splat = _Rows(*map(torch.from_numpy, (starts, point, weight)))
         self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1), torch.from_numpy(vertex),
                             torch.from_numpy(bary).view(-1) * lat.norm)
