@@ -210,7 +210,9 @@ def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray, besid
     and the rest. The second piece numbers its vertices after the first one's, so their count is found first,
     by a pass that only reads the keys."""
     m = keys.size
-    codes, starts, point, weight, vertex = _empty(m), _empty(m + 1), _empty(m), _empty(m, bary.dtype), _empty(m)
+    index = np.int32 if m < 1 << 31 else np.int64  # half the memory traffic of the widest arrays
+    codes, starts, point, weight, vertex = (_empty(m), _empty(m + 1, index), _empty(m, index), _empty(m, bary.dtype),
+                                            _empty(m, index))
     pivot = (keys[split // 2] if split > m - split else keys[split + (m - split) // 2]) >> bits << bits
     a, b = int(np.searchsorted(keys[:split], pivot)), split + int(np.searchsorted(keys[split:], pivot))
     low, high = (0, a, split, b), (a, split, b, m)

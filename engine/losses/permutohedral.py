@@ -197,7 +197,9 @@ class _Rows:
     sparse × dense product and writes no zero-filled output first."""
 
     def __init__(self, offsets: torch.Tensor, index: torch.Tensor, weight: torch.Tensor):
-        self.offsets, self.index, self.weight = offsets.long(), index.long(), weight
+        if offsets.dtype != torch.int32 or index.dtype != torch.int32:  # embedding_bag takes both int32 or int64
+            offsets, index = offsets.long(), index.long()
+        self.offsets, self.index, self.weight = offsets, index, weight
 
     def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
         return F.embedding_bag(self.index, x, self.offsets, mode="sum", per_sample_weights=self.weight,
@@ -311,8 +313,9 @@ class GaussianFilter:
 
         _beside(functools.partial(corner_keys, 0), functools.partial(corner_keys, 1))
         occupied, starts, point, weight, vertex = lc.corner_rows(keys, half_n * dp1, bits, bary, _beside)
+        vertex = torch.from_numpy(vertex)
         self._splat = _Rows(*map(torch.from_numpy, (starts, point, weight)))
-        self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1), torch.from_numpy(vertex),
+        self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1, dtype=vertex.dtype), vertex,
                             torch.from_numpy(bary).view(-1) * lat.norm)
 
         ntap, taps, reach = 2 * lat.reach + 1, lat.taps, lat.reach
