@@ -29,6 +29,11 @@ def _empty(size: int, dtype=np.int64) -> np.ndarray:
     return np.empty(size, dtype)
 
 
+def _index(count: int) -> type:
+    """Row offsets and indices below ``count`` in int32 where they fit: half the memory traffic of int64."""
+    return np.int32 if count < 1 << 31 else np.int64
+
+
 def pack_bits(count: int) -> int:
     """Bits for payloads 0..count − 1."""
     return max(1, (count - 1).bit_length())
@@ -149,7 +154,7 @@ def spread_rows(keys: np.ndarray, taps: int, weights: np.ndarray) -> tuple[np.nd
     payload holds the tap alone: for one tap the shifted codes increase with the source index i, so they come
     out of the sort in the order of i, and a counter per tap recovers it."""
     m = keys.size
-    codes, starts, source, weight = _empty(m), _empty(m + 1), _empty(m), _empty(m, weights.dtype)
+    codes, starts, source, weight = _empty(m), _empty(m + 1, _index(m)), _empty(m, _index(m)), _empty(m, weights.dtype)
     r = _spread_rows(keys, taps, weights, codes, starts, source, weight)
     return codes[:r], starts[:r + 1], source, weight
 
@@ -177,7 +182,7 @@ def _spread_rows(keys, taps, weights, codes, starts, source, weight) -> int:
 def gather_index(keys: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
     """From the sorted keys of ``shifted_keys``: the distinct shifted codes, and for source i and tap t, at
     i·taps + t, the index of its shifted code among them (the tap counter as in ``spread_rows``)."""
-    codes, inverse = _empty(keys.size), _empty(keys.size)
+    codes, inverse = _empty(keys.size), _empty(keys.size, _index(keys.size))
     r = _gather_index(keys, taps, codes, inverse)
     return codes[:r], inverse
 
@@ -210,7 +215,7 @@ def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray, besid
     and the rest. The second piece numbers its vertices after the first one's, so their count is found first,
     by a pass that only reads the keys."""
     m = keys.size
-    index = np.int32 if m < 1 << 31 else np.int64  # half the memory traffic of the widest arrays
+    index = _index(m)
     codes, starts, point, weight, vertex = (_empty(m), _empty(m + 1, index), _empty(m, index), _empty(m, bary.dtype),
                                             _empty(m, index))
     pivot = (keys[split // 2] if split > m - split else keys[split + (m - split) // 2]) >> bits << bits
@@ -278,7 +283,7 @@ def window(spread: np.ndarray, codes: np.ndarray, reach: int, taps: np.ndarray
     """Rows reading, for each of the sorted ``codes`` x, the entries of the sorted ``spread`` within
     x − reach..x + reach, weighted by the tap of their offset."""
     size = codes.size * (2 * reach + 1)
-    offsets, index, weight = _empty(codes.size + 1), _empty(size), _empty(size, taps.dtype)
+    offsets, index, weight = _empty(codes.size + 1, _index(size)), _empty(size, _index(size)), _empty(size, taps.dtype)
     k = _window(spread, codes, reach, taps, offsets, index, weight)
     return offsets, index[:k], weight[:k]
 

@@ -345,7 +345,8 @@ class GaussianFilter:
         sizes.append(outer.size)
         for inverse in reversed(inverses):
             m = inverse.size // ntap
-            steps.append(_Rows(torch.arange(0, m * ntap + 1, ntap), torch.from_numpy(inverse), taps.repeat(m)))
+            inverse = torch.from_numpy(inverse)
+            steps.append(_Rows(torch.arange(0, m * ntap + 1, ntap, dtype=inverse.dtype), inverse, taps.repeat(m)))
             sizes.append(m)
         self._steps, self.blur_sizes = steps, [occupied.size] + sizes
         return True
