@@ -147,35 +147,44 @@ def _shifted_keys(codes: np.ndarray, step: int, reach: int, keys: np.ndarray) ->
             keys[i * taps + t] = (codes[i] + (t - reach) * step) << TAP_BITS | t
 
 
-def spread_rows(keys: np.ndarray, taps: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                          np.ndarray]:
-    """From the sorted keys of ``shifted_keys``: the distinct shifted codes, and rows summing into each of them
+def spread_rows(keys: np.ndarray, split: int, taps: int, weights: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """From the keys of ``shifted_keys``, sorted in two parts (before and after ``split``, the first and the
+    second half of the sources; merged here): the distinct shifted codes, and rows summing into each of them
     the source codes that reach it (offsets, with the total at the end; source index; weight of its tap). The
     payload holds the tap alone: for one tap the shifted codes increase with the source index i, so they come
-    out of the sort in the order of i, and a counter per tap recovers it."""
+    out of the sort (and of the merge) in the order of i, and a counter per tap recovers it."""
     m = keys.size
     codes, starts, source, weight = _empty(m), _empty(m + 1, _index(m)), _empty(m, _index(m)), _empty(m, weights.dtype)
-    r = _spread_rows(keys, taps, weights, codes, starts, source, weight)
+    r = _spread_rows(keys, split, taps, weights, codes, starts, source, weight)
     return codes[:r], starts[:r + 1], source, weight
 
 
 @njit(cache=True, nogil=True)
-def _spread_rows(keys, taps, weights, codes, starts, source, weight) -> int:
+def _spread_rows(keys, split, taps, weights, codes, starts, source, weight) -> int:
+    m = keys.size
     mask = (np.int64(1) << TAP_BITS) - 1
     seen = np.zeros(taps, np.int64)
     r, prev = -1, np.int64(-1)
-    for k in range(keys.size):
-        c = keys[k] >> TAP_BITS
+    a, b = 0, split
+    for k in range(m):
+        if b == m or (a < split and keys[a] < keys[b]):
+            key = keys[a]
+            a += 1
+        else:
+            key = keys[b]
+            b += 1
+        c = key >> TAP_BITS
         if c != prev:
             r += 1
             codes[r] = c
             starts[r] = k
             prev = c
-        t = keys[k] & mask
+        t = key & mask
         source[k] = seen[t]
         seen[t] += 1
         weight[k] = weights[t]
-    starts[r + 1] = keys.size
+    starts[r + 1] = m
     return r + 1
 
 

@@ -321,13 +321,23 @@ class GaussianFilter:
         ntap, taps, reach = 2 * lat.reach + 1, lat.taps, lat.reach
         half = (dp1 + 1) // 2
 
+        def spread_step(codes: np.ndarray, j: int, halves: bool) -> tuple[_Rows, np.ndarray]:
+            """One step outwards along u_j; ``halves``: the keys of each half of the sources sorted on its own
+            thread (only when no other work holds the lattice's thread)."""
+            keys = lc.shifted_keys(codes, lat.step(coder, j), reach)
+            split = (codes.size // 2) * ntap if halves else keys.size
+            if halves:
+                _beside(keys[:split].sort, keys[split:].sort)
+            else:
+                keys.sort()
+            codes, starts, source, weight = lc.spread_rows(keys, split, ntap, taps.numpy())
+            return _Rows(*map(torch.from_numpy, (starts, source, weight))), codes
+
         def spread() -> tuple[list[_Rows], list[int], np.ndarray]:
             steps, sizes, codes = [], [], occupied
-            for j in lat.directions[:half]:
-                keys = lc.shifted_keys(codes, lat.step(coder, j), reach)
-                keys.sort()
-                codes, starts, source, weight = lc.spread_rows(keys, ntap, taps.numpy())
-                steps.append(_Rows(*map(torch.from_numpy, (starts, source, weight))))
+            for j in lat.directions[:half - 1]:
+                rows, codes = spread_step(codes, j, halves=False)
+                steps.append(rows)
                 sizes.append(codes.size)
             return steps, sizes, codes
 
@@ -340,7 +350,12 @@ class GaussianFilter:
                 inverses.append(inverse)
             return inverses, codes
 
-        (inverses, outer), (steps, sizes, codes) = _beside(gather, spread)  # the two halves are independent
+        # The blur's two halves are independent and run side by side, but for the spread's last step, which
+        # is as large as all the others: its sort is shared by the two threads.
+        (inverses, outer), (steps, sizes, codes) = _beside(gather, spread)
+        rows, codes = spread_step(codes, lat.directions[half - 1], halves=True)
+        steps.append(rows)
+        sizes.append(codes.size)
         steps.append(_Rows(*map(torch.from_numpy, lc.window(codes, outer, reach, taps.numpy()))))
         sizes.append(outer.size)
         for inverse in reversed(inverses):
