@@ -10,6 +10,7 @@ import torch
 
 from engine.losses.dense_crf import (dense_crf_accuracy, dense_crf_energy_bruteforce, dense_crf_gradient,
                                      dense_crf_loss, pixel_features)
+from engine.losses.lattice_cpu import _middle_key
 from engine.losses.permutohedral import GaussianFilter
 
 TOLERANCE = 0.03
@@ -211,6 +212,25 @@ def test_compiled_lattice_is_the_torch_lattice(gray, dtype):
         tol = 1e-12 if dtype == torch.float64 else 1e-5
         torch.testing.assert_close(compiled(values), plain(values), rtol=tol, atol=tol)
         torch.testing.assert_close(compiled.self_weight, plain.self_weight)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_compiled_lattice_of_a_few_points(n):
+    """A handful of points (one half of the points empty, or one point) builds and filters as torch does."""
+    f = torch.rand(n, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(n)) * 2
+    values = torch.rand(n, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(n + 1))
+    torch.testing.assert_close(GaussianFilter(f)(values), GaussianFilter(f, compiled=False)(values))
+
+
+def test_middle_key_of_two_sorted_arrays():
+    """The key that splits the corner merge into two halves, against sorting everything."""
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n1, n2 = rng.integers(0, 20, 2)
+        if n1 + n2:
+            keys = rng.choice(1000, n1 + n2, replace=False).astype(np.int64)
+            first, second = np.sort(keys[:n1]), np.sort(keys[n1:])
+            assert _middle_key(first, second) == np.sort(keys)[(n1 + n2) // 2]
 
 
 def test_lattice_too_wide_to_pack_falls_back_to_torch():

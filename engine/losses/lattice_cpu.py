@@ -221,14 +221,15 @@ def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray, besid
     the index of its vertex (the slice reads it).
 
     The merge runs as two pieces side by side (``beside(first, second)`` runs both): the codes below a pivot
-    and the rest. The second piece numbers its vertices after the first one's, so their count is found first,
-    by a pass that only reads the keys."""
+    that halves the keys, and the rest. The second piece numbers its vertices after the first one's, so their
+    count is found first, by a pass that only reads the keys."""
     m = keys.size
     index = _index(m)
     codes, starts, point, weight, vertex = (_empty(m), _empty(m + 1, index), _empty(m, index), _empty(m, bary.dtype),
                                             _empty(m, index))
-    pivot = (keys[split // 2] if split > m - split else keys[split + (m - split) // 2]) >> bits << bits
-    a, b = int(np.searchsorted(keys[:split], pivot)), split + int(np.searchsorted(keys[split:], pivot))
+    first, second = keys[:split], keys[split:]
+    pivot = _middle_key(first, second) >> bits << bits  # all keys of one code go to the same piece
+    a, b = int(np.searchsorted(first, pivot)), split + int(np.searchsorted(second, pivot))
     low, high = (0, a, split, b), (a, split, b, m)
     first_runs = _count_runs(keys, *low, bits)
 
@@ -238,6 +239,26 @@ def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray, besid
     runs, _ = beside(lambda: piece(high, a + b - split, first_runs), lambda: piece(low, 0, 0))
     starts[runs] = m
     return codes[:runs], starts[:runs + 1], point, weight, vertex
+
+
+@njit(cache=True, nogil=True)
+def _middle_key(first: np.ndarray, second: np.ndarray) -> np.int64:
+    """The key of rank ⌊m / 2⌋ among the m keys of two sorted arrays of distinct keys, by bisection over how
+    many of the smaller keys come from the first array."""
+    target = (first.size + second.size) // 2
+    lo, hi = max(0, target - second.size), min(first.size, target)
+    while lo < hi:
+        i = (lo + hi) // 2
+        if first[i] < second[target - i - 1]:  # first[i] is among the smaller keys: take more from first
+            lo = i + 1
+        else:
+            hi = i
+    j = target - lo
+    if lo == first.size:
+        return second[j]
+    if j == second.size:
+        return first[lo]
+    return min(first[lo], second[j])
 
 
 @njit(cache=True, nogil=True)
