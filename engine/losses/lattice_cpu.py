@@ -147,28 +147,41 @@ def _shifted_keys(codes: np.ndarray, step: int, reach: int, keys: np.ndarray) ->
             keys[i * taps + t] = (codes[i] + (t - reach) * step) << TAP_BITS | t
 
 
-def spread_rows(keys: np.ndarray, split: int, taps: int, weights: np.ndarray
+def spread_rows(keys: np.ndarray, split: int, taps: int, weights: np.ndarray, beside: Callable | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """From the keys of ``shifted_keys``, sorted in two parts (before and after ``split``, the first and the
     second half of the sources; merged here): the distinct shifted codes, and rows summing into each of them
     the source codes that reach it (offsets, with the total at the end; source index; weight of its tap). The
     payload holds the tap alone: for one tap the shifted codes increase with the source index i, so they come
-    out of the sort (and of the merge) in the order of i, and a counter per tap recovers it."""
+    out of the sort (and of the merge) in the order of i, and a counter per tap recovers it. With ``beside``
+    the merge runs as two pieces side by side, as in ``corner_rows``; the second starts from the first one's
+    counts of vertices and of keys per tap."""
     m = keys.size
     codes, starts, source, weight = _empty(m), _empty(m + 1, _index(m)), _empty(m, _index(m)), _empty(m, weights.dtype)
-    r = _spread_rows(keys, split, taps, weights, codes, starts, source, weight)
-    return codes[:r], starts[:r + 1], source, weight
+
+    def piece(ranges: tuple[int, int, int, int], k: int, r: int, seen: np.ndarray) -> int:
+        return _spread_rows(keys, *ranges, k, r, seen, weights, codes, starts, source, weight)
+
+    if beside is None:
+        runs = piece((0, split, split, m), 0, 0, np.zeros(taps, np.int64))
+    else:
+        low, high = _pieces(keys, split, TAP_BITS)
+        first_runs, seen = _count_runs(keys, *low, TAP_BITS, taps)
+        runs, _ = beside(lambda: piece(high, low[1] + low[3] - split, first_runs, seen),
+                         lambda: piece(low, 0, 0, np.zeros(taps, np.int64)))
+    starts[runs] = m
+    return codes[:runs], starts[:runs + 1], source, weight
 
 
 @njit(cache=True, nogil=True)
-def _spread_rows(keys, split, taps, weights, codes, starts, source, weight) -> int:
-    m = keys.size
+def _spread_rows(keys, a, a_end, b, b_end, k, r, seen, weights, codes, starts, source, weight) -> int:
+    """Merges keys[a:a_end] and keys[b:b_end] into the rows from entry k and vertex r on, the tap counters
+    starting at ``seen``; returns the vertex count after them."""
     mask = (np.int64(1) << TAP_BITS) - 1
-    seen = np.zeros(taps, np.int64)
-    r, prev = -1, np.int64(-1)
-    a, b = 0, split
-    for k in range(m):
-        if b == m or (a < split and keys[a] < keys[b]):
+    prev = np.int64(-1)
+    r -= 1
+    while a < a_end or b < b_end:
+        if b == b_end or (a < a_end and keys[a] < keys[b]):
             key = keys[a]
             a += 1
         else:
@@ -184,7 +197,7 @@ def _spread_rows(keys, split, taps, weights, codes, starts, source, weight) -> i
         source[k] = seen[t]
         seen[t] += 1
         weight[k] = weights[t]
-    starts[r + 1] = m
+        k += 1
     return r + 1
 
 
@@ -227,18 +240,25 @@ def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray, besid
     index = _index(m)
     codes, starts, point, weight, vertex = (_empty(m), _empty(m + 1, index), _empty(m, index), _empty(m, bary.dtype),
                                             _empty(m, index))
-    first, second = keys[:split], keys[split:]
-    pivot = _middle_key(first, second) >> bits << bits  # all keys of one code go to the same piece
-    a, b = int(np.searchsorted(first, pivot)), split + int(np.searchsorted(second, pivot))
-    low, high = (0, a, split, b), (a, split, b, m)
-    first_runs = _count_runs(keys, *low, bits)
+    low, high = _pieces(keys, split, bits)
+    first_runs, _ = _count_runs(keys, *low, bits, 1)
 
     def piece(ranges: tuple[int, int, int, int], k: int, r: int) -> int:
         return _corner_rows(keys, *ranges, k, r, bits, bary, codes, starts, point, weight, vertex)
 
-    runs, _ = beside(lambda: piece(high, a + b - split, first_runs), lambda: piece(low, 0, 0))
+    runs, _ = beside(lambda: piece(high, low[1] + low[3] - split, first_runs), lambda: piece(low, 0, 0))
     starts[runs] = m
     return codes[:runs], starts[:runs + 1], point, weight, vertex
+
+
+def _pieces(keys: np.ndarray, split: int, bits: int) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """Two pieces of a merge of the sorted keys[:split] and keys[split:], each as its ranges (start and end in
+    the first part, start and end in the second): the codes below a pivot that halves the keys, and the rest
+    (all keys of one code go to the same piece)."""
+    first, second = keys[:split], keys[split:]
+    pivot = _middle_key(first, second) >> bits << bits
+    a, b = int(np.searchsorted(first, pivot)), split + int(np.searchsorted(second, pivot))
+    return (0, a, split, b), (a, split, b, keys.size)
 
 
 @njit(cache=True, nogil=True)
@@ -262,20 +282,25 @@ def _middle_key(first: np.ndarray, second: np.ndarray) -> np.int64:
 
 
 @njit(cache=True, nogil=True)
-def _count_runs(keys, a, a_end, b, b_end, bits) -> int:
-    """The number of distinct codes among keys[a:a_end] and keys[b:b_end] (both sorted)."""
+def _count_runs(keys, a, a_end, b, b_end, bits, taps) -> tuple[int, np.ndarray]:
+    """The number of distinct codes among keys[a:a_end] and keys[b:b_end] (both sorted), and how many keys
+    carry each payload 0..taps − 1 (for shifted keys: each tap)."""
+    seen = np.zeros(taps, np.int64)
+    mask = (np.int64(1) << bits) - 1
     r, prev = 0, np.int64(-1)
     while a < a_end or b < b_end:
         if b == b_end or (a < a_end and keys[a] < keys[b]):
-            c = keys[a] >> bits
+            key = keys[a]
             a += 1
         else:
-            c = keys[b] >> bits
+            key = keys[b]
             b += 1
-        if c != prev:
+        if taps > 1:
+            seen[key & mask] += 1
+        if key >> bits != prev:
             r += 1
-            prev = c
-    return r
+            prev = key >> bits
+    return r, seen
 
 
 @njit(cache=True, nogil=True)

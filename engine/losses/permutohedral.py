@@ -322,15 +322,16 @@ class GaussianFilter:
         half = (dp1 + 1) // 2
 
         def spread_step(codes: np.ndarray, j: int, halves: bool) -> tuple[_Rows, np.ndarray]:
-            """One step outwards along u_j; ``halves``: the keys of each half of the sources sorted on its own
-            thread (only when no other work holds the lattice's thread)."""
+            """One step outwards along u_j; ``halves``: each half of the keys sorted, and each half of the
+            merge done, on its own thread (only when no other work holds the lattice's thread)."""
             keys = lc.shifted_keys(codes, lat.step(coder, j), reach)
             split = (codes.size // 2) * ntap if halves else keys.size
             if halves:
                 _beside(keys[:split].sort, keys[split:].sort)
             else:
                 keys.sort()
-            codes, starts, source, weight = lc.spread_rows(keys, split, ntap, taps.numpy())
+            codes, starts, source, weight = lc.spread_rows(keys, split, ntap, taps.numpy(),
+                                                           _beside if halves else None)
             return _Rows(*map(torch.from_numpy, (starts, source, weight))), codes
 
         def spread() -> tuple[list[_Rows], list[int], np.ndarray]:
