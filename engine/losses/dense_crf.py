@@ -36,11 +36,14 @@ from engine.losses.permutohedral import GaussianFilter, gaussian_filter_exact
 
 def pixel_features(image: torch.Tensor, sigma_rgb: float, sigma_xy: float) -> torch.Tensor:
     """(N, 2 + C) features (x/σ_xy, y/σ_xy, I/σ_rgb) of one image (C, H, W), pixels in row-major order."""
+    if not image.is_floating_point():
+        image = image.float()
     c, h, w = image.shape
-    y, x = torch.meshgrid(torch.arange(h, dtype=image.dtype, device=image.device),
-                          torch.arange(w, dtype=image.dtype, device=image.device), indexing="ij")
-    f = torch.cat([x[None] / sigma_xy, y[None] / sigma_xy, image / sigma_rgb], 0)
-    return f.reshape(c + 2, h * w).T.contiguous()
+    f = image.new_empty(h, w, c + 2)  # written in place, one pass per column: this runs on every training step
+    f[..., 0] = torch.arange(w, dtype=image.dtype, device=image.device) / sigma_xy
+    f[..., 1] = (torch.arange(h, dtype=image.dtype, device=image.device) / sigma_xy)[:, None]
+    torch.div(image.permute(1, 2, 0), sigma_rgb, out=f[..., 2:])
+    return f.view(h * w, c + 2)
 
 
 def _check(image: torch.Tensor, probs: torch.Tensor, sigma_rgb: float, sigma_xy: float) -> torch.dtype:
