@@ -51,9 +51,9 @@ def _mean_of_alone(script: list[str], out, prefix: str) -> list[dict]:
     """Run ``script`` alone as rank 0 and as rank 1, then under torchrun; check every rank's gradient is the
     mean of the two alone, to 1e-6 of the gradients' scale (the same float32 operations, one thread each: only
     the order of the ranks' sum differs). Returns the two single-process gradient sets."""
-    for which in ("0", "1"):
-        subprocess.run([sys.executable, *script, which], check=True, env=_env(), capture_output=True)
-    subprocess.run([*TORCHRUN, *script, "rank"], check=True, env=_env(), capture_output=True)
+    for command in ([sys.executable, *script, "0"], [sys.executable, *script, "1"], [*TORCHRUN, *script, "rank"]):
+        res = subprocess.run(command, env=_env(), capture_output=True, text=True)
+        assert res.returncode == 0, f"{command[-1]}: {res.stderr[-3000:]}"
     alone = [torch.load(out / f"{prefix}-{i}.pt") for i in range(2)]
     ranks = [torch.load(out / f"{prefix}-rank{r}.pt") for r in range(2)]
     assert set(ranks[0]) == set(alone[0]) and len(alone[0]) > 10
