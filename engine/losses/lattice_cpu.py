@@ -174,6 +174,15 @@ def spread_rows(keys: np.ndarray, split: int, taps: int, weights: np.ndarray, be
 
 
 @njit(cache=True, nogil=True)
+def _next_key(keys, a, a_end, b, b_end) -> tuple[np.int64, int, int]:
+    """The next key of the merge of the sorted keys[a:a_end] and keys[b:b_end] (one of them not exhausted), and
+    the two positions after taking it."""
+    if b == b_end or (a < a_end and keys[a] < keys[b]):
+        return keys[a], a + 1, b
+    return keys[b], a, b + 1
+
+
+@njit(cache=True, nogil=True)
 def _spread_rows(keys, a, a_end, b, b_end, k, r, seen, weights, codes, starts, source, weight) -> int:
     """Merges keys[a:a_end] and keys[b:b_end] into the rows from entry k and vertex r on, the tap counters
     starting at ``seen``; returns the vertex count after them."""
@@ -181,12 +190,7 @@ def _spread_rows(keys, a, a_end, b, b_end, k, r, seen, weights, codes, starts, s
     prev = np.int64(-1)
     r -= 1
     while a < a_end or b < b_end:
-        if b == b_end or (a < a_end and keys[a] < keys[b]):
-            key = keys[a]
-            a += 1
-        else:
-            key = keys[b]
-            b += 1
+        key, a, b = _next_key(keys, a, a_end, b, b_end)
         c = key >> TAP_BITS
         if c != prev:
             r += 1
@@ -289,12 +293,7 @@ def _count_runs(keys, a, a_end, b, b_end, bits, taps) -> tuple[int, np.ndarray]:
     mask = (np.int64(1) << bits) - 1
     r, prev = 0, np.int64(-1)
     while a < a_end or b < b_end:
-        if b == b_end or (a < a_end and keys[a] < keys[b]):
-            key = keys[a]
-            a += 1
-        else:
-            key = keys[b]
-            b += 1
+        key, a, b = _next_key(keys, a, a_end, b, b_end)
         if taps > 1:
             seen[key & mask] += 1
         if key >> bits != prev:
@@ -312,12 +311,7 @@ def _corner_rows(keys, a, a_end, b, b_end, k, r, bits, bary, codes, starts, poin
     prev = np.int64(-1)
     r -= 1
     while a < a_end or b < b_end:
-        if b == b_end or (a < a_end and keys[a] < keys[b]):
-            key = keys[a]
-            a += 1
-        else:
-            key = keys[b]
-            b += 1
+        key, a, b = _next_key(keys, a, a_end, b, b_end)
         c = key >> bits
         if c != prev:
             r += 1
