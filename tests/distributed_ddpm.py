@@ -32,8 +32,10 @@ def main(out: Path, which: str) -> None:
     next(trainer.run())
     torch.save({n: p.grad.clone() for n, p in trainer.model.net.named_parameters() if p.grad is not None},
                out / f"ddpm-grads-{name}.pt")
-    leave()
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2])
+    try:  # the trainer and its DistributedDataParallel wrapper are gone before the group is, as in `wsv`
+        main(Path(sys.argv[1]), sys.argv[2])
+    finally:
+        leave()

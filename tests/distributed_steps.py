@@ -28,8 +28,10 @@ def main(project: Path, out: Path, which: str) -> None:
     grads = {name: p.grad.clone() for name, p in trainer.model.named_parameters() if p.grad is not None}
     torch.save(grads, out / f"grads-{'rank' + str(trainer.world.rank) if which == 'rank' else which}.pt")
     trainer.close()
-    leave()
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
+    try:  # the trainer and its DistributedDataParallel wrapper are gone before the group is, as in `wsv`
+        main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
+    finally:
+        leave()

@@ -53,7 +53,8 @@ def _mean_of_alone(script: list[str], out, prefix: str) -> list[dict]:
     the order of the ranks' sum differs). Returns the two single-process gradient sets."""
     for command in ([sys.executable, *script, "0"], [sys.executable, *script, "1"], [*TORCHRUN, *script, "rank"]):
         res = subprocess.run(command, env=_env(), capture_output=True, text=True)
-        assert res.returncode == 0, f"{command[-1]}: {res.stderr[-3000:]}"
+        written = sorted(p.name for p in Path(out).glob(f"{prefix}-*.pt"))
+        assert res.returncode == 0, f"{command[-1]} (files written: {written}): {res.stderr[-3000:]}"
     alone = [torch.load(out / f"{prefix}-{i}.pt") for i in range(2)]
     ranks = [torch.load(out / f"{prefix}-rank{r}.pt") for r in range(2)]
     assert set(ranks[0]) == set(alone[0]) and len(alone[0]) > 10
