@@ -147,30 +147,62 @@ def _shifted_keys(codes: np.ndarray, step: int, reach: int, keys: np.ndarray) ->
             keys[i * taps + t] = (codes[i] + (t - reach) * step) << TAP_BITS | t
 
 
-def spread_rows(keys: np.ndarray, split: int, taps: int, weights: np.ndarray, beside: Callable | None = None
+def recode(codes: np.ndarray, source: tuple[np.ndarray, np.ndarray], target: tuple[np.ndarray, np.ndarray],
+           bits: int) -> np.ndarray:
+    """Packed keys code' << bits | i of ``codes``, each converted from the bit fields ``source`` to ``target``
+    (shifts and masks of the same coordinates, ``_Coder.fields``) and carrying its index i."""
+    keys = _empty(codes.size)
+    _recode(codes, source[0], target[0], source[1], bits, keys)
+    return keys
+
+
+@njit(cache=True, nogil=True)
+def _recode(codes, source_shift, target_shift, mask, bits, keys) -> None:
+    for i in range(codes.size):
+        c, v = codes[i], np.int64(0)
+        for f in range(mask.size):
+            v |= ((c >> source_shift[f]) & mask[f]) << target_shift[f]
+        keys[i] = v << bits | i
+
+
+def dilate_rows(keys: np.ndarray, bits: int, reach: int, taps: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """From the keys of ``shifted_keys``, sorted in two parts (before and after ``split``, the first and the
-    second half of the sources; merged here): the distinct shifted codes, and rows summing into each of them
-    the source codes that reach it (offsets, with the total at the end; source index; weight of its tap). The
-    payload holds the tap alone: for one tap the shifted codes increase with the source index i, so they come
-    out of the sort (and of the merge) in the order of i, and a counter per tap recovers it. With ``beside``
-    the merge runs as two pieces side by side, as in ``corner_rows``; the second starts from the first one's
-    counts of vertices and of keys per tap."""
+    """One blur step outwards along the coder's stride-1 digit, from sorted keys code << bits | source index:
+    the codes within ±reach of a source, in order, and rows summing into each of them the sources that reach
+    it (offsets with the total at the end; source index; weight of its tap). Every source lands in 2·reach + 1
+    rows, and a digit's margins keep a step from carrying into the next digit, so this is a walk along the sorted
+    keys, no sort."""
     m = keys.size
-    codes, starts, source, weight = _empty(m), _empty(m + 1, _index(m)), _empty(m, _index(m)), _empty(m, weights.dtype)
-
-    def piece(ranges: tuple[int, int, int, int], k: int, r: int, seen: np.ndarray) -> int:
-        return _spread_rows(keys, *ranges, k, r, seen, weights, codes, starts, source, weight)
-
-    if beside is None:
-        runs = piece((0, split, split, m), 0, 0, np.zeros(taps, np.int64))
-    else:
-        low, high = _pieces(keys, split, TAP_BITS)
-        first_runs, seen = _count_runs(keys, *low, TAP_BITS, taps)
-        runs, _ = beside(lambda: piece(high, low[1] + low[3] - split, first_runs, seen),
-                         lambda: piece(low, 0, 0, np.zeros(taps, np.int64)))
-    starts[runs] = m
+    size = m * (2 * reach + 1)
+    codes, starts = _empty(size), _empty(size + 1, _index(size))
+    source, weight = _empty(size, _index(m)), _empty(size, taps.dtype)
+    runs = _dilate_rows(keys, bits, reach, taps, codes, starts, source, weight)
+    starts[runs] = size
     return codes[:runs], starts[:runs + 1], source, weight
+
+
+@njit(cache=True, nogil=True)
+def _dilate_rows(keys, bits, reach, taps, codes, starts, source, weight) -> int:
+    mask = (np.int64(1) << bits) - 1
+    m = keys.size
+    lo = k = r = 0
+    x = (keys[0] >> bits) - reach
+    while True:
+        while lo < m and (keys[lo] >> bits) < x - reach:
+            lo += 1
+        if lo == m:
+            return r
+        x = max(x, (keys[lo] >> bits) - reach)
+        codes[r] = x
+        starts[r] = k
+        i = lo
+        while i < m and (keys[i] >> bits) <= x + reach:
+            source[k] = keys[i] & mask
+            weight[k] = taps[(keys[i] >> bits) - x + reach]
+            k += 1
+            i += 1
+        r += 1
+        x += 1
 
 
 @njit(cache=True, nogil=True)
@@ -182,32 +214,11 @@ def _next_key(keys, a, a_end, b, b_end) -> tuple[np.int64, int, int]:
     return keys[b], a, b + 1
 
 
-@njit(cache=True, nogil=True)
-def _spread_rows(keys, a, a_end, b, b_end, k, r, seen, weights, codes, starts, source, weight) -> int:
-    """Merges keys[a:a_end] and keys[b:b_end] into the rows from entry k and vertex r on, the tap counters
-    starting at ``seen``; returns the vertex count after them."""
-    mask = (np.int64(1) << TAP_BITS) - 1
-    prev = np.int64(-1)
-    r -= 1
-    while a < a_end or b < b_end:
-        key, a, b = _next_key(keys, a, a_end, b, b_end)
-        c = key >> TAP_BITS
-        if c != prev:
-            r += 1
-            codes[r] = c
-            starts[r] = k
-            prev = c
-        t = key & mask
-        source[k] = seen[t]
-        seen[t] += 1
-        weight[k] = weights[t]
-        k += 1
-    return r + 1
-
-
 def gather_index(keys: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
     """From the sorted keys of ``shifted_keys``: the distinct shifted codes, and for source i and tap t, at
-    i·taps + t, the index of its shifted code among them (the tap counter as in ``spread_rows``)."""
+    i·taps + t, the index of its shifted code among them. The payload holds the tap alone: for one tap the
+    shifted codes increase with i, so they come out of the sort in the order of i, and a counter per tap
+    recovers it."""
     codes, inverse = _empty(keys.size), _empty(keys.size, _index(keys.size))
     r = _gather_index(keys, taps, codes, inverse)
     return codes[:r], inverse
@@ -245,7 +256,7 @@ def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray, besid
     codes, starts, point, weight, vertex = (_empty(m), _empty(m + 1, index), _empty(m, index), _empty(m, bary.dtype),
                                             _empty(m, index))
     low, high = _pieces(keys, split, bits)
-    first_runs, _ = _count_runs(keys, *low, bits, 1)
+    first_runs = _count_runs(keys, *low, bits)
 
     def piece(ranges: tuple[int, int, int, int], k: int, r: int) -> int:
         return _corner_rows(keys, *ranges, k, r, bits, bary, codes, starts, point, weight, vertex)
@@ -286,20 +297,15 @@ def _middle_key(first: np.ndarray, second: np.ndarray) -> np.int64:
 
 
 @njit(cache=True, nogil=True)
-def _count_runs(keys, a, a_end, b, b_end, bits, taps) -> tuple[int, np.ndarray]:
-    """The number of distinct codes among keys[a:a_end] and keys[b:b_end] (both sorted), and how many keys
-    carry each payload 0..taps − 1 (for shifted keys: each tap)."""
-    seen = np.zeros(taps, np.int64)
-    mask = (np.int64(1) << bits) - 1
+def _count_runs(keys, a, a_end, b, b_end, bits) -> int:
+    """The number of distinct codes among keys[a:a_end] and keys[b:b_end] (both sorted)."""
     r, prev = 0, np.int64(-1)
     while a < a_end or b < b_end:
         key, a, b = _next_key(keys, a, a_end, b, b_end)
-        if taps > 1:
-            seen[key & mask] += 1
         if key >> bits != prev:
             r += 1
             prev = key >> bits
-    return r, seen
+    return r
 
 
 @njit(cache=True, nogil=True)
@@ -327,30 +333,46 @@ def _corner_rows(keys, a, a_end, b, b_end, k, r, bits, bary, codes, starts, poin
     return r + 1
 
 
-def window(spread: np.ndarray, codes: np.ndarray, reach: int, taps: np.ndarray
+def window(spread: np.ndarray, codes: np.ndarray, step: int, reach: int, taps: np.ndarray, beside: Callable
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows reading, for each of the sorted ``codes`` x, the entries of the sorted ``spread`` within
-    x − reach..x + reach, weighted by the tap of their offset."""
-    size = codes.size * (2 * reach + 1)
-    offsets, index, weight = _empty(codes.size + 1, _index(size)), _empty(size, _index(size)), _empty(size, taps.dtype)
-    k = _window(spread, codes, reach, taps, offsets, index, weight)
-    return offsets, index[:k], weight[:k]
+    """Rows reading, for each of the sorted ``codes`` x, the vertices x + e·step (e = −reach..reach) present in
+    the sorted ``spread``, weighted by the tap of e. The two halves of the codes are done side by side
+    (``beside(first, second)`` runs both); the second half's rows are then moved up behind the first's."""
+    n, size = codes.size, codes.size * (2 * reach + 1)
+    index_type = _index(size)
+    offsets, index, weight = _empty(n + 1, index_type), _empty(size, index_type), _empty(size, taps.dtype)
+    h = n // 2
+    tail = size - h * (2 * reach + 1)
+    rest = _empty(n - h + 1, index_type), _empty(tail, index_type), _empty(tail, taps.dtype)
+    first, second = beside(lambda: _window(spread, codes, 0, h, step, reach, taps, offsets, index, weight),
+                           lambda: _window(spread, codes, h, n, step, reach, taps, *rest))
+    index[first:first + second] = rest[1][:second]
+    weight[first:first + second] = rest[2][:second]
+    offsets[h:] = rest[0] + first
+    return offsets, index[:first + second], weight[:first + second]
 
 
 @njit(cache=True, nogil=True)
-def _window(spread, codes, reach, taps, offsets, index, weight) -> int:
-    n, m = codes.size, spread.size
-    j = k = 0
-    for r in range(n):
-        x = codes[r]
-        while j < m and spread[j] < x - reach:
-            j += 1
-        offsets[r] = k
-        i = j
-        while i < m and spread[i] <= x + reach:
-            index[k] = i
-            weight[k] = taps[spread[i] - x + reach]
-            k += 1
-            i += 1
-    offsets[n] = k
+def _window(spread, codes, start, stop, step, reach, taps, offsets, index, weight) -> int:
+    """The rows of codes[start:stop] (offsets from 0, with their total at the end): one pointer into
+    ``spread`` per tap, each moving forward only as x grows, a merge of the codes with ``spread`` per tap."""
+    m = spread.size
+    at = np.empty(2 * reach + 1, np.int64)
+    if stop > start:
+        for t in range(2 * reach + 1):
+            at[t] = np.searchsorted(spread, codes[start] + (t - reach) * step)
+    k = 0
+    for r in range(start, stop):
+        offsets[r - start] = k
+        for t in range(2 * reach + 1):
+            want = codes[r] + (t - reach) * step
+            i = at[t]
+            while i < m and spread[i] < want:
+                i += 1
+            at[t] = i
+            if i < m and spread[i] == want:
+                index[k] = i
+                weight[k] = taps[t]
+                k += 1
+    offsets[stop - start] = k
     return k

@@ -42,6 +42,7 @@ side, one on each thread.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import os
@@ -80,7 +81,7 @@ def _blur_kernel(reach: int) -> tuple[tuple[float, ...], float]:
     return tuple(k.tolist()), math.sqrt(1 / 6 + (k * torch.arange(-reach, reach + 1) ** 2).sum().item())
 
 
-_DIRECTION_ORDER = {5: (1, 0, 3, 4, 5, 2)}
+_DIRECTION_ORDER = {5: (1, 0, 3, 4, 5, 2), 3: (0, 1, 2, 3)}
 """Order of the blur directions for RGB images (d = 5; other d use d, 0, 1, …, d − 1). Lattice coordinates 0–2
 carry the pixel grid (x and y), so the image sheet extends along u_0..u_2 and the vertex sets grow least along
 them, which makes the blur cheaper at small σ_xy. The direction right after
@@ -123,21 +124,40 @@ def _simplex_blur(d: int) -> torch.Tensor:
 
 class _Coder:
     """Mixed-radix codes of integer vectors within [low, high], so that adding a fixed vector adds a constant
-    to the code: shifted copies of a sorted code array stay sorted and need no decoding. Coordinate ``fine``
-    is the least significant digit (stride 1). int32 where the codes fit (sorting them is twice as fast), else
-    int64."""
+    to the code: shifted copies of a sorted code array stay sorted and need no decoding. The digits go from
+    the least significant in the order of ``first`` (the coordinates it names), then the others; the first is
+    the stride-1 digit. int32 where the codes fit (sorting them is twice as fast), else int64. With ``fields``
+    every digit is a bit field (its width rounded up to a power of two), so that codes convert between coders
+    of other digit orders with shifts and masks (``refined``)."""
 
-    def __init__(self, low: torch.Tensor, high: torch.Tensor, fine: int):
+    def __init__(self, low: torch.Tensor, high: torch.Tensor, first: tuple[int, ...], fields: bool = False):
         self.low, span = [int(v) for v in low.tolist()], 1
+        self.widths = [int(h) - lo + 1 for h, lo in zip(high.tolist(), self.low)]
+        if fields:
+            self.widths = [1 << (w - 1).bit_length() for w in self.widths]
+        self.order = list(first) + [i for i in range(len(self.low)) if i not in first]
         self.strides = [0] * len(self.low)
-        for i in [fine] + [i for i in range(len(self.low)) if i != fine]:
+        for i in self.order:
             self.strides[i] = span
-            span *= high[i].item() - self.low[i] + 1
+            span *= self.widths[i]
         if span >= _MAX_CODE:
             raise ValueError("features span too many lattice cells for 64-bit codes: increase the bandwidths "
                              "or downsample the image")
         self.span = span
         self.dtype = torch.int32 if span < (1 << 31) else torch.int64
+
+    def refined(self, fine: int) -> _Coder:
+        """The same bit fields with coordinate ``fine`` moved to the least significant digit."""
+        other = copy.copy(self)
+        other.order, other.strides, span = [fine] + [i for i in self.order if i != fine], [0] * len(self.low), 1
+        for i in other.order:
+            other.strides[i] = span
+            span *= self.widths[i]
+        return other
+
+    def fields(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each coordinate's bit shift and mask (a coder made with ``fields``)."""
+        return (np.array([s.bit_length() - 1 for s in self.strides]), np.array([w - 1 for w in self.widths]))
 
     def encode(self, pts: torch.Tensor) -> torch.Tensor:
         code = torch.zeros(pts.shape[:-1], dtype=torch.long, device=pts.device)
@@ -173,12 +193,14 @@ class _Lattice:
         self.mean_self = (g.diagonal().sum() + g.sum()).item() / (dp1 * (dp1 + 1))
         self.unit = [[int(i == j) for i in range(dp1 - 1)] for j in range(dp1 - 1)] + [[-1] * (dp1 - 1)]
 
-    def coder(self, low: torch.Tensor, high: torch.Tensor) -> _Coder:
+    def coder(self, low: torch.Tensor, high: torch.Tensor, compiled: bool = False) -> _Coder:
         """Codes for corner-0 lattice coordinates within [low, high], with room for the corners (each moves
-        n_i by 1) and the blur (a half moves ±R along u_i and ±R along u_d); the stride-1 digit is the
-        direction of the first gather step."""
-        margin = 2 * self.reach + 2
-        return _Coder(low - margin, high + margin, fine=self.directions[(self.dp1 + 1) // 2])
+        n_i by 1) and the blur (a half moves ±R along u_i and ±R along u_d). The torch build's stride-1 digit
+        is the direction of the first gather step; the compiled build's is the last spread step's, with the
+        first gather step's next, and its digits are bit fields."""
+        margin, half = 2 * self.reach + 2, (self.dp1 + 1) // 2
+        first = self.directions[half - 1:half + 1] if compiled else self.directions[half:half + 1]
+        return _Coder(low - margin, high + margin, first, fields=compiled)
 
     @staticmethod
     def corner_steps(coder: _Coder) -> list[int]:
@@ -300,8 +322,14 @@ class GaussianFilter:
         bary = np.empty((n, dp1), ys.dtype)
         (low0, high0), (low1, high1) = _beside(*(
             functools.partial(lc.simplices, ys, g, lat.mean_self, base, order, bary, *part[i]) for i in (0, 1)))
-        coder = lat.coder(torch.from_numpy(np.minimum(low0, low1)), torch.from_numpy(np.maximum(high0, high1)))
-        if not (lc.fits(coder.span, n * dp1) and lc.fits(coder.span, 1 << lc.TAP_BITS)):
+        try:
+            coder = lat.coder(torch.from_numpy(np.minimum(low0, low1)), torch.from_numpy(np.maximum(high0, high1)),
+                              compiled=True)
+        except ValueError:  # too wide with the digits rounded to bit fields: the torch build may still fit
+            return False
+        half = (dp1 + 1) // 2
+        if dp1 - 1 in lat.directions[:half] or not (lc.fits(coder.span, n * dp1)
+                                                     and lc.fits(coder.span, 1 << lc.TAP_BITS)):
             return False
         bits = lc.pack_bits(n * dp1)
         keys = np.empty(n * dp1, np.int64)
@@ -319,27 +347,23 @@ class GaussianFilter:
                             torch.from_numpy(bary).view(-1) * lat.norm)
 
         ntap, taps, reach = 2 * lat.reach + 1, lat.taps, lat.reach
-        half = (dp1 + 1) // 2
 
-        def spread_step(codes: np.ndarray, j: int, halves: bool) -> tuple[_Rows, np.ndarray]:
-            """One step outwards along u_j; ``halves``: each half of the keys sorted, and each half of the
-            merge done, on its own thread (only when no other work holds the lattice's thread)."""
-            keys = lc.shifted_keys(codes, lat.step(coder, j), reach)
-            split = (codes.size // 2) * ntap if halves else keys.size
-            if halves:
-                _beside(keys[:split].sort, keys[split:].sort)
-            else:
+        def spread() -> tuple[list[_Rows], list[int], np.ndarray] | None:
+            """The spread steps, each in the coder whose stride-1 digit is its direction: the codes re-sorted
+            into it, then one walk. The last direction is ``coder``'s own stride-1 digit, so the last set comes
+            out in ``coder``'s order. None where the indices do not fit beside the codes."""
+            steps, sizes, codes, layout = [], [], occupied, coder
+            for j in lat.directions[:half]:
+                target = coder.refined(j)
+                if not lc.fits(coder.span, codes.size):
+                    return None
+                bits = lc.pack_bits(codes.size)
+                keys = lc.recode(codes, layout.fields(), target.fields(), bits)
                 keys.sort()
-            codes, starts, source, weight = lc.spread_rows(keys, split, ntap, taps.numpy(),
-                                                           _beside if halves else None)
-            return _Rows(*map(torch.from_numpy, (starts, source, weight))), codes
-
-        def spread() -> tuple[list[_Rows], list[int], np.ndarray]:
-            steps, sizes, codes = [], [], occupied
-            for j in lat.directions[:half - 1]:
-                rows, codes = spread_step(codes, j, halves=False)
-                steps.append(rows)
+                codes, starts, source, weight = lc.dilate_rows(keys, bits, reach, taps.numpy())
+                steps.append(_Rows(*map(torch.from_numpy, (starts, source, weight))))
                 sizes.append(codes.size)
+                layout = target
             return steps, sizes, codes
 
         def gather() -> tuple[list[np.ndarray], np.ndarray]:
@@ -351,13 +375,12 @@ class GaussianFilter:
                 inverses.append(inverse)
             return inverses, codes
 
-        # The blur's two halves are independent and run side by side, but for the spread's last step, which
-        # is as large as all the others: its sort is shared by the two threads.
-        (inverses, outer), (steps, sizes, codes) = _beside(gather, spread)
-        rows, codes = spread_step(codes, lat.directions[half - 1], halves=True)
-        steps.append(rows)
-        sizes.append(codes.size)
-        steps.append(_Rows(*map(torch.from_numpy, lc.window(codes, outer, reach, taps.numpy()))))
+        (inverses, outer), spread_side = _beside(gather, spread)
+        if spread_side is None:
+            return False
+        steps, sizes, codes = spread_side
+        window = lc.window(codes, outer, lat.step(coder, lat.directions[half]), reach, taps.numpy(), _beside)
+        steps.append(_Rows(*map(torch.from_numpy, window)))
         sizes.append(outer.size)
         for inverse in reversed(inverses):
             m = inverse.size // ntap
