@@ -165,44 +165,66 @@ def _recode(codes, source_shift, target_shift, mask, bits, keys) -> None:
         keys[i] = v << bits | i
 
 
-def dilate_rows(keys: np.ndarray, bits: int, reach: int, taps: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def dilate(keys: np.ndarray, bits: int, reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One blur step outwards along the coder's stride-1 digit, from sorted keys code << bits | source index:
-    the codes within ±reach of a source, in order, and rows summing into each of them the sources that reach
-    it (offsets with the total at the end; source index; weight of its tap). Every source lands in 2·reach + 1
-    rows, and a digit's margins keep a step from carrying into the next digit, so this is a walk along the sorted
-    keys, no sort."""
-    m = keys.size
-    size = m * (2 * reach + 1)
-    codes, starts = _empty(size), _empty(size + 1, _index(size))
-    source, weight = _empty(size, _index(m)), _empty(size, taps.dtype)
-    runs = _dilate_rows(keys, bits, reach, taps, codes, starts, source, weight)
-    starts[runs] = size
-    return codes[:runs], starts[:runs + 1], source, weight
+    the codes within ±reach of a source, in order; and for each key in order, the position of its code among
+    them and its source index. A digit's margins keep a step from carrying into the next digit, so this is one
+    walk along the keys."""
+    size = keys.size * (2 * reach + 1)
+    codes, at = _empty(size), _empty(keys.size, _index(size))
+    runs = _dilate(keys, bits, reach, codes, at)
+    return codes[:runs], at, (keys & ((1 << bits) - 1)).astype(_index(keys.size))
 
 
 @njit(cache=True, nogil=True)
-def _dilate_rows(keys, bits, reach, taps, codes, starts, source, weight) -> int:
-    mask = (np.int64(1) << bits) - 1
-    m = keys.size
-    lo = k = r = 0
-    x = (keys[0] >> bits) - reach
-    while True:
-        while lo < m and (keys[lo] >> bits) < x - reach:
-            lo += 1
-        if lo == m:
-            return r
-        x = max(x, (keys[lo] >> bits) - reach)
-        codes[r] = x
-        starts[r] = k
-        i = lo
-        while i < m and (keys[i] >> bits) <= x + reach:
-            source[k] = keys[i] & mask
-            weight[k] = taps[(keys[i] >> bits) - x + reach]
-            k += 1
-            i += 1
-        r += 1
-        x += 1
+def _dilate(keys, bits, reach, codes, at) -> int:
+    r, after = 0, np.iinfo(np.int64).min
+    for i in range(keys.size):
+        c = keys[i] >> bits
+        for x in range(max(after, c - reach), c + reach + 1):
+            codes[r] = x
+            r += 1
+        after = c + reach + 1
+        at[i] = r - 1 - reach  # c + reach is at r − 1 and every code down to c is present
+    return r
+
+
+def line_blur(x: np.ndarray, at: np.ndarray, source: np.ndarray, taps: np.ndarray, reach: int, out: np.ndarray,
+              beside: Callable) -> None:
+    """The blur step of ``dilate``: every source x[source[i]] adds taps[e + reach] times itself to the vertex
+    at[i] + e, e = −reach..reach. All of those are present and neighbours along the line, so no rows are
+    stored. The sources are split in two where their reaches do not overlap, and the halves are done side by
+    side (``beside(first, second)``); one after the other where no such place lies near the middle."""
+    m = at.size
+    split = _gap_near(at, m // 2, 2 * reach + 1)
+    if split <= 0 or split >= m:
+        _line_blur(x, at, source, taps, reach, out, 0, m)
+        return
+    beside(lambda: _line_blur(x, at, source, taps, reach, out, 0, split),
+           lambda: _line_blur(x, at, source, taps, reach, out, split, m))
+
+
+@njit(cache=True, nogil=True)
+def _gap_near(at, middle, gap) -> int:
+    """The i nearest ``middle`` (within a quarter of the sources) with at[i] − at[i − 1] ≥ gap, else −1."""
+    for d in range(at.size // 4):
+        for i in (middle - d, middle + d):
+            if 0 < i < at.size and at[i] - at[i - 1] >= gap:
+                return i
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _line_blur(x, at, source, taps, reach, out, start, stop) -> None:
+    channels = x.shape[1]
+    if start < stop:
+        out[at[start] - reach:at[stop - 1] + reach + 1] = 0
+    for i in range(start, stop):
+        s, p = source[i], at[i] - reach
+        for e in range(2 * reach + 1):
+            w = taps[e]
+            for c in range(channels):
+                out[p + e, c] += w * x[s, c]
 
 
 @njit(cache=True, nogil=True)
@@ -376,3 +398,4 @@ def _window(spread, codes, start, stop, step, reach, taps, offsets, index, weigh
                 k += 1
     offsets[stop - start] = k
     return k
+

@@ -228,6 +228,24 @@ class _Rows:
                                include_last_offset=True)
 
 
+class _Line:
+    """A blur step outwards along one lattice direction, as the compiled build stores it: the count of new
+    vertices, and for each source its index and the position of its own vertex among the new ones, whose
+    neighbours along the direction are the neighbouring positions (see ``lattice_cpu.dilate``). Applied by a
+    compiled loop; no autograd."""
+
+    def __init__(self, size: int, at: np.ndarray, source: np.ndarray, taps: np.ndarray, reach: int):
+        self.size, self.at, self.source, self.taps, self.reach = size, at, source, taps, reach
+
+    def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
+        from engine.losses import lattice_cpu as lc
+
+        x = x.detach().contiguous()
+        out = x.new_empty(self.size, x.shape[1])
+        lc.line_blur(x.numpy(), self.at, self.source, self.taps, self.reach, out.numpy(), _beside)
+        return out
+
+
 def _runs(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sort codes; return the sort permutation, a mask of where each run of equal codes starts, and the
     sorted codes."""
@@ -360,8 +378,8 @@ class GaussianFilter:
                 bits = lc.pack_bits(codes.size)
                 keys = lc.recode(codes, layout.fields(), target.fields(), bits)
                 keys.sort()
-                codes, starts, source, weight = lc.dilate_rows(keys, bits, reach, taps.numpy())
-                steps.append(_Rows(*map(torch.from_numpy, (starts, source, weight))))
+                codes, at, source = lc.dilate(keys, bits, reach)
+                steps.append(_Line(codes.size, at, source, taps.numpy(), reach))
                 sizes.append(codes.size)
                 layout = target
             return steps, sizes, codes
