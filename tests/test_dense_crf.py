@@ -10,7 +10,7 @@ import torch
 
 from engine.losses.dense_crf import (dense_crf_accuracy, dense_crf_energy_bruteforce, dense_crf_gradient,
                                      dense_crf_loss, pixel_features)
-from engine.losses.lattice_cpu import _middle_key
+from engine.losses.lattice_cpu import _middle_key, dilate, line_blur, window
 from engine.losses.permutohedral import GaussianFilter
 
 TOLERANCE = 0.03
@@ -231,6 +231,42 @@ def test_middle_key_of_two_sorted_arrays():
             keys = rng.choice(1000, n1 + n2, replace=False).astype(np.int64)
             first, second = np.sort(keys[:n1]), np.sort(keys[n1:])
             assert _middle_key(first, second) == np.sort(keys)[(n1 + n2) // 2]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_line_steps_against_brute_force(seed):
+    """A spread step (``dilate`` + ``line_blur``) and the window step, on random sorted codes, against sums over
+    every pair: the blur weighs code distances within ±reach by their taps and ignores the rest, whatever order
+    the sources come in and whichever half of the line blur runs first."""
+    rng = np.random.default_rng(seed)
+    reach, taps = 3, rng.random(7)
+    codes = np.sort(rng.choice(np.arange(10, 400), int(rng.integers(1, 60)), replace=False)).astype(np.int64)
+    order = rng.permutation(codes.size)  # the sources' own order, which the keys carry
+    bits = 8
+    keys = codes << bits | order
+    new, at, source = dilate(keys, bits, reach)
+    np.testing.assert_array_equal(new, np.unique((codes[:, None] + np.arange(-reach, reach + 1)).ravel()))
+    np.testing.assert_array_equal(new[at], codes)
+    np.testing.assert_array_equal(source, order)
+    x = rng.random((codes.size, 3))
+    expected = np.zeros((new.size, 3))
+    for i, c in enumerate(codes):
+        for t, code in enumerate(new):
+            if abs(code - c) <= reach:
+                expected[t] += taps[code - c + reach] * x[order[i]]
+    for beside in (lambda f, g: (f(), g()), lambda f, g: (g(), f())):
+        out = np.full((new.size, 3), np.nan)
+        line_blur(x, at, source, taps, reach, out, beside)
+        np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+    targets = np.sort(rng.choice(np.arange(0, 400), 50, replace=False)).astype(np.int64)
+    step = int(rng.integers(1, 9))
+    offsets, index, weight = window(codes, targets, step, reach, taps, lambda f, g: (f(), g()))
+    for r, x0 in enumerate(targets):
+        row = {int(i): w for i, w in zip(index[offsets[r]:offsets[r + 1]], weight[offsets[r]:offsets[r + 1]])}
+        want = {int(np.searchsorted(codes, x0 + e * step)): taps[e + reach] for e in range(-reach, reach + 1)
+                if x0 + e * step in set(codes.tolist())}
+        assert row == want
 
 
 def test_lattice_too_wide_to_pack_falls_back_to_torch():
