@@ -39,6 +39,11 @@ def pack_bits(count: int) -> int:
     return max(1, (count - 1).bit_length())
 
 
+def corner_bits(corners: int) -> int:
+    """Bits for a corner's number 0..corners − 1, below its point's, in a corner key's payload."""
+    return max(1, (corners - 1).bit_length())
+
+
 def fits(span: int, count: int) -> bool:
     """Whether codes below ``span`` and payloads below ``count`` pack into one non-negative int64."""
     return (span - 1).bit_length() + pack_bits(count) <= 63
@@ -113,18 +118,19 @@ def simplices(y: np.ndarray, g: np.ndarray, mean_self: float, base: np.ndarray, 
 
 @njit(cache=True, nogil=True)
 def corner_keys(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides: np.ndarray,
-                corner_step: np.ndarray, bits: int, keys: np.ndarray, start: int, stop: int) -> None:
-    """Fills in the packed keys code << bits | (p·(d + 1) + s) of corner s of the points p in start..stop."""
+                corner_step: np.ndarray, bits: int, sbits: int, keys: np.ndarray, start: int, stop: int) -> None:
+    """Fills in the packed keys code << bits | p << sbits | s of corner s of the points p in start..stop, at
+    p·(d + 1) + s (``sbits``: ``corner_bits(d + 1)``)."""
     d = base.shape[1]
     dp1 = d + 1
     for p in range(start, stop):
         c = 0
         for i in range(d):
             c += (base[p, i] - low[i]) * strides[i]
-        keys[p * dp1] = c << bits | p * dp1
+        keys[p * dp1] = c << bits | p << sbits
         for s in range(1, dp1):
             c += corner_step[order[p, s - 1]]
-            keys[p * dp1 + s] = c << bits | (p * dp1 + s)
+            keys[p * dp1 + s] = c << bits | p << sbits | s
 
 
 TAP_BITS = 4
@@ -281,7 +287,8 @@ def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray, besid
     first_runs = _count_runs(keys, *low, bits)
 
     def piece(ranges: tuple[int, int, int, int], k: int, r: int) -> int:
-        return _corner_rows(keys, *ranges, k, r, bits, bary, codes, starts, point, weight, vertex)
+        return _corner_rows(keys, *ranges, k, r, bits, corner_bits(bary.shape[1]), bary, codes, starts, point,
+                            weight, vertex)
 
     runs, _ = beside(lambda: piece(high, low[1] + low[3] - split, first_runs), lambda: piece(low, 0, 0))
     starts[runs] = m
@@ -331,11 +338,11 @@ def _count_runs(keys, a, a_end, b, b_end, bits) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _corner_rows(keys, a, a_end, b, b_end, k, r, bits, bary, codes, starts, point, weight, vertex) -> int:
+def _corner_rows(keys, a, a_end, b, b_end, k, r, bits, sbits, bary, codes, starts, point, weight, vertex) -> int:
     """Merges keys[a:a_end] and keys[b:b_end] into the rows from entry k and vertex r on; returns the vertex
     count after them."""
     dp1 = bary.shape[1]
-    mask = (np.int64(1) << bits) - 1
+    mask, smask = (np.int64(1) << bits) - 1, (np.int64(1) << sbits) - 1
     prev = np.int64(-1)
     r -= 1
     while a < a_end or b < b_end:
@@ -346,11 +353,10 @@ def _corner_rows(keys, a, a_end, b, b_end, k, r, bits, bary, codes, starts, poin
             codes[r] = c
             starts[r] = k
             prev = c
-        corner = key & mask
-        p = corner // dp1
+        p, s = (key & mask) >> sbits, key & smask  # shifts: a division by d + 1 would cost more than the rest
         point[k] = p
-        weight[k] = bary[p, corner - p * dp1]
-        vertex[corner] = r
+        weight[k] = bary[p, s]
+        vertex[p * dp1 + s] = r
         k += 1
     return r + 1
 

@@ -346,15 +346,16 @@ class GaussianFilter:
         except ValueError:  # too wide with the digits rounded to bit fields: the torch build may still fit
             return False
         half = (dp1 + 1) // 2
-        if dp1 - 1 in lat.directions[:half] or not (lc.fits(coder.span, n * dp1)
+        payloads = n << lc.corner_bits(dp1)  # corner keys carry their point and corner number
+        if dp1 - 1 in lat.directions[:half] or not (lc.fits(coder.span, payloads)
                                                      and lc.fits(coder.span, 1 << lc.TAP_BITS)):
             return False
-        bits = lc.pack_bits(n * dp1)
+        bits = lc.pack_bits(payloads)
         keys = np.empty(n * dp1, np.int64)
         low, strides, corner_step = np.array(coder.low), np.array(coder.strides), np.array(lat.corner_steps(coder))
 
         def corner_keys(i: int) -> None:
-            lc.corner_keys(base, order, low, strides, corner_step, bits, keys, *part[i])
+            lc.corner_keys(base, order, low, strides, corner_step, bits, lc.corner_bits(dp1), keys, *part[i])
             keys[part[i][0] * dp1:part[i][1] * dp1].sort()
 
         _beside(functools.partial(corner_keys, 0), functools.partial(corner_keys, 1))
