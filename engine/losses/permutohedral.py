@@ -213,6 +213,20 @@ class _Lattice:
         return sum(v * s for v, s in zip(self.unit[j], coder.strides))
 
 
+@functools.lru_cache(maxsize=None)
+def _lattice(d: int, dtype: torch.dtype, device: torch.device) -> tuple[_Lattice, torch.Tensor]:
+    """The lattice for features of dimension d, and the elevation onto it (cached: every training step builds a
+    filter, and these are the same each time)."""
+    dp1, reach = d + 1, BLUR_REACH.get(d, BLUR_PASSES)
+    scale = dp1 * _blur_kernel(reach)[1]
+    # W = norm · Λ A B Aᵀ Λ: A the barycentric weights, B the blur, λ_p = √(m / (A B Aᵀ)_pp) with m its
+    # mean over positions, E[b_r b_s] = (1 + [r = s]) / ((d + 1)(d + 2)) for a uniform point in a simplex.
+    lattice = _Lattice(dp1, reach, _DIRECTION_ORDER.get(d, (d,) + tuple(range(d))), _simplex_blur(d),
+                       (2 * math.pi) ** (d / 2) * scale ** d / dp1 ** (d - 0.5),
+                       torch.tensor(_blur_kernel(reach)[0], dtype=dtype, device=device))
+    return lattice, _elevation(d, scale / dp1, dtype, device)
+
+
 class _Rows:
     """A sparse matrix kept by rows: row r is Σ_i weight[i] · x[index[i]] over offsets[r] ≤ i < offsets[r + 1].
     Applied with ``embedding_bag`` (weighted sum of gathered rows), which on CPU is 2–3× faster than a CSR
@@ -275,20 +289,14 @@ class GaussianFilter:
         if features.dim() != 2 or not features.is_floating_point():
             raise ValueError("features must be a floating (N, d) tensor")
         n, d = features.shape
-        dp1, dev, dt = d + 1, features.device, features.dtype
-        reach = BLUR_REACH.get(d, BLUR_PASSES)
-        scale = dp1 * _blur_kernel(reach)[1]
+        dev, dt = features.device, features.dtype
+        lattice, elevation = _lattice(d, dt, dev)
         # Enclosing simplex (Conway & Sloane; Adams et al. 3.1): round y / (d + 1) to q and sort the remainders
         # t; corner 0 is (d + 1) q, corner s adds 1 to every coordinate of corner s − 1 and subtracts d + 1
         # from the one with the s-th smallest t, and the barycentric weights are the gaps between sorted t.
         # Adams et al. then move the corners along (1, …, 1) onto the plane Σx = 0; the codes ignore that
         # direction, so the step is not needed.
-        y = features.detach() @ _elevation(d, scale / dp1, dt, dev)
-        # W = norm · Λ A B Aᵀ Λ: A the barycentric weights, B the blur, λ_p = √(m / (A B Aᵀ)_pp) with m its
-        # mean over positions, E[b_r b_s] = (1 + [r = s]) / ((d + 1)(d + 2)) for a uniform point in a simplex.
-        lattice = _Lattice(dp1, reach, _DIRECTION_ORDER.get(d, (d,) + tuple(range(d))), _simplex_blur(d),
-                           (2 * math.pi) ** (d / 2) * scale ** d / dp1 ** (d - 0.5),
-                           torch.tensor(_blur_kernel(reach)[0], dtype=dt, device=dev))
+        y = features.detach() @ elevation
         self.self_weight = torch.full((n,), lattice.mean_self * lattice.norm, dtype=dt, device=dev)
         built = compiled and dev.type == "cpu" and self._build_compiled(y, lattice)
         if not built:
