@@ -36,8 +36,11 @@ def _probs(k: int, h: int, w: int, seed: int, dtype=torch.float32) -> torch.Tens
     return torch.softmax(F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False), 1).to(dtype)
 
 
-def _time(fn: Callable[[], None], reps: int) -> float:
-    fn()  # warm-up: allocator and kernels
+def _time(fn: Callable[[], None], reps: int, warm_s: float = 1.0) -> float:
+    start = time.perf_counter()
+    fn()  # warm-up: the kernels, the allocator and a machine that was idle (its first second runs slow)
+    while time.perf_counter() - start < warm_s:
+        fn()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
