@@ -3,12 +3,16 @@ in ``permutohedral.GaussianFilter``, in far fewer passes over memory.
 
 Building the lattice costs more than filtering with it, and in torch it is a chain of a few dozen whole-array
 operations (gathers, cumulative sums, shifts, scatters) around each sort. Here each stage is one compiled loop:
-the simplex of every point with its weights and corner codes, the runs of equal codes after a sort, the
-candidate vertices of a blur step, the window of the first gather step (a two-pointer walk instead of a binary
-search). Sorting stays with numpy: every code is packed with its payload (where it came from) into one int64
-and the keys alone are sorted, which numpy's vectorised integer sort does several times faster than an
-argsort. The operators are returned as (offsets, index, weight) rows for ``embedding_bag``, so filtering is
-shared with the torch build, and tests check that the two builds filter alike.
+the simplex of every point with its weights and corner codes, the runs of equal codes after a sort, the new
+vertices of a blur step, the window of the first gather step (a pointer per tap instead of a binary search).
+Sorting stays with numpy: every code is packed with its payload (where it came from) into one int64 and the
+keys alone are sorted, which numpy's vectorised integer sort does several times faster than an argsort.
+
+A spread step sorts its vertices once, into a coder whose stride-1 digit is the step's direction (``recode``);
+the step then moves codes by ±reach within that digit, so the new vertices come out in order from one walk
+(``dilate``), and their neighbours along the direction are neighbouring entries. Such a step is stored as where
+each source lands and applied by a compiled loop (``line_blur``). The other operators are (offsets, index,
+weight) rows for ``embedding_bag``, as in the torch build; tests check that the two builds filter alike.
 
 Each kernel runs on the thread that calls it and releases the GIL, so the lattice splits its work between its
 own worker thread and the caller (``permutohedral._beside``) instead of starting a numba thread pool beside

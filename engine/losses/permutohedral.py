@@ -35,10 +35,11 @@ two error sources removed:
 
 Lattice points are integer codes, so vertex sets are found by sorting (no hash table), and every per-image
 operator is stored by rows and applied with ``embedding_bag``: filtering C channels costs eight weighted
-row-gathers, on CPU and CUDA alike. Building those rows costs more than filtering with them. On CUDA torch builds
-them (``GaussianFilter._build_torch``); on the CPU compiled kernels (``lattice_cpu``, numba) build the same rows
+row-gathers. Building those rows costs more than filtering with them. On CUDA torch builds them
+(``GaussianFilter._build_torch``); on the CPU compiled kernels (``lattice_cpu``, numba) build the same operators
 in a few passes over memory, with the points split in two halves and the two halves of the blur built side by
-side, one on each thread.
+side, one on each thread. There the spread steps need no rows: their vertices are sorted along their direction,
+so a vertex's neighbours are the neighbouring entries (``_Line``).
 """
 from __future__ import annotations
 
@@ -82,10 +83,12 @@ def _blur_kernel(reach: int) -> tuple[tuple[float, ...], float]:
 
 
 _DIRECTION_ORDER = {5: (1, 0, 3, 4, 5, 2), 3: (0, 1, 2, 3)}
-"""Order of the blur directions for RGB images (d = 5; other d use d, 0, 1, …, d − 1). Lattice coordinates 0–2
-carry the pixel grid (x and y), so the image sheet extends along u_0..u_2 and the vertex sets grow least along
-them, which makes the blur cheaper at small σ_xy. The direction right after
-the first half must not be u_d (see ``GaussianFilter._blur``); the result does not depend on the order."""
+"""Order of the blur directions for RGB (d = 5) and grayscale (d = 3) images; other d use d, 0, 1, …, d − 1.
+Lattice coordinates 0–2 carry the pixel grid (x and y), so the image sheet extends along u_0..u_2 and the
+vertex sets grow least along them, which makes the blur cheaper at small σ_xy. A step along u_d moves every
+lattice coordinate, every other step one: the direction right after the first half must not be u_d (see
+``GaussianFilter._blur``), and the compiled build wants none of the first half either (where one is, torch
+builds the lattice). The result does not depend on the order."""
 
 _MAX_CODE = 1 << 62
 
@@ -283,6 +286,7 @@ class GaussianFilter:
     point (1.03 for d = 5, 1.02 for d = 3, where the Gaussian has 1), so that a caller can drop the p = q terms
     exactly. ``blur_sizes`` lists the vertex counts the blur steps visit (the first: the occupied vertices).
     ``compiled=False`` builds with torch on the CPU too, as on CUDA: the same operator, for the tests to compare.
+    Filtering records no autograd graph: the losses that use it define their own backward.
     """
 
     def __init__(self, features: torch.Tensor, compiled: bool = True):
