@@ -4,6 +4,7 @@ processes."""
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 
 from engine.bench.load import run_load
 from engine.cli.main import main
-from engine.memory import HUGE_PAGES, choose_huge_pages
+from engine.memory import HUGE_PAGES, choose_huge_pages, keep_freed_memory
 from engine.threads import WAIT_POLICY, choose_wait_policy
 
 
@@ -25,6 +26,26 @@ def test_choice_is_left_to_a_user_who_made_one():
 def test_huge_pages_are_left_to_a_user_who_chose():
     assert choose_huge_pages(env := {}) and env == {HUGE_PAGES: "1"}
     assert not choose_huge_pages(env := {HUGE_PAGES: "0"}) and env == {HUGE_PAGES: "0"}
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
+@pytest.mark.parametrize("user", [{}, {"MALLOC_TRIM_THRESHOLD_": "0"}])
+def test_freed_buffers_come_back_without_page_faults(user):
+    """After the engine loads, a 16 MB buffer freed and allocated again is the same memory: no page faults the
+    second time (glibc alone gives it back to the kernel and faults every page in again), unless the user tuned
+    the allocator."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | user
+    code = ("import engine, resource, numpy as np\n"
+            "np.ones(2_000_000)\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+            "for _ in range(5):\n"
+            "    np.ones(2_000_000)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)")
+    faults = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                check=True).stdout)
+    assert (faults < 100) == (not user)
+    if user:
+        assert not keep_freed_memory(dict(user))
 
 
 @pytest.mark.parametrize("user", [{}, {"OMP_WAIT_POLICY": "active"}])
