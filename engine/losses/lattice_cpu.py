@@ -43,11 +43,6 @@ def pack_bits(count: int) -> int:
     return max(1, (count - 1).bit_length())
 
 
-def corner_bits(corners: int) -> int:
-    """Bits for a corner's number 0..corners − 1, below its point's, in a corner key's payload."""
-    return max(1, (corners - 1).bit_length())
-
-
 def fits(span: int, count: int) -> bool:
     """Whether codes below ``span`` and payloads below ``count`` pack into one non-negative int64."""
     return (span - 1).bit_length() + pack_bits(count) <= 63
@@ -124,7 +119,7 @@ def simplices(y: np.ndarray, g: np.ndarray, mean_self: float, base: np.ndarray, 
 def corner_keys(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides: np.ndarray,
                 corner_step: np.ndarray, bits: int, sbits: int, keys: np.ndarray, start: int, stop: int) -> None:
     """Fills in the packed keys code << bits | p << sbits | s of corner s of the points p in start..stop, at
-    p·(d + 1) + s (``sbits``: ``corner_bits(d + 1)``)."""
+    p·(d + 1) + s (``sbits``: ``pack_bits(d + 1)``, the bits of a corner's number)."""
     d = base.shape[1]
     dp1 = d + 1
     for p in range(start, stop):
@@ -291,7 +286,7 @@ def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray, besid
     first_runs = _count_runs(keys, *low, bits)
 
     def piece(ranges: tuple[int, int, int, int], k: int, r: int) -> int:
-        return _corner_rows(keys, *ranges, k, r, bits, corner_bits(bary.shape[1]), bary, codes, starts, point,
+        return _corner_rows(keys, *ranges, k, r, bits, pack_bits(bary.shape[1]), bary, codes, starts, point,
                             weight, vertex)
 
     runs, _ = beside(lambda: piece(high, low[1] + low[3] - split, first_runs), lambda: piece(low, 0, 0))

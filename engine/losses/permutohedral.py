@@ -358,7 +358,7 @@ class GaussianFilter:
         except ValueError:  # too wide with the digits rounded to bit fields: the torch build may still fit
             return False
         half = (dp1 + 1) // 2
-        payloads = n << lc.corner_bits(dp1)  # corner keys carry their point and corner number
+        payloads = n << lc.pack_bits(dp1)  # corner keys carry their point and corner number
         if dp1 - 1 in lat.directions[:half] or not (lc.fits(coder.span, payloads)
                                                      and lc.fits(coder.span, 1 << lc.TAP_BITS)):
             return False
@@ -367,7 +367,7 @@ class GaussianFilter:
         low, strides, corner_step = np.array(coder.low), np.array(coder.strides), np.array(lat.corner_steps(coder))
 
         def corner_keys(i: int) -> None:
-            lc.corner_keys(base, order, low, strides, corner_step, bits, lc.corner_bits(dp1), keys, *part[i])
+            lc.corner_keys(base, order, low, strides, corner_step, bits, lc.pack_bits(dp1), keys, *part[i])
             keys[part[i][0] * dp1:part[i][1] * dp1].sort()
 
         _beside(functools.partial(corner_keys, 0), functools.partial(corner_keys, 1))
@@ -379,7 +379,7 @@ class GaussianFilter:
 
         ntap, taps, reach = 2 * lat.reach + 1, lat.taps, lat.reach
 
-        def spread() -> tuple[list[_Rows], list[int], np.ndarray] | None:
+        def spread() -> tuple[list[_Line], list[int], np.ndarray] | None:
             """The spread steps, each in the coder whose stride-1 digit is its direction: the codes re-sorted
             into it, then one walk. The last direction is ``coder``'s own stride-1 digit, so the last set comes
             out in ``coder``'s order. None where the indices do not fit beside the codes."""
