@@ -49,29 +49,38 @@ def fits(span: int, count: int) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def simplices(y: np.ndarray, g: np.ndarray, mean_self: float, base: np.ndarray, order: np.ndarray,
-              bary: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """For elevated points y[start:stop] (of (N, d + 1)), fills in the lattice coordinates ``base`` (N, d) of
+def simplices(f: np.ndarray, elevation: np.ndarray, g: np.ndarray, mean_self: float, base: np.ndarray,
+              order: np.ndarray, bary: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """For points f[start:stop] (of (N, d)), elevated by f @ ``elevation`` (d, d + 1) block by block, fills in the lattice coordinates ``base`` (N, d) of
     corner 0, the order (N, d) in which later corners step, and barycentric weights (N, d + 1) scaled by
     λ_p = √(m / (A B Aᵀ)_pp); returns the least and greatest coordinates (d,). See ``GaussianFilter`` for the
     method. A range, so that two threads can share the points. Blocks of points are held coordinate by
     coordinate, so that the loops over the points in a block, the innermost, run in vector instructions: the
     remainders are ranked by comparing every pair (no branches), not sorted."""
-    dp1 = y.shape[1]
+    dp1 = elevation.shape[1]
     d = dp1 - 1
     low = np.full(d, np.iinfo(np.int64).max)
     high = np.full(d, np.iinfo(np.int64).min)
     block = 256
-    rem = np.empty((dp1, block), y.dtype)
-    t = np.empty((dp1, block), y.dtype)
+    rem = np.empty((dp1, block), f.dtype)
+    t = np.empty((dp1, block), f.dtype)
     q = np.empty((dp1, block), np.int64)
     rank = np.empty((dp1, block), np.int64)
-    lam = np.empty(block, y.dtype)
+    lam = np.empty(block, f.dtype)
+    y = np.empty((dp1, block), f.dtype)
     for s0 in range(start, stop, block):
         nb = min(block, stop - s0)
         for i in range(dp1):
             for j in range(nb):
-                v = y[s0 + j, i]
+                y[i, j] = 0
+            for k in range(d):
+                e = elevation[k, i]
+                if e != 0:
+                    for j in range(nb):
+                        y[i, j] += f[s0 + j, k] * e
+        for i in range(dp1):
+            for j in range(nb):
+                v = y[i, j]
                 r = np.rint(v)
                 q[i, j] = np.int64(r)
                 rem[i, j] = v - r

@@ -17,12 +17,10 @@ two error sources removed:
   interpolation on A*_d is the box spline of the d + 1 directions u_j (variance (d + 1)²/12 per axis, fourth
   cumulant as predicted, checked numerically), so splat + blur + slice is the law of Σ_j X_j u_j with X_j
   independent copies of X = U + U' + B: two uniforms on [−½, ½] and the 1-D blur B, in lattice steps. The kernel
-  is as Gaussian as X is. B is [w, 1 − 2w, w] applied 4 times with w chosen so that X has the Gaussian's fourth
-  cumulant (zero; for RGB cut to ±3 steps); the lattice scale α = (d + 1)·√Var X makes the covariance the
-  identity.
-  Measured over 1000 random point pairs per distance t, the kernel divided by exp(−t²/2) averages 0.99–1.03
-  for 0 < t ≤ 3.5 and 0.90 (d = 5) or 0.97 (d = 3) at t = 4, where w < 0.0004; a single pair varies by 3–6%
-  (t ≤ 1.5) to 10–20% (t ≈ 2–3) with its position in the lattice.
+  is as Gaussian as X is. B is [w, 1 − 2w, w] applied a few times (``BLUR_PASSES``, ``BLUR_TAP``); the lattice
+  scale α = (d + 1)·√Var X makes the covariance the identity. Averaged over positions, the kernel divided by
+  exp(−t²/2) stays within a few % of 1 up to t = 3.5 and falls below it at t = 4, where the Gaussian is below
+  0.0004; a single pair's weight varies more with its position in the lattice (docs/benchmarks.md).
 * Amplitude per point: on a fixed lattice a pair's weight still depends a few % on where the two points sit
   in their simplices (a point on a vertex sees a narrower, higher kernel than one inside a simplex), and an
   image whose colours fall in a few tight clusters keeps that error instead of averaging it away (up to 3% of
@@ -54,32 +52,36 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-BLUR_PASSES = 4
-"""Passes of the 3-tap blur [w, 1 − 2w, w] along each lattice direction: more passes make X closer to a Gaussian
-and the lattice finer relative to σ (more accurate, more vertices; 3 passes leave a +2% bias on photos)."""
+BLUR_PASSES = {5: 3, 3: 4}
+"""Passes of the 3-tap blur [w, 1 − 2w, w] along each lattice direction, by feature dimension d (other d: 4); the
+blur reaches as many lattice steps as it has passes. More passes make X closer to a Gaussian and the lattice finer
+relative to σ: more accurate, and more vertices, which is what the blur's time follows. RGB (d = 5) sums six
+directions, Gaussian enough with three passes at the w of ``BLUR_TAP``. Grayscale (d = 3) sums four: with three
+passes its kernel's tail falls short beyond 3σ and the energy along high-contrast edges comes out low, so it keeps
+four (docs/benchmarks.md has the kernels' profiles)."""
 
-BLUR_TAP = (1 + math.sqrt(1 - 1 / (5 * BLUR_PASSES))) / 12
-"""w, the root near 1/6 of κ₄(X) = −1/60 + p(2w − 12w²) = 0 (0.1646 for 4 passes)."""
+BLUR_TAP = {5: 0.185}
+"""w by feature dimension d. For RGB, the w whose kernel, averaged over the lattice's position, deviates least
+from the Gaussian at distances up to 3.5σ (measured over random point pairs; docs/benchmarks.md). Other d take
+the root near 1/6 of κ₄(X) = −1/60 + p(2w − 12w²) = 0, which gives X the Gaussian's zero fourth cumulant. With the
+per-point amplitude λ_p (below) the two criteria part ways: for RGB at three passes the κ₄ root makes a kernel
+that is too high near t = 0."""
 
-BLUR_REACH = {5: 3}
-"""Blur reach (steps) by feature dimension d, default BLUR_PASSES. For RGB (d = 5) the 4-pass kernel is cut to
-±3 steps and renormalised (the ±4 taps hold 0.14% of its weight): each blur step then grows the vertex sets by
-±3 lattice steps instead of ±4, which takes about a third off the filter's time at 512², and the six
-directions still carry the Gaussian's tail (0.90 of it at 4σ). Grayscale (d = 3) has four directions only and
-keeps ±4: cut, its tail drops to 0.71 at 4σ, and a labelling along high-contrast edges is then 6% low."""
+
+def _blur_taps(d: int) -> tuple[int, float]:
+    """Passes and w of the blur for features of dimension d."""
+    passes = BLUR_PASSES.get(d, 4)
+    return passes, BLUR_TAP.get(d, (1 + math.sqrt(1 - 1 / (5 * passes))) / 12)
 
 
 @functools.lru_cache(maxsize=None)
-def _blur_kernel(reach: int) -> tuple[tuple[float, ...], float]:
-    """The 1-D blur taps for offsets −reach..reach (sum 1), and the lattice scale √Var X in lattice steps:
+def _blur_kernel(passes: int, w: float) -> tuple[tuple[float, ...], float]:
+    """The 1-D blur taps for offsets −passes..passes (sum 1), and the lattice scale √Var X in lattice steps:
     elevated coordinates are features × (d + 1) × scale."""
     k = torch.ones(1, dtype=torch.float64)
-    for _ in range(BLUR_PASSES):
-        k = F.conv1d(k.view(1, 1, -1), torch.tensor([[[BLUR_TAP, 1 - 2 * BLUR_TAP, BLUR_TAP]]], dtype=torch.float64),
-                     padding=2).view(-1)
-    k = k[BLUR_PASSES - reach:BLUR_PASSES + reach + 1]
-    k = k / k.sum()
-    return tuple(k.tolist()), math.sqrt(1 / 6 + (k * torch.arange(-reach, reach + 1) ** 2).sum().item())
+    for _ in range(passes):
+        k = F.conv1d(k.view(1, 1, -1), torch.tensor([[[w, 1 - 2 * w, w]]], dtype=torch.float64), padding=2).view(-1)
+    return tuple(k.tolist()), math.sqrt(1 / 6 + (k * torch.arange(-passes, passes + 1) ** 2).sum().item())
 
 
 _DIRECTION_ORDER = {5: (1, 0, 3, 4, 5, 2), 3: (0, 1, 2, 3)}
@@ -111,8 +113,8 @@ def _simplex_blur(d: int) -> torch.Tensor:
     """(d + 1, d + 1) infinite-lattice blur between the corners of one simplex (float64, CPU): the same for
     every simplex by the lattice's symmetry, and circulant in the corners' cyclic order. The steps e_j along the
     u_j with Σ e_j u_j = x_b − x_a are e⁰ + t·(1, …, 1) for one solution e⁰ and any integer t (Σ u_j = 0)."""
-    dp1, p = d + 1, BLUR_REACH.get(d, BLUR_PASSES)
-    taps = _blur_kernel(p)[0]
+    dp1, (p, w) = d + 1, _blur_taps(d)
+    taps = _blur_kernel(p, w)[0]
     corners = [[r - dp1 * (j > d - r) for j in range(dp1)] for r in range(dp1)]
     g = torch.zeros(dp1, dp1, dtype=torch.float64)
     for a in range(dp1):
@@ -220,13 +222,14 @@ class _Lattice:
 def _lattice(d: int, dtype: torch.dtype, device: torch.device) -> tuple[_Lattice, torch.Tensor]:
     """The lattice for features of dimension d, and the elevation onto it (cached: every training step builds a
     filter, and these are the same each time)."""
-    dp1, reach = d + 1, BLUR_REACH.get(d, BLUR_PASSES)
-    scale = dp1 * _blur_kernel(reach)[1]
+    dp1, (reach, w) = d + 1, _blur_taps(d)
+    taps, scale = _blur_kernel(reach, w)
+    scale *= dp1
     # W = norm · Λ A B Aᵀ Λ: A the barycentric weights, B the blur, λ_p = √(m / (A B Aᵀ)_pp) with m its
     # mean over positions, E[b_r b_s] = (1 + [r = s]) / ((d + 1)(d + 2)) for a uniform point in a simplex.
     lattice = _Lattice(dp1, reach, _DIRECTION_ORDER.get(d, (d,) + tuple(range(d))), _simplex_blur(d),
                        (2 * math.pi) ** (d / 2) * scale ** d / dp1 ** (d - 0.5),
-                       torch.tensor(_blur_kernel(reach)[0], dtype=dtype, device=device))
+                       torch.tensor(taps, dtype=dtype, device=device))
     return lattice, _elevation(d, scale / dp1, dtype, device)
 
 
@@ -283,7 +286,7 @@ class GaussianFilter:
     ``filt = GaussianFilter(features)`` sorts the points into the lattice; ``filt(values)``, values (N, C),
     returns (N, C). Weights live in ``features.dtype`` (float64 for gradient checks), on ``features.device``.
     W is symmetric with non-negative entries. ``self_weight`` (N,) is its diagonal W_pp, the same for every
-    point (1.03 for d = 5, 1.02 for d = 3, where the Gaussian has 1), so that a caller can drop the p = q terms
+    point (1.02 for d = 5 and d = 3, where the Gaussian has 1), so that a caller can drop the p = q terms
     exactly. ``blur_sizes`` lists the vertex counts the blur steps visit (the first: the occupied vertices).
     ``compiled=False`` builds with torch on the CPU too, as on CUDA: the same operator, for the tests to compare.
     Filtering records no autograd graph: the losses that use it define their own backward.
@@ -300,11 +303,11 @@ class GaussianFilter:
         # from the one with the s-th smallest t, and the barycentric weights are the gaps between sorted t.
         # Adams et al. then move the corners along (1, …, 1) onto the plane Σx = 0; the codes ignore that
         # direction, so the step is not needed.
-        y = features.detach() @ elevation
+        features = features.detach()
         self.self_weight = torch.full((n,), lattice.mean_self * lattice.norm, dtype=dt, device=dev)
-        built = compiled and dev.type == "cpu" and self._build_compiled(y, lattice)
+        built = compiled and dev.type == "cpu" and self._build_compiled(features, elevation, lattice)
         if not built:
-            self._build_torch(y, lattice)
+            self._build_torch(features @ elevation, lattice)
 
     def _build_torch(self, y: torch.Tensor, lat: _Lattice) -> None:
         """The lattice with torch operations, on any device."""
@@ -337,21 +340,22 @@ class GaussianFilter:
                             flat_bary * lat.norm)
         self._steps, self.blur_sizes = self._blur(occupied, coder, lat)
 
-    def _build_compiled(self, y: torch.Tensor, lat: _Lattice) -> bool:
+    def _build_compiled(self, features: torch.Tensor, elevation: torch.Tensor, lat: _Lattice) -> bool:
         """The same lattice with the compiled CPU kernels of ``lattice_cpu``; False (nothing built) where the
         codes are too wide to pack with their payloads, as for very large images at small bandwidths. Each
         half of the points is placed in its simplices and its corner keys sorted on its own thread; the merge of
         the two sorted halves finds the occupied vertices."""
         from engine.losses import lattice_cpu as lc  # numba loads when a CPU lattice is first built
 
-        n, dp1 = y.shape
+        n, dp1 = features.shape[0], lat.dp1
         half_n = n // 2
         part = ((0, half_n), (half_n, n))
-        ys, g = y.numpy(), lat.g.to(y.dtype).numpy()
+        f, g = features.contiguous().numpy(), lat.g.to(features.dtype).numpy()
         base, order = np.empty((n, dp1 - 1), np.int64), np.empty((n, dp1 - 1), np.int64)
-        bary = np.empty((n, dp1), ys.dtype)
+        bary = np.empty((n, dp1), f.dtype)
         (low0, high0), (low1, high1) = _beside(*(
-            functools.partial(lc.simplices, ys, g, lat.mean_self, base, order, bary, *part[i]) for i in (0, 1)))
+            functools.partial(lc.simplices, f, elevation.numpy(), g, lat.mean_self, base, order, bary, *part[i])
+            for i in (0, 1)))
         try:
             coder = lat.coder(torch.from_numpy(np.minimum(low0, low1)), torch.from_numpy(np.maximum(high0, high1)),
                               compiled=True)
