@@ -35,15 +35,17 @@ from engine.losses.permutohedral import GaussianFilter, gaussian_filter_exact
 
 
 def pixel_features(image: torch.Tensor, sigma_rgb: float, sigma_xy: float) -> torch.Tensor:
-    """(N, 2 + C) features (x/σ_xy, y/σ_xy, I/σ_rgb) of one image (C, H, W), pixels in row-major order."""
+    """(N, 2 + C) features (x/σ_xy, y/σ_xy, I/σ_rgb) of one image (C, H, W), pixels in row-major order. Stored
+    feature by feature (a transposed view), as the image is and as the CPU lattice reads them: written in one
+    pass per feature, with no transposing copy, on every training step."""
     if not image.is_floating_point():
         image = image.float()
     c, h, w = image.shape
-    f = image.new_empty(h, w, c + 2)  # written in place, one pass per column: this runs on every training step
-    f[..., 0] = torch.arange(w, dtype=image.dtype, device=image.device) / sigma_xy
-    f[..., 1] = (torch.arange(h, dtype=image.dtype, device=image.device) / sigma_xy)[:, None]
-    torch.div(image.permute(1, 2, 0), sigma_rgb, out=f[..., 2:])
-    return f.view(h * w, c + 2)
+    f = image.new_empty(c + 2, h, w)
+    f[0] = torch.arange(w, dtype=image.dtype, device=image.device) / sigma_xy
+    f[1] = (torch.arange(h, dtype=image.dtype, device=image.device) / sigma_xy)[:, None]
+    torch.div(image, sigma_rgb, out=f[2:])
+    return f.view(c + 2, h * w).T
 
 
 def _check(image: torch.Tensor, probs: torch.Tensor, sigma_rgb: float, sigma_xy: float) -> torch.dtype:

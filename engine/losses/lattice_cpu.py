@@ -51,36 +51,39 @@ def fits(span: int, count: int) -> bool:
 @njit(cache=True, nogil=True)
 def simplices(f: np.ndarray, elevation: np.ndarray, g: np.ndarray, mean_self: float, base: np.ndarray,
               order: np.ndarray, bary: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """For points f[start:stop] (of (N, d)), elevated by f @ ``elevation`` (d, d + 1) block by block, fills in the lattice coordinates ``base`` (N, d) of
-    corner 0, the order (N, d) in which later corners step, and barycentric weights (N, d + 1) scaled by
-    λ_p = √(m / (A B Aᵀ)_pp); returns the least and greatest coordinates (d,). See ``GaussianFilter`` for the
-    method. A range, so that two threads can share the points. Blocks of points are held coordinate by
-    coordinate, so that the loops over the points in a block, the innermost, run in vector instructions: the
-    remainders are ranked by comparing every pair (no branches), not sorted."""
+    """For points start..stop of ``f`` (d, N), coordinate-major, elevated by ``elevation`` (d, d + 1), fills in
+    the lattice coordinates ``base`` (d, N) of corner 0, the order (d, N) in which later corners step, and
+    barycentric weights (N, d + 1) scaled by λ_p = √(m / (A B Aᵀ)_pp); returns the least and greatest coordinates
+    (d,). See ``GaussianFilter`` for the method. A range, so that two threads can share the points. Everything is
+    held coordinate by coordinate, so that the loops over the points of a block, the innermost, run in vector
+    instructions: the remainders are ranked by comparing every pair and put in order by selecting on the ranks
+    (no branches, no scattered stores)."""
     dp1 = elevation.shape[1]
     d = dp1 - 1
     low = np.full(d, np.iinfo(np.int64).max)
     high = np.full(d, np.iinfo(np.int64).min)
     block = 256
+    y = np.empty((dp1, block), f.dtype)
     rem = np.empty((dp1, block), f.dtype)
     t = np.empty((dp1, block), f.dtype)
-    q = np.empty((dp1, block), np.int64)
+    q = np.empty((dp1 + 1, block), np.int64)  # the last row: one coordinate of ``order``'s block
     rank = np.empty((dp1, block), np.int64)
     lam = np.empty(block, f.dtype)
-    y = np.empty((dp1, block), f.dtype)
     for s0 in range(start, stop, block):
         nb = min(block, stop - s0)
+        for k in range(d):  # the block's features first, so that the loops below see no other array
+            for j in range(nb):
+                y[k, j] = f[k, s0 + j]
         for i in range(dp1):
             for j in range(nb):
-                y[i, j] = 0
+                t[i, j] = 0
             for k in range(d):
                 e = elevation[k, i]
-                if e != 0:
-                    for j in range(nb):
-                        y[i, j] += f[s0 + j, k] * e
+                for j in range(nb):
+                    t[i, j] += y[k, j] * e
         for i in range(dp1):
             for j in range(nb):
-                v = y[i, j]
+                v = t[i, j]
                 r = np.rint(v)
                 q[i, j] = np.int64(r)
                 rem[i, j] = v - r
@@ -91,16 +94,25 @@ def simplices(f: np.ndarray, elevation: np.ndarray, g: np.ndarray, mean_self: fl
                     later = np.int64(rem[k, j] < rem[i, j])
                     rank[i, j] += later
                     rank[k, j] += 1 - later
-        for i in range(dp1):
+        for r in range(dp1):
             for j in range(nb):
-                t[rank[i, j], j] = rem[i, j]
-                if rank[i, j] < d:
-                    order[s0 + j, rank[i, j]] = i
+                t[r, j] = 0
+            for i in range(dp1):
+                for j in range(nb):
+                    t[r, j] += rem[i, j] * (rank[i, j] == r)
+        for r in range(d):
+            for j in range(nb):
+                q[dp1, j] = 0
+            for i in range(1, dp1):
+                for j in range(nb):
+                    q[dp1, j] += i * (rank[i, j] == r)
+            for j in range(nb):
+                order[r, s0 + j] = q[dp1, j]
         for i in range(d):
             lo, hi = low[i], high[i]
             for j in range(nb):
                 b = q[i, j] - q[d, j]
-                base[s0 + j, i] = b
+                base[i, s0 + j] = b
                 lo = min(lo, b)
                 hi = max(hi, b)
             low[i], high[i] = lo, hi
@@ -128,16 +140,17 @@ def simplices(f: np.ndarray, elevation: np.ndarray, g: np.ndarray, mean_self: fl
 def corner_keys(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides: np.ndarray,
                 corner_step: np.ndarray, bits: int, sbits: int, keys: np.ndarray, start: int, stop: int) -> None:
     """Fills in the packed keys code << bits | p << sbits | s of corner s of the points p in start..stop, at
-    p·(d + 1) + s (``sbits``: ``pack_bits(d + 1)``, the bits of a corner's number)."""
-    d = base.shape[1]
+    p·(d + 1) + s (``sbits``: ``pack_bits(d + 1)``, the bits of a corner's number); ``base`` and ``order`` as
+    ``simplices`` leaves them, (d, N)."""
+    d = base.shape[0]
     dp1 = d + 1
     for p in range(start, stop):
         c = 0
         for i in range(d):
-            c += (base[p, i] - low[i]) * strides[i]
+            c += (base[i, p] - low[i]) * strides[i]
         keys[p * dp1] = c << bits | p << sbits
         for s in range(1, dp1):
-            c += corner_step[order[p, s - 1]]
+            c += corner_step[order[s - 1, p]]
             keys[p * dp1 + s] = c << bits | p << sbits | s
 
 

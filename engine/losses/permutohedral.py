@@ -350,8 +350,8 @@ class GaussianFilter:
         n, dp1 = features.shape[0], lat.dp1
         half_n = n // 2
         part = ((0, half_n), (half_n, n))
-        f, g = features.contiguous().numpy(), lat.g.to(features.dtype).numpy()
-        base, order = np.empty((n, dp1 - 1), np.int64), np.empty((n, dp1 - 1), np.int64)
+        f, g = features.T.contiguous().numpy(), lat.g.to(features.dtype).numpy()
+        base, order = np.empty((dp1 - 1, n), np.int64), np.empty((dp1 - 1, n), np.int64)
         bary = np.empty((n, dp1), f.dtype)
         (low0, high0), (low1, high1) = _beside(*(
             functools.partial(lc.simplices, f, elevation.numpy(), g, lat.mean_self, base, order, bary, *part[i])
