@@ -144,14 +144,22 @@ def corner_keys(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides: n
     ``simplices`` leaves them, (d, N)."""
     d = base.shape[0]
     dp1 = d + 1
-    for p in range(start, stop):
-        c = 0
+    block = 256
+    c = np.empty(block, np.int64)
+    for p0 in range(start, stop, block):
+        nb = min(block, stop - p0)
+        for j in range(nb):
+            c[j] = 0
         for i in range(d):
-            c += (base[i, p] - low[i]) * strides[i]
-        keys[p * dp1] = c << bits | p << sbits
-        for s in range(1, dp1):
-            c += corner_step[order[s - 1, p]]
-            keys[p * dp1 + s] = c << bits | p << sbits | s
+            for j in range(nb):
+                c[j] += (base[i, p0 + j] - low[i]) * strides[i]
+        for j in range(nb):
+            p = p0 + j
+            code, payload = c[j], p << sbits
+            keys[p * dp1] = code << bits | payload
+            for s in range(1, dp1):
+                code += corner_step[order[s - 1, p]]
+                keys[p * dp1 + s] = code << bits | payload | s
 
 
 TAP_BITS = 4
