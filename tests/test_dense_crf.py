@@ -297,3 +297,24 @@ def test_runs_on_cuda():
     assert gpu.device.type == "cuda" and p.grad.device.type == "cuda"
     assert gpu.item() == pytest.approx(cpu.item(), rel=1e-4)
     torch.testing.assert_close(p.grad.cpu(), dense_crf_gradient(image, probs), rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_terms_are_the_torch_terms(dtype):
+    """The CPU's compiled input layout, gradient and energy match the torch arithmetic used on other devices."""
+    from engine.losses import dense_crf_cpu
+    from engine.losses.dense_crf import _terms
+
+    g = torch.Generator().manual_seed(0)
+    k, n = 3, 1000
+    s = torch.softmax(torch.randn(k, n, generator=g, dtype=dtype), 0)
+    vals = torch.empty(n, k + 1, dtype=dtype)
+    dense_crf_cpu.values(s.numpy(), vals.numpy(), 0, n)
+    torch.testing.assert_close(vals, torch.cat([s.T, torch.ones(n, 1, dtype=dtype)], 1), rtol=0, atol=0)
+    filtered = torch.rand(n, k + 1, generator=g, dtype=dtype) * 5 + 1
+    grad = torch.empty_like(s)
+    twice = (dense_crf_cpu.terms(filtered.numpy(), s.numpy(), 1.02, grad.numpy(), 0, n // 3)
+             + dense_crf_cpu.terms(filtered.numpy(), s.numpy(), 1.02, grad.numpy(), n // 3, n))
+    twice_ref, grad_ref = _terms(filtered, s, torch.tensor(1.02, dtype=dtype))
+    torch.testing.assert_close(grad, grad_ref)
+    assert twice == pytest.approx(twice_ref.item(), rel=1e-5 if dtype == torch.float32 else 1e-12)

@@ -29,9 +29,11 @@ Small σ_xy is much dearer than the default 100, as the lattice then has about o
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from engine.losses.permutohedral import GaussianFilter, gaussian_filter_exact
+from engine.losses.permutohedral import GaussianFilter, beside, gaussian_filter_exact
 
 
 def pixel_features(image: torch.Tensor, sigma_rgb: float, sigma_xy: float) -> torch.Tensor:
@@ -63,8 +65,7 @@ def _check(image: torch.Tensor, probs: torch.Tensor, sigma_rgb: float, sigma_xy:
 
 def _filtered(image: torch.Tensor, probs: torch.Tensor, sigma_rgb: float, sigma_xy: float, dtype: torch.dtype
               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """R per image (B,) in float64, and per image G = D' − 2 W'S = N·∂R/∂S as (N, K) in ``dtype``: pixels
-    first, as the filter takes them (one transposing copy of S in, one of the gradient out)."""
+    """R per image (B,) in float64, and per image G = D' − 2 W'S = N·∂R/∂S as (K, N) in ``dtype``."""
     b, k, h, w = probs.shape
     n = h * w
     energy = probs.new_empty(b, dtype=torch.float64)
@@ -72,25 +73,39 @@ def _filtered(image: torch.Tensor, probs: torch.Tensor, sigma_rgb: float, sigma_
     image = image.to(device=probs.device, dtype=dtype)
     for i in range(b):
         filt = GaussianFilter(pixel_features(image[i], sigma_rgb, sigma_xy))
-        vals = probs.new_empty(n, k + 1, dtype=dtype)
-        vals[:, :k].copy_(probs[i].reshape(k, n).T)
-        vals[:, k] = 1.0
-        s, out = vals[:, :k], filt(vals)
-        deg = out[:, k] - filt.self_weight                                   # D'_p = Σ_{q≠p} w̃_pq
-        g = torch.add(deg[:, None], out[:, :k], alpha=-2.0).addcmul_(s, 2.0 * filt.self_weight[:, None])
-        # N·R = Σ_p D'_p Σ_k S_p^k − Σ S·W'S = (Σ_p D'_p Σ_k S_p^k + Σ S·G) / 2, ≥ 0 up to rounding
-        energy[i] = (((s.sum(1) * deg).sum() + (s * g).sum()).double() / (2 * n)).clamp_min(0.0)
+        s = probs[i].reshape(k, n).to(dtype).contiguous()
+        if s.device.type == "cpu":
+            from engine.losses import dense_crf_cpu  # numba, as the CPU lattice
+
+            vals, g, halves = s.new_empty(n, k + 1), torch.empty_like(s), ((0, n // 2), (n // 2, n))
+            beside(*(functools.partial(dense_crf_cpu.values, s.numpy(), vals.numpy(), *h) for h in halves))
+            out, self_weight = filt(vals).numpy(), filt.self_weight[0].item()
+            twice = sum(beside(*(functools.partial(dense_crf_cpu.terms, out, s.numpy(), self_weight, g.numpy(), *h)
+                                 for h in halves)))
+            energy[i] = max(twice / (2 * n), 0.0)
+        else:
+            twice, g = _terms(filt(torch.cat([s.T, s.new_ones(n, 1)], 1)), s, filt.self_weight[0])
+            energy[i] = (twice.double() / (2 * n)).clamp_min(0.0)
         grads.append(g)
     return energy, grads
 
 
+def _terms(filtered: torch.Tensor, s: torch.Tensor, self_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """2·N·R and G = D' − 2 W'S (K, N) from the filtered (N, K + 1) (W S and the degree W 1) and S (K, N):
+    D'_p = Σ_{q≠p} w̃_pq, N·R = Σ_p D'_p Σ_k S_p^k − Σ S·W'S = (Σ_p D'_p Σ_k S_p^k + Σ S·G) / 2, ≥ 0 up to
+    rounding. ``dense_crf_cpu.terms`` does the same on the CPU in one pass."""
+    k = s.shape[0]
+    deg = filtered[:, k] - self_weight
+    g = (deg - 2 * filtered[:, :k].T).addcmul_(s, 2 * self_weight)
+    return (s.sum(0) * deg).sum() + (s * g).sum(), g
+
+
 def _gradient(grads: list[torch.Tensor], shape: torch.Size, scale) -> torch.Tensor:
     """G · scale for every image, in the (B, K, H, W) layout."""
-    b, k = shape[:2]
-    out = grads[0].new_empty(b, k, shape[2] * shape[3])
+    out = grads[0].new_empty(shape)
     for i, g in enumerate(grads):
-        torch.mul(g.T, scale, out=out[i])
-    return out.view(shape)
+        torch.mul(g.view(shape[1:]), scale, out=out[i])
+    return out
 
 
 class _DenseCRFLoss(torch.autograd.Function):

@@ -15,7 +15,7 @@ each source lands and applied by a compiled loop (``line_blur``). The other oper
 weight) rows for ``embedding_bag``, as in the torch build; tests check that the two builds filter alike.
 
 Each kernel runs on the thread that calls it and releases the GIL, so the lattice splits its work between its
-own worker thread and the caller (``permutohedral._beside``) instead of starting a numba thread pool beside
+own worker thread and the caller (``permutohedral.beside``) instead of starting a numba thread pool beside
 torch's, which would compete with it on a busy machine (see ``engine.threads``).
 """
 from __future__ import annotations

@@ -171,9 +171,10 @@ class _Coder:
         return code.to(self.dtype)
 
 
-def _beside(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+def beside(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
     """first() on the lattice's own thread while second() runs on this one, where torch has a second thread
-    (the compiled kernels and numpy's sort release the GIL); one after the other where it has one."""
+    (the compiled kernels and numpy's sort release the GIL); one after the other where it has one. The losses'
+    own compiled loops around the filtering share the thread the same way."""
     if torch.get_num_threads() < 2:
         return first(), second()
     pending = _pool(os.getpid()).submit(first)
@@ -262,7 +263,7 @@ class _Line:
 
         x = x.detach().contiguous()
         out = x.new_empty(self.size, x.shape[1])
-        lc.line_blur(x.numpy(), self.at, self.source, self.taps, self.reach, out.numpy(), _beside)
+        lc.line_blur(x.numpy(), self.at, self.source, self.taps, self.reach, out.numpy(), beside)
         return out
 
 
@@ -353,7 +354,7 @@ class GaussianFilter:
         f, g = features.T.contiguous().numpy(), lat.g.to(features.dtype).numpy()
         base, order = np.empty((dp1 - 1, n), np.int64), np.empty((dp1 - 1, n), np.int64)
         bary = np.empty((n, dp1), f.dtype)
-        (low0, high0), (low1, high1) = _beside(*(
+        (low0, high0), (low1, high1) = beside(*(
             functools.partial(lc.simplices, f, elevation.numpy(), g, lat.mean_self, base, order, bary, *part[i])
             for i in (0, 1)))
         try:
@@ -374,8 +375,8 @@ class GaussianFilter:
             lc.corner_keys(base, order, low, strides, corner_step, bits, lc.pack_bits(dp1), keys, *part[i])
             keys[part[i][0] * dp1:part[i][1] * dp1].sort()
 
-        _beside(functools.partial(corner_keys, 0), functools.partial(corner_keys, 1))
-        occupied, starts, point, weight, vertex = lc.corner_rows(keys, half_n * dp1, bits, bary, _beside)
+        beside(functools.partial(corner_keys, 0), functools.partial(corner_keys, 1))
+        occupied, starts, point, weight, vertex = lc.corner_rows(keys, half_n * dp1, bits, bary, beside)
         vertex = torch.from_numpy(vertex)
         self._splat = _Rows(*map(torch.from_numpy, (starts, point, weight)))
         self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1, dtype=vertex.dtype), vertex,
@@ -410,11 +411,11 @@ class GaussianFilter:
                 inverses.append(inverse)
             return inverses, codes
 
-        (inverses, outer), spread_side = _beside(gather, spread)
+        (inverses, outer), spread_side = beside(gather, spread)
         if spread_side is None:
             return False
         steps, sizes, codes = spread_side
-        window = lc.window(codes, outer, lat.step(coder, lat.directions[half]), reach, taps.numpy(), _beside)
+        window = lc.window(codes, outer, lat.step(coder, lat.directions[half]), reach, taps.numpy(), beside)
         steps.append(_Rows(*map(torch.from_numpy, window)))
         sizes.append(outer.size)
         for inverse in reversed(inverses):
