@@ -235,9 +235,10 @@ def test_middle_key_of_two_sorted_arrays():
 
 @pytest.mark.parametrize("seed", range(4))
 def test_line_steps_against_brute_force(seed):
-    """A spread step (``dilate`` + ``line_blur``) and the window step, on random sorted codes, against sums over
-    every pair: the blur weighs code distances within ±reach by their taps and ignores the rest, whatever order
-    the sources come in and whichever half of the line blur runs first."""
+    """A spread step (``dilate`` + ``line_blur``) and the window step over its new vertices (found from the
+    step's keys, not listed), on random sorted codes, against sums over every pair: the blur weighs code distances
+    within ±reach by their taps and ignores the rest, whatever order the sources come in and whichever half of the
+    line blur runs first."""
     rng = np.random.default_rng(seed)
     reach, taps = 3, rng.random(7)
     codes = np.sort(rng.choice(np.arange(10, 400), int(rng.integers(1, 60)), replace=False)).astype(np.int64)
@@ -259,13 +260,17 @@ def test_line_steps_against_brute_force(seed):
         line_blur(x, at, source, taps, reach, out, beside)
         np.testing.assert_allclose(out, expected, rtol=1e-12)
 
+    count, at_only, _ = dilate(keys, bits, reach, codes=False)
+    assert count == new.size
+    np.testing.assert_array_equal(at_only, at)
+
     targets = np.sort(rng.choice(np.arange(0, 400), 50, replace=False)).astype(np.int64)
     step = int(rng.integers(1, 9))
-    offsets, index, weight = window(codes, targets, step, reach, taps, lambda f, g: (f(), g()))
+    offsets, index, weight = window(keys, bits, at, targets, step, reach, taps, lambda f, g: (f(), g()))
     for r, x0 in enumerate(targets):
         row = {int(i): w for i, w in zip(index[offsets[r]:offsets[r + 1]], weight[offsets[r]:offsets[r + 1]])}
-        want = {int(np.searchsorted(codes, x0 + e * step)): taps[e + reach] for e in range(-reach, reach + 1)
-                if x0 + e * step in set(codes.tolist())}
+        want = {int(np.searchsorted(new, x0 + e * step)): taps[e + reach] for e in range(-reach, reach + 1)
+                if x0 + e * step in set(new.tolist())}
         assert row == want
 
 

@@ -200,25 +200,29 @@ def _recode(codes, source_shift, target_shift, mask, bits, keys) -> None:
         keys[i] = v << bits | i
 
 
-def dilate(keys: np.ndarray, bits: int, reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dilate(keys: np.ndarray, bits: int, reach: int, codes: bool = True
+           ) -> tuple[np.ndarray | int, np.ndarray, np.ndarray]:
     """One blur step outwards along the coder's stride-1 digit, from sorted keys code << bits | source index:
     the codes within ±reach of a source, in order; and for each key in order, the position of its code among
     them and its source index. A digit's margins keep a step from carrying into the next digit, so this is one
-    walk along the keys."""
+    walk along the keys. With ``codes=False`` only their count, where no later step needs them (``window``
+    finds them from the keys)."""
     size = keys.size * (2 * reach + 1)
-    codes, at = _empty(size), _empty(keys.size, _index(size))
-    runs = _dilate(keys, bits, reach, codes, at)
-    return codes[:runs], at, (keys & ((1 << bits) - 1)).astype(_index(keys.size))
+    new, at = _empty(size if codes else 0), _empty(keys.size, _index(size))
+    runs = _dilate(keys, bits, reach, new, at, codes)
+    return new[:runs] if codes else runs, at, (keys & ((1 << bits) - 1)).astype(_index(keys.size))
 
 
 @njit(cache=True, nogil=True)
-def _dilate(keys, bits, reach, codes, at) -> int:
+def _dilate(keys, bits, reach, codes, at, write) -> int:
     r, after = 0, np.iinfo(np.int64).min
     for i in range(keys.size):
         c = keys[i] >> bits
-        for x in range(max(after, c - reach), c + reach + 1):
-            codes[r] = x
-            r += 1
+        first = max(after, c - reach)
+        if write:
+            for x in range(first, c + reach + 1):
+                codes[r + x - first] = x
+        r += c + reach + 1 - first
         after = c + reach + 1
         at[i] = r - 1 - reach  # c + reach is at r − 1 and every code down to c is present
     return r
@@ -390,19 +394,22 @@ def _corner_rows(keys, a, a_end, b, b_end, k, r, bits, sbits, bary, codes, start
     return r + 1
 
 
-def window(spread: np.ndarray, codes: np.ndarray, step: int, reach: int, taps: np.ndarray, beside: Callable
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows reading, for each of the sorted ``codes`` x, the vertices x + e·step (e = −reach..reach) present in
-    the sorted ``spread``, weighted by the tap of e. The two halves of the codes are done side by side
-    (``beside(first, second)`` runs both); the second half's rows are then moved up behind the first's."""
+def window(keys: np.ndarray, bits: int, at: np.ndarray, codes: np.ndarray, step: int, reach: int, taps: np.ndarray,
+           beside: Callable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows reading, for each of the sorted ``codes`` x, the vertices x + e·step (e = −reach..reach) of the last
+    spread step's set, weighted by the tap of e. That set is not listed: its vertices are the codes within
+    ±reach, along the coder's stride-1 digit, of the step's sorted source ``keys`` (code << bits | payload),
+    and the one at c + δ is at position at[i] + δ for the source c = keys[i] >> bits (``dilate``). So the search
+    runs over the sources, a few times fewer than the vertices. The two halves of the codes are done side by
+    side (``beside(first, second)`` runs both); the second half's rows are then moved up behind the first's."""
     n, size = codes.size, codes.size * (2 * reach + 1)
     index_type = _index(size)
     offsets, index, weight = _empty(n + 1, index_type), _empty(size, index_type), _empty(size, taps.dtype)
     h = n // 2
     tail = size - h * (2 * reach + 1)
     rest = _empty(n - h + 1, index_type), _empty(tail, index_type), _empty(tail, taps.dtype)
-    first, second = beside(lambda: _window(spread, codes, 0, h, step, reach, taps, offsets, index, weight),
-                           lambda: _window(spread, codes, h, n, step, reach, taps, *rest))
+    first, second = beside(lambda: _window(keys, bits, at, codes, 0, h, step, reach, taps, offsets, index, weight),
+                           lambda: _window(keys, bits, at, codes, h, n, step, reach, taps, *rest))
     index[first:first + second] = rest[1][:second]
     weight[first:first + second] = rest[2][:second]
     offsets[h:] = rest[0] + first
@@ -410,25 +417,26 @@ def window(spread: np.ndarray, codes: np.ndarray, step: int, reach: int, taps: n
 
 
 @njit(cache=True, nogil=True)
-def _window(spread, codes, start, stop, step, reach, taps, offsets, index, weight) -> int:
-    """The rows of codes[start:stop] (offsets from 0, with their total at the end): one pointer into
-    ``spread`` per tap, each moving forward only as x grows, a merge of the codes with ``spread`` per tap."""
-    m = spread.size
-    at = np.empty(2 * reach + 1, np.int64)
+def _window(keys, bits, at, codes, start, stop, step, reach, taps, offsets, index, weight) -> int:
+    """The rows of codes[start:stop] (offsets from 0, with their total at the end): one pointer into the
+    sources per tap, each moving forward only as x grows to the first source at or above x + e·step − reach,
+    which covers x + e·step if it lies within reach of it."""
+    m = keys.size
+    ptr = np.empty(2 * reach + 1, np.int64)
     if stop > start:
         for t in range(2 * reach + 1):
-            at[t] = np.searchsorted(spread, codes[start] + (t - reach) * step)
+            ptr[t] = np.searchsorted(keys, (codes[start] + (t - reach) * step - reach) << bits)
     k = 0
     for r in range(start, stop):
         offsets[r - start] = k
         for t in range(2 * reach + 1):
             want = codes[r] + (t - reach) * step
-            i = at[t]
-            while i < m and spread[i] < want:
+            i = ptr[t]
+            while i < m and (keys[i] >> bits) < want - reach:
                 i += 1
-            at[t] = i
-            if i < m and spread[i] == want:
-                index[k] = i
+            ptr[t] = i
+            if i < m and (keys[i] >> bits) <= want + reach:
+                index[k] = at[i] + want - (keys[i] >> bits)
                 weight[k] = taps[t]
                 k += 1
     offsets[stop - start] = k

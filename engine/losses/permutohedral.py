@@ -384,23 +384,25 @@ class GaussianFilter:
 
         ntap, taps, reach = 2 * lat.reach + 1, lat.taps, lat.reach
 
-        def spread() -> tuple[list[_Line], list[int], np.ndarray] | None:
+        def spread() -> tuple[list[_Line], list[int], tuple[np.ndarray, int, np.ndarray]] | None:
             """The spread steps, each in the coder whose stride-1 digit is its direction: the codes re-sorted
             into it, then one walk. The last direction is ``coder``'s own stride-1 digit, so the last set comes
-            out in ``coder``'s order. None where the indices do not fit beside the codes."""
+            out in ``coder``'s order; it is not listed, as the window finds its vertices from the last step's
+            sorted keys, bits and positions (returned). None where the indices do not fit beside the codes."""
             steps, sizes, codes, layout = [], [], occupied, coder
-            for j in lat.directions[:half]:
+            for n_step, j in enumerate(lat.directions[:half]):
                 target = coder.refined(j)
                 if not lc.fits(coder.span, codes.size):
                     return None
                 bits = lc.pack_bits(codes.size)
                 keys = lc.recode(codes, layout.fields(), target.fields(), bits)
                 keys.sort()
-                codes, at, source = lc.dilate(keys, bits, reach)
-                steps.append(_Line(codes.size, at, source, taps.numpy(), reach))
-                sizes.append(codes.size)
+                codes, at, source = lc.dilate(keys, bits, reach, codes=n_step < half - 1)
+                size = codes.size if n_step < half - 1 else codes
+                steps.append(_Line(size, at, source, taps.numpy(), reach))
+                sizes.append(size)
                 layout = target
-            return steps, sizes, codes
+            return steps, sizes, (keys, bits, at)
 
         def gather() -> tuple[list[np.ndarray], np.ndarray]:
             inverses, codes = [], occupied
@@ -414,8 +416,8 @@ class GaussianFilter:
         (inverses, outer), spread_side = beside(gather, spread)
         if spread_side is None:
             return False
-        steps, sizes, codes = spread_side
-        window = lc.window(codes, outer, lat.step(coder, lat.directions[half]), reach, taps.numpy(), beside)
+        steps, sizes, last = spread_side
+        window = lc.window(*last, outer, lat.step(coder, lat.directions[half]), reach, taps.numpy(), beside)
         steps.append(_Rows(*map(torch.from_numpy, window)))
         sizes.append(outer.size)
         for inverse in reversed(inverses):
