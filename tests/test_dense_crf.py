@@ -10,7 +10,7 @@ import torch
 
 from engine.losses.dense_crf import (dense_crf_accuracy, dense_crf_energy_bruteforce, dense_crf_gradient,
                                      dense_crf_loss, pixel_features)
-from engine.losses.lattice_cpu import _middle_key, dilate, line_blur, window
+from engine.losses.lattice_cpu import _middle_key, dilate, gather_index, line_blur, shifted_keys, window
 from engine.losses.permutohedral import GaussianFilter
 
 TOLERANCE = 0.03
@@ -272,6 +272,25 @@ def test_line_steps_against_brute_force(seed):
         want = {int(np.searchsorted(new, x0 + e * step)): taps[e + reach] for e in range(-reach, reach + 1)
                 if x0 + e * step in set(new.tolist())}
         assert row == want
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gather_index_of_two_sorted_halves(seed):
+    """The gather step's keys sorted as two halves (one per thread) and merged give the same codes and rows as
+    the keys sorted whole: every shifted code, once, and each source's tap pointing at its own."""
+    rng = np.random.default_rng(seed)
+    reach, step = 3, int(rng.integers(1, 50))
+    codes = np.sort(rng.choice(np.arange(200, 5000), int(rng.integers(2, 300)), replace=False)).astype(np.int64)
+    keys = shifted_keys(codes, step, reach)
+    whole = np.sort(keys)
+    split = codes.size // 2 * (2 * reach + 1)
+    halves = np.concatenate([np.sort(keys[:split]), np.sort(keys[split:])])
+    new, inverse = gather_index(halves, 2 * reach + 1, split)
+    expected_new, expected_inverse = gather_index(whole, 2 * reach + 1)
+    np.testing.assert_array_equal(new, expected_new)
+    np.testing.assert_array_equal(inverse, expected_inverse)
+    np.testing.assert_array_equal(new, np.unique((codes[:, None] + np.arange(-reach, reach + 1) * step).ravel()))
+    np.testing.assert_array_equal(new[inverse], (codes[:, None] + np.arange(-reach, reach + 1) * step).ravel())
 
 
 def test_lattice_too_wide_to_pack_falls_back_to_torch():

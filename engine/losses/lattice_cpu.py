@@ -275,28 +275,35 @@ def _next_key(keys, a, a_end, b, b_end) -> tuple[np.int64, int, int]:
     return keys[b], a, b + 1
 
 
-def gather_index(keys: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
+def gather_index(keys: np.ndarray, taps: int, split: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """From the sorted keys of ``shifted_keys``: the distinct shifted codes, and for source i and tap t, at
     i·taps + t, the index of its shifted code among them. The payload holds the tap alone: for one tap the
     shifted codes increase with i, so they come out of the sort in the order of i, and a counter per tap
-    recovers it."""
+    recovers it. With ``split``, keys[:split] and keys[split:] are sorted each on its own and merged here."""
     codes, inverse = _empty(keys.size), _empty(keys.size, _index(keys.size))
-    r = _gather_index(keys, taps, codes, inverse)
+    r = _gather_index(keys, keys.size if split is None else split, taps, codes, inverse)
     return codes[:r], inverse
 
 
 @njit(cache=True, nogil=True)
-def _gather_index(keys, taps, codes, inverse) -> int:
+def _gather_index(keys, split, taps, codes, inverse) -> int:
     mask = (np.int64(1) << TAP_BITS) - 1
     seen = np.zeros(taps, np.int64)
     r, prev = -1, np.int64(-1)
-    for k in range(keys.size):
-        c = keys[k] >> TAP_BITS
+    i, j, n = 0, split, keys.size
+    while i < split or j < n:
+        if j == n or (i < split and keys[i] <= keys[j]):
+            key = keys[i]
+            i += 1
+        else:
+            key = keys[j]
+            j += 1
+        c = key >> TAP_BITS
         if c != prev:
             r += 1
             codes[r] = c
             prev = c
-        t = keys[k] & mask
+        t = key & mask
         inverse[seen[t] * taps + t] = r
         seen[t] += 1
     return r + 1

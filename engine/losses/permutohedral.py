@@ -45,6 +45,7 @@ import copy
 import functools
 import math
 import os
+import queue
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
@@ -404,18 +405,41 @@ class GaussianFilter:
                 layout = target
             return steps, sizes, (keys, bits, at)
 
-        def gather() -> tuple[list[np.ndarray], np.ndarray]:
-            inverses, codes = [], occupied
-            for j in reversed(lat.directions[half + 1:]):
-                keys = lc.shifted_keys(codes, lat.step(coder, j), reach)
-                keys.sort()
-                codes, inverse = lc.gather_index(keys, ntap)
-                inverses.append(inverse)
-            return inverses, codes
+        handoff = queue.SimpleQueue()  # the last gather step's second half of keys, for the spread side to sort
 
-        (inverses, outer), spread_side = beside(gather, spread)
+        def gather() -> tuple[list[np.ndarray], np.ndarray, int]:
+            """The gather sets, outwards. The last one's keys are sorted in two halves: this thread sorts the
+            first, and the spread side, done sooner, the second (``handoff``); they are merged afterwards."""
+            inverses, codes, handed = [], occupied, False
+            gathers = lat.directions[:half:-1]  # at least one where the compiled build runs (d ≥ 3)
+            try:
+                for n_step, j in enumerate(gathers):
+                    if n_step:
+                        codes, inverse = lc.gather_index(keys, ntap)
+                        inverses.append(inverse)
+                    keys = lc.shifted_keys(codes, lat.step(coder, j), reach)
+                    split = codes.size // 2 * ntap if n_step == len(gathers) - 1 else keys.size
+                    if split < keys.size:
+                        handoff.put(keys[split:])
+                        handed = True
+                    keys[:split].sort()
+            finally:
+                if not handed:
+                    handoff.put(None)
+            return inverses, keys, split
+
+        def spread_and_sort() -> tuple[list[_Line], list[int], tuple[np.ndarray, int, np.ndarray]] | None:
+            built = spread()
+            other = handoff.get()
+            if other is not None:
+                other.sort()
+            return built
+
+        (inverses, keys, split), spread_side = beside(gather, spread_and_sort)
         if spread_side is None:
             return False
+        outer, inverse = lc.gather_index(keys, ntap, split)
+        inverses.append(inverse)
         steps, sizes, last = spread_side
         window = lc.window(*last, outer, lat.step(coder, lat.directions[half]), reach, taps.numpy(), beside)
         steps.append(_Rows(*map(torch.from_numpy, window)))
