@@ -58,8 +58,8 @@ BLUR_PASSES = {5: 3, 3: 4}
 blur reaches as many lattice steps as it has passes. More passes make X closer to a Gaussian and the lattice finer
 relative to σ: more accurate, and more vertices, which is what the blur's time follows. RGB (d = 5) sums six
 directions, Gaussian enough with three passes at the w of ``BLUR_TAP``. Grayscale (d = 3) sums four: with three
-passes its kernel's tail falls short beyond 3σ and the energy along high-contrast edges comes out low, so it keeps
-four (docs/benchmarks.md has the kernels' profiles)."""
+passes its kernel's tail falls short beyond 3σ and its energy strays further from brute force, so it keeps four
+(docs/benchmarks.md has the kernels' profiles)."""
 
 BLUR_TAP = {5: 0.185}
 """w by feature dimension d. For RGB, the w whose kernel, averaged over the lattice's position, deviates least
