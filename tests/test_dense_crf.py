@@ -245,7 +245,8 @@ def test_line_steps_against_brute_force(seed):
     order = rng.permutation(codes.size)  # the sources' own order, which the keys carry
     bits = 8
     keys = codes << bits | order
-    new, at, source = dilate(keys, bits, reach)
+    count, new, at, source = dilate(keys, bits, reach)
+    assert count == new.size
     np.testing.assert_array_equal(new, np.unique((codes[:, None] + np.arange(-reach, reach + 1)).ravel()))
     np.testing.assert_array_equal(new[at], codes)
     np.testing.assert_array_equal(source, order)
@@ -260,8 +261,8 @@ def test_line_steps_against_brute_force(seed):
         line_blur(x, at, source, taps, reach, out, beside)
         np.testing.assert_allclose(out, expected, rtol=1e-12)
 
-    count, at_only, _ = dilate(keys, bits, reach, codes=False)
-    assert count == new.size
+    count, unlisted, at_only, _ = dilate(keys, bits, reach, listed=False)
+    assert count == new.size and unlisted is None
     np.testing.assert_array_equal(at_only, at)
 
     targets = np.sort(rng.choice(np.arange(0, 400), 50, replace=False)).astype(np.int64)
@@ -325,20 +326,23 @@ def test_runs_on_cuda():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_compiled_terms_are_the_torch_terms(dtype):
-    """The CPU's compiled input layout, gradient and energy match the torch arithmetic used on other devices."""
+    """The CPU's compiled input layout, gradient and energy match the torch arithmetic used on other devices,
+    with the degree filtered as its own channel or taken as the sum of the classes'."""
     from engine.losses import dense_crf_cpu
     from engine.losses.dense_crf import _terms
 
     g = torch.Generator().manual_seed(0)
     k, n = 3, 1000
     s = torch.softmax(torch.randn(k, n, generator=g, dtype=dtype), 0)
-    vals = torch.empty(n, k + 1, dtype=dtype)
-    dense_crf_cpu.values(s.numpy(), vals.numpy(), 0, n)
-    torch.testing.assert_close(vals, torch.cat([s.T, torch.ones(n, 1, dtype=dtype)], 1), rtol=0, atol=0)
-    filtered = torch.rand(n, k + 1, generator=g, dtype=dtype) * 5 + 1
-    grad = torch.empty_like(s)
-    twice = (dense_crf_cpu.terms(filtered.numpy(), s.numpy(), 1.02, grad.numpy(), 0, n // 3)
-             + dense_crf_cpu.terms(filtered.numpy(), s.numpy(), 1.02, grad.numpy(), n // 3, n))
-    twice_ref, grad_ref = _terms(filtered, s, torch.tensor(1.02, dtype=dtype))
-    torch.testing.assert_close(grad, grad_ref)
-    assert twice == pytest.approx(twice_ref.item(), rel=1e-5 if dtype == torch.float32 else 1e-12)
+    vals = torch.empty(n, k, dtype=dtype)
+    assert dense_crf_cpu.values(s.numpy(), vals.numpy(), 0, n) < 1e-6
+    torch.testing.assert_close(vals, s.T, rtol=0, atol=0)
+    assert dense_crf_cpu.values((s * 1.5).numpy(), vals.numpy(), 0, n) == pytest.approx(0.5, rel=1e-6)
+    for width in (k, k + 1):
+        filtered = torch.rand(n, width, generator=g, dtype=dtype) * 5 + 1
+        grad = torch.empty_like(s)
+        twice = (dense_crf_cpu.terms(filtered.numpy(), s.numpy(), 1.02, grad.numpy(), 0, n // 3)
+                 + dense_crf_cpu.terms(filtered.numpy(), s.numpy(), 1.02, grad.numpy(), n // 3, n))
+        twice_ref, grad_ref = _terms(filtered, s, torch.tensor(1.02, dtype=dtype))
+        torch.testing.assert_close(grad, grad_ref)
+        assert twice == pytest.approx(twice_ref.item(), rel=1e-5 if dtype == torch.float32 else 1e-12)

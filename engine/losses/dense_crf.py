@@ -13,9 +13,11 @@ pixels. The loss is the mean over the batch of each image's R, as written (non-n
 
 With W' the kernel matrix without its diagonal and D' = W'·1 (the degree without the pixel itself):
     N·R = Σ_p D'_p Σ_k S_p^k − Σ_k S^k · W'S^k,     ∂(N·R)/∂S_p^k = D'_p − 2 (W'S^k)_p   (W' symmetric),
-which holds for any S (Σ_k S = 1 is not assumed). One Gaussian filtering of K + 1 channels (S and a ones
-channel) gives W'S and D' at once. The forward pass keeps G = D' − 2 W'S (all the backward needs), so forward +
-backward cost one filtering; the lattice is rebuilt on every call, as augmentation changes the image every step.
+which holds for any S. One Gaussian filtering gives W'S and D' at once: of the K channels of S where every
+pixel's probabilities sum to 1 (as softmax's do; then W·1 = Σ_k W S^k), and of K + 1 channels, S and a channel
+of ones, where they do not (``_sums_to_one``). The forward pass keeps G = D' − 2 W'S (all the backward needs),
+so forward + backward cost one filtering; the lattice is rebuilt on every call, as augmentation changes the
+image every step.
 
 The filtering is ``permutohedral.GaussianFilter`` on the features (x/σ_xy, y/σ_xy, I/σ_rgb). Its kernel w̃ is
 the lattice's approximation of w, symmetric and non-negative; its own diagonal w̃_pp (≈ 1) is removed exactly,
@@ -34,6 +36,15 @@ import functools
 import torch
 
 from engine.losses.permutohedral import GaussianFilter, beside, gaussian_filter_exact
+
+
+def _sums_to_one(deviation: float, dtype: torch.dtype) -> bool:
+    """Whether probabilities whose sums stray from 1 by at most ``deviation`` count as summing to 1, so that the
+    degree W·1 is taken as Σ_k W S^k and no channel of ones is filtered (a third less filtering with two
+    classes): within √ε of the dtype, which covers softmax's rounding. The degree then errs by at most that
+    fraction. Further off (unnormalised scores, or a float64 input perturbed as gradcheck does), the ones channel
+    keeps the energy the function of S that its gradient is the gradient of."""
+    return deviation <= torch.finfo(dtype).eps ** 0.5
 
 
 def pixel_features(image: torch.Tensor, sigma_rgb: float, sigma_xy: float) -> torch.Tensor:
@@ -77,25 +88,31 @@ def _filtered(image: torch.Tensor, probs: torch.Tensor, sigma_rgb: float, sigma_
         if s.device.type == "cpu":
             from engine.losses import dense_crf_cpu  # numba, as the CPU lattice
 
-            vals, g, halves = s.new_empty(n, k + 1), torch.empty_like(s), ((0, n // 2), (n // 2, n))
-            beside(*(functools.partial(dense_crf_cpu.values, s.numpy(), vals.numpy(), *h) for h in halves))
+            vals, g, halves = s.new_empty(n, k), torch.empty_like(s), ((0, n // 2), (n // 2, n))
+            if not _sums_to_one(max(beside(*(functools.partial(dense_crf_cpu.values, s.numpy(), vals.numpy(), *h)
+                                             for h in halves))), dtype):
+                vals = torch.cat([vals, vals.new_ones(n, 1)], 1)
             out, self_weight = filt(vals).numpy(), filt.self_weight[0].item()
             twice = sum(beside(*(functools.partial(dense_crf_cpu.terms, out, s.numpy(), self_weight, g.numpy(), *h)
                                  for h in halves)))
             energy[i] = max(twice / (2 * n), 0.0)
         else:
-            twice, g = _terms(filt(torch.cat([s.T, s.new_ones(n, 1)], 1)), s, filt.self_weight[0])
+            vals = s.T.contiguous()
+            if not _sums_to_one((s.sum(0) - 1).abs().max().item(), dtype):
+                vals = torch.cat([vals, vals.new_ones(n, 1)], 1)
+            twice, g = _terms(filt(vals), s, filt.self_weight[0])
             energy[i] = (twice.double() / (2 * n)).clamp_min(0.0)
         grads.append(g)
     return energy, grads
 
 
 def _terms(filtered: torch.Tensor, s: torch.Tensor, self_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """2·N·R and G = D' − 2 W'S (K, N) from the filtered (N, K + 1) (W S and the degree W 1) and S (K, N):
+    """2·N·R and G = D' − 2 W'S (K, N) from the filtered (N, K + 1) (W S and the degree W 1), or (N, K) where the
+    degree is their sum (``_sums_to_one``), and S (K, N):
     D'_p = Σ_{q≠p} w̃_pq, N·R = Σ_p D'_p Σ_k S_p^k − Σ S·W'S = (Σ_p D'_p Σ_k S_p^k + Σ S·G) / 2, ≥ 0 up to
     rounding. ``dense_crf_cpu.terms`` does the same on the CPU in one pass."""
     k = s.shape[0]
-    deg = filtered[:, k] - self_weight
+    deg = (filtered[:, k] if filtered.shape[1] > k else filtered.sum(1)) - self_weight
     g = (deg - 2 * filtered[:, :k].T).addcmul_(s, 2 * self_weight)
     return (s.sum(0) * deg).sum() + (s * g).sum(), g
 

@@ -200,17 +200,17 @@ def _recode(codes, source_shift, target_shift, mask, bits, keys) -> None:
         keys[i] = v << bits | i
 
 
-def dilate(keys: np.ndarray, bits: int, reach: int, codes: bool = True
-           ) -> tuple[np.ndarray | int, np.ndarray, np.ndarray]:
+def dilate(keys: np.ndarray, bits: int, reach: int, listed: bool = True
+           ) -> tuple[int, np.ndarray | None, np.ndarray, np.ndarray]:
     """One blur step outwards along the coder's stride-1 digit, from sorted keys code << bits | source index:
-    the codes within ±reach of a source, in order; and for each key in order, the position of its code among
-    them and its source index. A digit's margins keep a step from carrying into the next digit, so this is one
-    walk along the keys. With ``codes=False`` only their count, where no later step needs them (``window``
-    finds them from the keys)."""
+    the number of codes within ±reach of a source and those codes in order; and for each key in order, the
+    position of its code among them and its source index. A digit's margins keep a step from carrying into the
+    next digit, so this is one walk along the keys. With ``listed=False`` the codes are not written (None), where
+    no later step needs them (``window`` finds them from the keys)."""
     size = keys.size * (2 * reach + 1)
-    new, at = _empty(size if codes else 0), _empty(keys.size, _index(size))
-    runs = _dilate(keys, bits, reach, new, at, codes)
-    return new[:runs] if codes else runs, at, (keys & ((1 << bits) - 1)).astype(_index(keys.size))
+    new, at = _empty(size if listed else 0), _empty(keys.size, _index(size))
+    runs = _dilate(keys, bits, reach, new, at, listed)
+    return runs, new[:runs] if listed else None, at, (keys & ((1 << bits) - 1)).astype(_index(keys.size))
 
 
 @njit(cache=True, nogil=True)

@@ -416,8 +416,7 @@ class GaussianFilter:
                 bits = lc.pack_bits(codes.size)
                 keys = lc.recode(codes, layout.fields(), target.fields(), bits)
                 keys.sort()
-                codes, at, source = lc.dilate(keys, bits, reach, codes=n_step < half - 1)
-                size = codes.size if n_step < half - 1 else codes
+                size, codes, at, source = lc.dilate(keys, bits, reach, listed=n_step < half - 1)
                 steps.append(_Line(size, at, source, taps.numpy(), reach))
                 sizes.append(size)
                 layout = target
