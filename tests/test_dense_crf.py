@@ -10,8 +10,9 @@ import torch
 
 from engine.losses.dense_crf import (dense_crf_accuracy, dense_crf_energy_bruteforce, dense_crf_gradient,
                                      dense_crf_loss, pixel_features)
-from engine.losses.lattice_cpu import _middle_key, dilate, gather_index, line_blur, shifted_keys, window
-from engine.losses.permutohedral import GaussianFilter
+from engine.losses.lattice_cpu import (_middle_key, dilate, gather_index, join, line_blur, number_corners, shifted_keys,
+                                      window)
+from engine.losses.permutohedral import GaussianFilter, _Rows
 
 TOLERANCE = 0.03
 SIGMA_XY = (100.0, 5.0)
@@ -208,10 +209,44 @@ def test_compiled_lattice_is_the_torch_lattice(gray, dtype):
         f = pixel_features(image[0].to(dtype), 15.0, sigma_xy)
         values = torch.rand(len(f), 4, dtype=dtype, generator=torch.Generator().manual_seed(3))
         compiled, plain = GaussianFilter(f), GaussianFilter(f, compiled=False)
+        assert isinstance(compiled._splat, _Rows) == (sigma_xy == 5.0 and not gray)  # else numbered by hashing
         assert compiled.blur_sizes == plain.blur_sizes
         tol = 1e-12 if dtype == torch.float64 else 1e-5
         torch.testing.assert_close(compiled(values), plain(values), rtol=tol, atol=tol)
         torch.testing.assert_close(compiled.self_weight, plain.self_weight)
+
+
+def test_compiled_lattice_sorts_where_hashing_does_not_pay():
+    """Scattered points, about one vertex per corner, have their vertices numbered by sorting the corner keys
+    instead of hashing them (the splat then reads rows); that build, too, makes the torch build's operator."""
+    g = torch.Generator().manual_seed(4)
+    f = torch.rand(20000, 5, dtype=torch.float64, generator=g) * 20
+    values = torch.rand(len(f), 3, dtype=torch.float64, generator=g)
+    compiled, plain = GaussianFilter(f), GaussianFilter(f, compiled=False)
+    assert isinstance(compiled._splat, _Rows)
+    assert compiled.blur_sizes == plain.blur_sizes
+    torch.testing.assert_close(compiled(values), plain(values), rtol=1e-12, atol=1e-12)
+
+
+def test_vertices_numbered_by_hashing():
+    """``number_corners`` and ``join`` give every corner the number of its code among the sorted distinct codes,
+    as sorting would, through several growths of the table; points with a vertex of their own at nearly every
+    corner are left to the sort (None)."""
+    rng = np.random.default_rng(5)
+    n, steps = 200_000, np.array([-1, 7])  # d = 1: a point's second corner is its first one's code − 1 or + 7
+    base = rng.integers(1, 12_000, n // 16).repeat(16)[None]  # runs of equal points, as in flat image regions
+    order = rng.integers(0, 2, (1, n))
+    codes = np.stack([base[0], base[0] + steps[order[0]]], 1).ravel()
+    vertex = np.empty(2 * n, np.int32)
+    low, strides = np.zeros(1, np.int64), np.ones(1, np.int64)
+    first = number_corners(base, order, low, strides, steps, vertex, 0, n // 2)
+    second = number_corners(base, order, low, strides, steps, vertex, n // 2, n)
+    assert first.bits > 13 and second.bits > 13  # grown
+    occupied = join(first, second, vertex, n, lambda f, g: (f(), g()))
+    np.testing.assert_array_equal(occupied, np.unique(codes))
+    np.testing.assert_array_equal(occupied[vertex], codes)
+    scattered = rng.permutation(n)[None] + 1
+    assert number_corners(scattered, order, low, strides, steps, vertex, 0, n) is None
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7])

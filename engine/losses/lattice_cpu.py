@@ -8,6 +8,11 @@ vertices of a blur step, the window of the first gather step (a pointer per tap 
 Sorting stays with numpy: every code is packed with its payload (where it came from) into one int64 and the
 keys alone are sorted, which numpy's vectorised integer sort does several times faster than an argsort.
 
+The occupied vertices are numbered by hashing the corners' codes (``number_corners``) where many corners share
+a vertex, as at the default bandwidths: the table stays in the caches, a corner that is the previous point's
+needs no lookup, and the splat adds each point into its vertices (``splat``) instead of reading rows grouped by
+vertex. Where there are about as many vertices as pixels, the corner keys are sorted instead (``corner_rows``).
+
 A spread step sorts its vertices once, into a coder whose stride-1 digit is the step's direction (``recode``);
 the step then moves codes by ±reach within that digit, so the new vertices come out in order from one walk
 (``dilate``), and their neighbours along the direction are neighbouring entries. Such a step is stored as where
@@ -33,7 +38,7 @@ def _empty(size: int, dtype=np.int64) -> np.ndarray:
     return np.empty(size, dtype)
 
 
-def _index(count: int) -> type:
+def index_type(count: int) -> type:
     """Row offsets and indices below ``count`` in int32 where they fit: half the memory traffic of int64."""
     return np.int32 if count < 1 << 31 else np.int64
 
@@ -162,6 +167,156 @@ def corner_keys(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides: n
                 keys[p * dp1 + s] = code << bits | payload | s
 
 
+HASH_RATIO = 12
+"""Corners per vertex below which numbering the vertices by hashing costs about as much as sorting the corner keys
+or more (small bandwidths: the lattice then has about as many vertices as pixels, and the table outgrows the
+caches)."""
+HASH_START = 1024
+"""Vertices a half of the points may have before ``HASH_RATIO`` applies (an image's first rows meet new vertices
+faster than the rest)."""
+
+
+class VertexTable:
+    """Lattice vertices numbered in the order their codes are first met, in an open-addressing hash table with
+    linear probing (empty slots hold −1; codes are never negative). Kept at most half full: ``grown`` doubles it."""
+
+    def __init__(self, bits: int = 13):
+        self.bits, self.count = bits, 0
+        self.slots, self.ids, self.codes = (np.full(1 << bits, -1, np.int64), _empty(1 << bits, np.int32),
+                                            _empty(1 << (bits - 1)))
+
+    def grown(self) -> VertexTable:
+        table = VertexTable(self.bits + 1)
+        table.codes[:self.count] = self.codes[:self.count]
+        table.count = self.count
+        _rehash(table.codes, table.count, table.slots, table.ids, np.uint64(64 - table.bits))
+        return table
+
+
+def number_corners(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides: np.ndarray,
+                   corner_step: np.ndarray, vertex: np.ndarray, start: int, stop: int) -> VertexTable | None:
+    """Numbers the vertices at the corners of points start..stop by hashing their codes, and writes the number
+    of corner s of point p at vertex[p·(d + 1) + s] (``base``, ``order`` as ``simplices`` leaves them). None
+    where the vertices are too many for the table to pay (``HASH_RATIO``): the keys are then sorted instead.
+    Where a point's corner is the previous point's, as in flat parts of an image, no lookup is made."""
+    table, at = VertexTable(), start
+    while at != stop:
+        table.count, at = _number_corners(base, order, low, strides, corner_step, start, at, stop, table.slots,
+                                          table.ids, table.codes, table.count, np.uint64(64 - table.bits), vertex)
+        if at < 0:
+            return None
+        if at != stop:
+            table = table.grown()
+    return table
+
+
+def join(first: VertexTable, second: VertexTable, vertex: np.ndarray, start: int, beside: Callable) -> np.ndarray:
+    """The sorted codes of the vertices of two halves of the points (the blur's construction needs them in order),
+    renumbering vertex[:start], the first half's corners, and vertex[start:], the second's, to match (``beside``
+    runs two functions side by side)."""
+    while first.count + second.count > first.slots.size // 2:
+        first = first.grown()
+    numbers = _empty(second.count, np.int32)
+    first.count = _insert(second.codes, second.count, first.slots, first.ids, first.codes, first.count,
+                          np.uint64(64 - first.bits), numbers)
+    codes = first.codes[:first.count]
+    order = np.argsort(codes)
+    rank = _empty(codes.size, np.int32)
+    rank[order] = np.arange(codes.size, dtype=np.int32)
+    beside(lambda: _renumber(vertex, rank, 0, start), lambda: _renumber(vertex, rank[numbers], start, vertex.size))
+    return codes[order]
+
+
+@njit(cache=True, nogil=True)
+def _slot(code, shift):
+    """The home slot of a code: Fibonacci hashing, the top bits of the code times 2⁶⁴/φ."""
+    return np.int64((np.uint64(code) * np.uint64(0x9E3779B97F4A7C15)) >> shift)
+
+
+@njit(cache=True, nogil=True)
+def _number_corners(base, order, low, strides, corner_step, first, start, stop, slots, ids, codes, count, shift,
+                    vertex):
+    """From point ``start`` on: returns the vertex count and where it stopped: ``stop`` when done, a block's first
+    point where the table must grow first, −1 where there are too many vertices (``HASH_RATIO``)."""
+    d = base.shape[0]
+    dp1 = d + 1
+    mask = slots.size - 1
+    block = 256
+    c = np.empty(block, np.int64)
+    last, last_id = np.full(dp1, -1, np.int64), np.zeros(dp1, np.int64)
+    for p0 in range(start, stop, block):
+        nb = min(block, stop - p0)
+        if count > HASH_START + (p0 - first) * dp1 // HASH_RATIO:
+            return count, -1
+        if count + nb * dp1 > slots.size // 2:
+            return count, p0
+        for j in range(nb):
+            c[j] = 0
+        for i in range(d):
+            for j in range(nb):
+                c[j] += (base[i, p0 + j] - low[i]) * strides[i]
+        for j in range(nb):
+            p = p0 + j
+            code = c[j]
+            for s in range(dp1):
+                if s:
+                    code += corner_step[order[s - 1, p]]
+                if code != last[s]:
+                    h = _slot(code, shift)
+                    while slots[h] != code and slots[h] != -1:
+                        h = (h + 1) & mask
+                    if slots[h] == -1:
+                        slots[h], ids[h], codes[count] = code, count, code
+                        count += 1
+                    last[s], last_id[s] = code, ids[h]
+                vertex[p * dp1 + s] = last_id[s]
+    return count, stop
+
+
+@njit(cache=True, nogil=True)
+def _rehash(codes, count, slots, ids, shift) -> None:
+    mask = slots.size - 1
+    for i in range(count):
+        h = _slot(codes[i], shift)
+        while slots[h] != -1:
+            h = (h + 1) & mask
+        slots[h], ids[h] = codes[i], i
+
+
+@njit(cache=True, nogil=True)
+def _insert(new, m, slots, ids, codes, count, shift, number) -> int:
+    """Looks up or adds new[:m], writing each one's number; returns the count."""
+    mask = slots.size - 1
+    for i in range(m):
+        code = new[i]
+        h = _slot(code, shift)
+        while slots[h] != code and slots[h] != -1:
+            h = (h + 1) & mask
+        if slots[h] == -1:
+            slots[h], ids[h], codes[count] = code, count, code
+            count += 1
+        number[i] = ids[h]
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _renumber(vertex, number, start, stop) -> None:
+    for i in range(start, stop):
+        vertex[i] = number[vertex[i]]
+
+
+@njit(cache=True, nogil=True)
+def splat(values: np.ndarray, bary: np.ndarray, vertex: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
+    """Adds the values (N, C) of points start..stop, times their weights (N, d + 1), into the rows of ``out`` of
+    their corners' vertices (vertex[p·(d + 1) + s])."""
+    dp1, c = bary.shape[1], values.shape[1]
+    for p in range(start, stop):
+        for s in range(dp1):
+            v, w = vertex[p * dp1 + s], bary[p, s]
+            for k in range(c):
+                out[v, k] += w * values[p, k]
+
+
 TAP_BITS = 4
 """Payload bits of a shifted code: its tap, −reach..reach."""
 
@@ -208,9 +363,9 @@ def dilate(keys: np.ndarray, bits: int, reach: int, listed: bool = True
     next digit, so this is one walk along the keys. With ``listed=False`` the codes are not written (None), where
     no later step needs them (``window`` finds them from the keys)."""
     size = keys.size * (2 * reach + 1)
-    new, at = _empty(size if listed else 0), _empty(keys.size, _index(size))
+    new, at = _empty(size if listed else 0), _empty(keys.size, index_type(size))
     runs = _dilate(keys, bits, reach, new, at, listed)
-    return runs, new[:runs] if listed else None, at, (keys & ((1 << bits) - 1)).astype(_index(keys.size))
+    return runs, new[:runs] if listed else None, at, (keys & ((1 << bits) - 1)).astype(index_type(keys.size))
 
 
 @njit(cache=True, nogil=True)
@@ -280,7 +435,7 @@ def gather_index(keys: np.ndarray, taps: int, split: int | None = None) -> tuple
     i·taps + t, the index of its shifted code among them. The payload holds the tap alone: for one tap the
     shifted codes increase with i, so they come out of the sort in the order of i, and a counter per tap
     recovers it. With ``split``, keys[:split] and keys[split:] are sorted each on its own and merged here."""
-    codes, inverse = _empty(keys.size), _empty(keys.size, _index(keys.size))
+    codes, inverse = _empty(keys.size), _empty(keys.size, index_type(keys.size))
     r = _gather_index(keys, keys.size if split is None else split, taps, codes, inverse)
     return codes[:r], inverse
 
@@ -320,7 +475,7 @@ def corner_rows(keys: np.ndarray, split: int, bits: int, bary: np.ndarray, besid
     that halves the keys, and the rest. The second piece numbers its vertices after the first one's, so their
     count is found first, by a pass that only reads the keys."""
     m = keys.size
-    index = _index(m)
+    index = index_type(m)
     codes, starts, point, weight, vertex = (_empty(m), _empty(m + 1, index), _empty(m, index), _empty(m, bary.dtype),
                                             _empty(m, index))
     low, high = _pieces(keys, split, bits)
@@ -410,11 +565,11 @@ def window(keys: np.ndarray, bits: int, at: np.ndarray, codes: np.ndarray, step:
     runs over the sources, a few times fewer than the vertices. The two halves of the codes are done side by
     side (``beside(first, second)`` runs both); the second half's rows are then moved up behind the first's."""
     n, size = codes.size, codes.size * (2 * reach + 1)
-    index_type = _index(size)
-    offsets, index, weight = _empty(n + 1, index_type), _empty(size, index_type), _empty(size, taps.dtype)
+    kind = index_type(size)
+    offsets, index, weight = _empty(n + 1, kind), _empty(size, kind), _empty(size, taps.dtype)
     h = n // 2
     tail = size - h * (2 * reach + 1)
-    rest = _empty(n - h + 1, index_type), _empty(tail, index_type), _empty(tail, taps.dtype)
+    rest = _empty(n - h + 1, kind), _empty(tail, kind), _empty(tail, taps.dtype)
     first, second = beside(lambda: _window(keys, bits, at, codes, 0, h, step, reach, taps, offsets, index, weight),
                            lambda: _window(keys, bits, at, codes, h, n, step, reach, taps, *rest))
     index[first:first + second] = rest[1][:second]

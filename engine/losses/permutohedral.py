@@ -268,6 +268,24 @@ class _Rows:
                                include_last_offset=True)
 
 
+class _Splat:
+    """The compiled build's splat where its vertices were numbered by hashing, with no rows grouped by vertex:
+    each point adds its weighted values into its corners' vertices (``lattice_cpu.splat``), the two halves of the
+    points side by side into buffers of their own, which are then summed. No autograd."""
+
+    def __init__(self, vertex: np.ndarray, bary: np.ndarray, size: int, split: int):
+        self.vertex, self.bary, self.size, self.split = vertex, bary, size, split
+
+    def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
+        from engine.losses import lattice_cpu as lc
+
+        x = x.detach().contiguous()
+        a, b = (x.new_zeros(self.size, x.shape[1]) for _ in range(2))
+        beside(lambda: lc.splat(x.numpy(), self.bary, self.vertex, a.numpy(), 0, self.split),
+               lambda: lc.splat(x.numpy(), self.bary, self.vertex, b.numpy(), self.split, len(x)))
+        return a.add_(b)
+
+
 class _Line:
     """A blur step outwards along one lattice direction, as the compiled build stores it: the count of new
     vertices, and for each source its index and the position of its own vertex among the new ones, whose
@@ -363,8 +381,10 @@ class GaussianFilter:
     def _build_compiled(self, features: torch.Tensor, elevation: torch.Tensor, lat: _Lattice) -> bool:
         """The same lattice with the compiled CPU kernels of ``lattice_cpu``; False (nothing built) where the
         codes are too wide to pack with their payloads, as for very large images at small bandwidths. Each
-        half of the points is placed in its simplices and its corner keys sorted on its own thread; the merge of
-        the two sorted halves finds the occupied vertices."""
+        half of the points is placed in its simplices on its own thread, and its corners' vertices numbered by
+        hashing their codes (``lattice_cpu.number_corners``); where the points have too many vertices for that
+        to pay, each half's corner keys are sorted instead, and the merge of the two sorted halves finds the
+        occupied vertices."""
         from engine.losses import lattice_cpu as lc  # numba loads when a CPU lattice is first built
 
         n, dp1 = features.shape[0], lat.dp1
@@ -386,18 +406,25 @@ class GaussianFilter:
         if dp1 - 1 in lat.directions[:half] or not (lc.fits(coder.span, payloads)
                                                      and lc.fits(coder.span, 1 << lc.TAP_BITS)):
             return False
-        bits = lc.pack_bits(payloads)
-        keys = np.empty(n * dp1, np.int64)
         low, strides, corner_step = np.array(coder.low), np.array(coder.strides), np.array(lat.corner_steps(coder))
+        vertex = np.empty(n * dp1, lc.index_type(n * dp1))
+        tables = beside(*(functools.partial(lc.number_corners, base, order, low, strides, corner_step, vertex,
+                                            *part[i]) for i in (0, 1)))
+        if None not in tables:
+            occupied = lc.join(*tables, vertex, half_n * dp1, beside)
+            self._splat = _Splat(vertex, bary, occupied.size, half_n)
+        else:  # too many vertices to hash: sort the corner keys
+            bits = lc.pack_bits(payloads)
+            keys = np.empty(n * dp1, np.int64)
 
-        def corner_keys(i: int) -> None:
-            lc.corner_keys(base, order, low, strides, corner_step, bits, lc.pack_bits(dp1), keys, *part[i])
-            keys[part[i][0] * dp1:part[i][1] * dp1].sort()
+            def corner_keys(i: int) -> None:
+                lc.corner_keys(base, order, low, strides, corner_step, bits, lc.pack_bits(dp1), keys, *part[i])
+                keys[part[i][0] * dp1:part[i][1] * dp1].sort()
 
-        beside(functools.partial(corner_keys, 0), functools.partial(corner_keys, 1))
-        occupied, starts, point, weight, vertex = lc.corner_rows(keys, half_n * dp1, bits, bary, beside)
+            beside(functools.partial(corner_keys, 0), functools.partial(corner_keys, 1))
+            occupied, starts, point, weight, vertex = lc.corner_rows(keys, half_n * dp1, bits, bary, beside)
+            self._splat = _Rows(*map(torch.from_numpy, (starts, point, weight)))
         vertex = torch.from_numpy(vertex)
-        self._splat = _Rows(*map(torch.from_numpy, (starts, point, weight)))
         self._slice = _Rows(torch.arange(0, n * dp1 + 1, dp1, dtype=vertex.dtype), vertex,
                             torch.from_numpy(bary).view(-1) * lat.norm)
 
