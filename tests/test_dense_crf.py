@@ -233,15 +233,15 @@ def test_vertices_numbered_by_hashing():
     as sorting would, through several growths of the table; points with a vertex of their own at nearly every
     corner are left to the sort (None)."""
     rng = np.random.default_rng(5)
-    n, steps = 200_000, np.array([-1, 7])  # d = 1: a point's second corner is its first one's code − 1 or + 7
-    base = rng.integers(1, 12_000, n // 16).repeat(16)[None]  # runs of equal points, as in flat image regions
+    n, steps = 1_000_000, np.array([-1, 7])  # d = 1: a point's second corner is its first one's code − 1 or + 7
+    base = rng.integers(1, 100_000, n // 16).repeat(16)[None]  # runs of equal points, as in flat image regions
     order = rng.integers(0, 2, (1, n))
     codes = np.stack([base[0], base[0] + steps[order[0]]], 1).ravel()
     vertex = np.empty(2 * n, np.int32)
     low, strides = np.zeros(1, np.int64), np.ones(1, np.int64)
     first = number_corners(base, order, low, strides, steps, vertex, 0, n // 2)
     second = number_corners(base, order, low, strides, steps, vertex, n // 2, n)
-    assert first.bits > 13 and second.bits > 13  # grown
+    assert first.bits > 15 and second.bits > 15  # grown
     occupied = join(first, second, vertex, n, lambda f, g: (f(), g()))
     np.testing.assert_array_equal(occupied, np.unique(codes))
     np.testing.assert_array_equal(occupied[vertex], codes)

@@ -180,7 +180,7 @@ class VertexTable:
     """Lattice vertices numbered in the order their codes are first met, in an open-addressing hash table with
     linear probing (empty slots hold −1; codes are never negative). Kept at most half full: ``grown`` doubles it."""
 
-    def __init__(self, bits: int = 13):
+    def __init__(self, bits: int = 15):
         self.bits, self.count = bits, 0
         self.slots, self.ids, self.codes = (np.full(1 << bits, -1, np.int64), _empty(1 << bits, np.int32),
                                             _empty(1 << (bits - 1)))
