@@ -308,8 +308,17 @@ def _renumber(vertex, number, start, stop) -> None:
 @njit(cache=True, nogil=True)
 def splat(values: np.ndarray, bary: np.ndarray, vertex: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
     """Adds the values (N, C) of points start..stop, times their weights (N, d + 1), into the rows of ``out`` of
-    their corners' vertices (vertex[p·(d + 1) + s])."""
+    their corners' vertices (vertex[p·(d + 1) + s]). Two channels (two classes, the common case) are written out
+    by hand: numba keeps the loop over them, which then costs more than the arithmetic."""
     dp1, c = bary.shape[1], values.shape[1]
+    if c == 2:
+        for p in range(start, stop):
+            a, b = values[p, 0], values[p, 1]
+            for s in range(dp1):
+                v, w = vertex[p * dp1 + s], bary[p, s]
+                out[v, 0] += w * a
+                out[v, 1] += w * b
+        return
     for p in range(start, stop):
         for s in range(dp1):
             v, w = vertex[p * dp1 + s], bary[p, s]
@@ -413,6 +422,15 @@ def _line_blur(x, at, source, taps, reach, out, start, stop) -> None:
     channels = x.shape[1]
     if start < stop:
         out[at[start] - reach:at[stop - 1] + reach + 1] = 0
+    if channels == 2:  # written out, as in ``splat``
+        for i in range(start, stop):
+            s, p = source[i], at[i] - reach
+            a, b = x[s, 0], x[s, 1]
+            for e in range(2 * reach + 1):
+                w = taps[e]
+                out[p + e, 0] += w * a
+                out[p + e, 1] += w * b
+        return
     for i in range(start, stop):
         s, p = source[i], at[i] - reach
         for e in range(2 * reach + 1):
