@@ -285,16 +285,17 @@ def test_line_steps_against_brute_force(seed):
     np.testing.assert_array_equal(new, np.unique((codes[:, None] + np.arange(-reach, reach + 1)).ravel()))
     np.testing.assert_array_equal(new[at], codes)
     np.testing.assert_array_equal(source, order)
-    x = rng.random((codes.size, 3))
-    expected = np.zeros((new.size, 3))
-    for i, c in enumerate(codes):
-        for t, code in enumerate(new):
-            if abs(code - c) <= reach:
-                expected[t] += taps[code - c + reach] * x[order[i]]
-    for beside in (lambda f, g: (f(), g()), lambda f, g: (g(), f())):
-        out = np.full((new.size, 3), np.nan)
-        line_blur(x, at, source, taps, reach, out, beside)
-        np.testing.assert_allclose(out, expected, rtol=1e-12)
+    for channels in (2, 3):  # two are written out by hand
+        x = rng.random((codes.size, channels))
+        expected = np.zeros((new.size, channels))
+        for i, c in enumerate(codes):
+            for t, code in enumerate(new):
+                if abs(code - c) <= reach:
+                    expected[t] += taps[code - c + reach] * x[order[i]]
+        for beside in (lambda f, g: (f(), g()), lambda f, g: (g(), f())):
+            out = np.full((new.size, channels), np.nan)
+            line_blur(x, at, source, taps, reach, out, beside)
+            np.testing.assert_allclose(out, expected, rtol=1e-12)
 
     count, unlisted, at_only, _ = dilate(keys, bits, reach, listed=False)
     assert count == new.size and unlisted is None
