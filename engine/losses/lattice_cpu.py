@@ -9,9 +9,8 @@ Sorting stays with numpy: every code is packed with its payload (where it came f
 keys alone are sorted, which numpy's vectorised integer sort does several times faster than an argsort.
 
 The occupied vertices are numbered by hashing the corners' codes (``number_corners``) where many corners share
-a vertex, as at the default bandwidths: the table stays in the caches, a corner that is the previous point's
-needs no lookup, and the splat adds each point into its vertices (``splat``) instead of reading rows grouped by
-vertex. Where there are about as many vertices as pixels, the corner keys are sorted instead (``corner_rows``).
+a vertex, as at the default bandwidths: the table then stays in the caches, and the splat adds each point into
+its vertices (``splat``) instead of reading rows grouped by vertex. Where there are about as many vertices as pixels, the corner keys are sorted instead (``corner_rows``).
 
 A spread step sorts its vertices once, into a coder whose stride-1 digit is the step's direction (``recode``);
 the step then moves codes by ±reach within that digit, so the new vertices come out in order from one walk
@@ -198,7 +197,8 @@ def number_corners(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides
     """Numbers the vertices at the corners of points start..stop by hashing their codes, and writes the number
     of corner s of point p at vertex[p·(d + 1) + s] (``base``, ``order`` as ``simplices`` leaves them). None
     where the vertices are too many for the table to pay (``HASH_RATIO``): the keys are then sorted instead.
-    Where a point's corner is the previous point's, as in flat parts of an image, no lookup is made."""
+    Every corner is looked up: skipping those that are the previous point's own was slower, as that test
+    cannot be predicted (a third of them are)."""
     table, at = VertexTable(), start
     while at != stop:
         table.count, at = _number_corners(base, order, low, strides, corner_step, start, at, stop, table.slots,
@@ -243,7 +243,6 @@ def _number_corners(base, order, low, strides, corner_step, first, start, stop, 
     mask = slots.size - 1
     block = 256
     c = np.empty(block, np.int64)
-    last, last_id = np.full(dp1, -1, np.int64), np.zeros(dp1, np.int64)
     for p0 in range(start, stop, block):
         nb = min(block, stop - p0)
         if count > HASH_START + (p0 - first) * dp1 // HASH_RATIO:
@@ -261,15 +260,13 @@ def _number_corners(base, order, low, strides, corner_step, first, start, stop, 
             for s in range(dp1):
                 if s:
                     code += corner_step[order[s - 1, p]]
-                if code != last[s]:
-                    h = _slot(code, shift)
-                    while slots[h] != code and slots[h] != -1:
-                        h = (h + 1) & mask
-                    if slots[h] == -1:
-                        slots[h], ids[h], codes[count] = code, count, code
-                        count += 1
-                    last[s], last_id[s] = code, ids[h]
-                vertex[p * dp1 + s] = last_id[s]
+                h = _slot(code, shift)
+                while slots[h] != code and slots[h] != -1:
+                    h = (h + 1) & mask
+                if slots[h] == -1:
+                    slots[h], ids[h], codes[count] = code, count, code
+                    count += 1
+                vertex[p * dp1 + s] = ids[h]
     return count, stop
 
 
