@@ -141,6 +141,16 @@ def simplices(f: np.ndarray, elevation: np.ndarray, g: np.ndarray, mean_self: fl
 
 
 @njit(cache=True, nogil=True)
+def _first_codes(base, low, strides, p0, nb, c) -> None:
+    """The codes of corner 0 of points p0..p0 + nb into c, a coordinate at a time (in vector instructions)."""
+    for j in range(nb):
+        c[j] = 0
+    for i in range(base.shape[0]):
+        for j in range(nb):
+            c[j] += (base[i, p0 + j] - low[i]) * strides[i]
+
+
+@njit(cache=True, nogil=True)
 def corner_keys(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides: np.ndarray,
                 corner_step: np.ndarray, bits: int, sbits: int, keys: np.ndarray, start: int, stop: int) -> None:
     """Fills in the packed keys code << bits | p << sbits | s of corner s of the points p in start..stop, at
@@ -152,11 +162,7 @@ def corner_keys(base: np.ndarray, order: np.ndarray, low: np.ndarray, strides: n
     c = np.empty(block, np.int64)
     for p0 in range(start, stop, block):
         nb = min(block, stop - p0)
-        for j in range(nb):
-            c[j] = 0
-        for i in range(d):
-            for j in range(nb):
-                c[j] += (base[i, p0 + j] - low[i]) * strides[i]
+        _first_codes(base, low, strides, p0, nb, c)
         for j in range(nb):
             p = p0 + j
             code, payload = c[j], p << sbits
@@ -234,13 +240,25 @@ def _slot(code, shift):
 
 
 @njit(cache=True, nogil=True)
+def _number(code, slots, ids, codes, count, shift):
+    """The number of ``code`` in the table, adding it as number ``count`` where it is new; and the count after."""
+    mask = slots.size - 1
+    h = _slot(code, shift)
+    while slots[h] != code and slots[h] != -1:
+        h = (h + 1) & mask
+    if slots[h] == -1:
+        slots[h], ids[h], codes[count] = code, count, code
+        count += 1
+    return ids[h], count
+
+
+@njit(cache=True, nogil=True)
 def _number_corners(base, order, low, strides, corner_step, first, start, stop, slots, ids, codes, count, shift,
                     vertex):
     """From point ``start`` on: returns the vertex count and where it stopped: ``stop`` when done, a block's first
     point where the table must grow first, −1 where there are too many vertices (``HASH_RATIO``)."""
     d = base.shape[0]
     dp1 = d + 1
-    mask = slots.size - 1
     block = 256
     c = np.empty(block, np.int64)
     for p0 in range(start, stop, block):
@@ -249,20 +267,16 @@ def _number_corners(base, order, low, strides, corner_step, first, start, stop, 
             return count, -1
         if count + nb * dp1 > slots.size // 2:
             return count, p0
-        for j in range(nb):
-            c[j] = 0
-        for i in range(d):
-            for j in range(nb):
-                c[j] += (base[i, p0 + j] - low[i]) * strides[i]
+        _first_codes(base, low, strides, p0, nb, c)
         for j in range(nb):
             p = p0 + j
             code = c[j]
             for s in range(dp1):
                 if s:
                     code += corner_step[order[s - 1, p]]
-                h = _slot(code, shift)
+                h = _slot(code, shift)  # ``_number`` written out: called here, it took ten times as long
                 while slots[h] != code and slots[h] != -1:
-                    h = (h + 1) & mask
+                    h = (h + 1) & (slots.size - 1)
                 if slots[h] == -1:
                     slots[h], ids[h], codes[count] = code, count, code
                     count += 1
@@ -283,16 +297,8 @@ def _rehash(codes, count, slots, ids, shift) -> None:
 @njit(cache=True, nogil=True)
 def _insert(new, m, slots, ids, codes, count, shift, number) -> int:
     """Looks up or adds new[:m], writing each one's number; returns the count."""
-    mask = slots.size - 1
     for i in range(m):
-        code = new[i]
-        h = _slot(code, shift)
-        while slots[h] != code and slots[h] != -1:
-            h = (h + 1) & mask
-        if slots[h] == -1:
-            slots[h], ids[h], codes[count] = code, count, code
-            count += 1
-        number[i] = ids[h]
+        number[i], count = _number(new[i], slots, ids, codes, count, shift)
     return count
 
 
